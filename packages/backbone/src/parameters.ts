@@ -1,0 +1,80 @@
+import type { VitConfig } from '@peftjs/core';
+import { vitGeometry } from '@peftjs/core';
+
+/**
+ * The timm parameter table of a ViT, and how each tensor is stored inside PEFT.js.
+ *
+ * Names are timm's. Layouts differ where the wasm backend needs it: linear weights are kept `[in, out]` (timm:
+ * `[out, in]`) so that every forward matmul runs untransposed, and the patch-embedding kernel is kept as a
+ * `[p·p·C, D]` matrix (timm: OIHW `[D, C, p, p]`) so the patch embedding is a single GEMM. Conversion happens once,
+ * at load and save.
+ */
+export type StorageLayout = 'same' | 'linear' | 'patch';
+
+export interface ParameterSpec {
+  readonly name: string;
+  /** Shape in timm / PyTorch layout (what checkpoints contain). */
+  readonly torchShape: readonly number[];
+  readonly layout: StorageLayout;
+  readonly group: 'embedding' | 'block' | 'norm' | 'head';
+}
+
+export function vitParameterSpecs(config: VitConfig, options: { head?: boolean } = {}): ParameterSpec[] {
+  const { dim, depth, mlpHidden, channels, patchSize: p, numClasses } = config;
+  const { numImageTokens } = vitGeometry(config);
+  const specs: ParameterSpec[] = [
+    { name: 'cls_token', torchShape: [1, 1, dim], layout: 'same', group: 'embedding' },
+    { name: 'pos_embed', torchShape: [1, numImageTokens, dim], layout: 'same', group: 'embedding' },
+    {
+      name: 'patch_embed.proj.weight',
+      torchShape: [dim, channels, p, p],
+      layout: 'patch',
+      group: 'embedding',
+    },
+    { name: 'patch_embed.proj.bias', torchShape: [dim], layout: 'same', group: 'embedding' },
+  ];
+  for (let i = 0; i < depth; i++) {
+    const b = `blocks.${i}`;
+    specs.push(
+      { name: `${b}.norm1.weight`, torchShape: [dim], layout: 'same', group: 'block' },
+      { name: `${b}.norm1.bias`, torchShape: [dim], layout: 'same', group: 'block' },
+      { name: `${b}.attn.qkv.weight`, torchShape: [3 * dim, dim], layout: 'linear', group: 'block' },
+    );
+    if (config.qkvBias)
+      specs.push({ name: `${b}.attn.qkv.bias`, torchShape: [3 * dim], layout: 'same', group: 'block' });
+    specs.push(
+      { name: `${b}.attn.proj.weight`, torchShape: [dim, dim], layout: 'linear', group: 'block' },
+      { name: `${b}.attn.proj.bias`, torchShape: [dim], layout: 'same', group: 'block' },
+      { name: `${b}.norm2.weight`, torchShape: [dim], layout: 'same', group: 'block' },
+      { name: `${b}.norm2.bias`, torchShape: [dim], layout: 'same', group: 'block' },
+      { name: `${b}.mlp.fc1.weight`, torchShape: [mlpHidden, dim], layout: 'linear', group: 'block' },
+      { name: `${b}.mlp.fc1.bias`, torchShape: [mlpHidden], layout: 'same', group: 'block' },
+      { name: `${b}.mlp.fc2.weight`, torchShape: [dim, mlpHidden], layout: 'linear', group: 'block' },
+      { name: `${b}.mlp.fc2.bias`, torchShape: [dim], layout: 'same', group: 'block' },
+    );
+  }
+  specs.push(
+    { name: 'norm.weight', torchShape: [dim], layout: 'same', group: 'norm' },
+    { name: 'norm.bias', torchShape: [dim], layout: 'same', group: 'norm' },
+  );
+  if (options.head ?? true) {
+    specs.push(
+      { name: 'head.weight', torchShape: [numClasses, dim], layout: 'linear', group: 'head' },
+      { name: 'head.bias', torchShape: [numClasses], layout: 'same', group: 'head' },
+    );
+  }
+  return specs;
+}
+
+/** Shape of a parameter as PEFT.js stores it. */
+export function storageShape(spec: ParameterSpec): number[] {
+  const s = spec.torchShape;
+  switch (spec.layout) {
+    case 'same':
+      return [...s];
+    case 'linear':
+      return [s[1] as number, s[0] as number];
+    case 'patch':
+      return [(s[2] as number) * (s[3] as number) * (s[1] as number), s[0] as number];
+  }
+}

@@ -1,0 +1,404 @@
+import {
+  type AttentionArgs,
+  type AttentionResult,
+  BACKBONE_OWNER,
+  type BackboneForwardOptions,
+  type BackboneOutput,
+  HEAD_OWNER,
+  type HookDriver,
+  type HostTensor,
+  type PeftBackbone,
+  PeftError,
+  ParameterRegistry,
+  Rng,
+  type Seed,
+  type Tensor,
+  type Tensor1D,
+  type Tensor2D,
+  type Tensor3D,
+  type Tensor4D,
+  TokenStream,
+  type VitConfig,
+  type VitGeometry,
+  createHookDriver,
+  dropPathRateAt,
+  gelu,
+  layerNorm,
+  linear,
+  requirePositiveInt,
+  tf,
+  transposeLast2,
+  validateVitConfig,
+  vitGeometry,
+} from '@peftjs/core';
+import { type ParameterSpec, storageShape, vitParameterSpecs } from './parameters.js';
+
+/** Converts a tensor from timm / PyTorch layout to PEFT.js storage layout. */
+export function toStorageLayout(spec: ParameterSpec, torchTensor: Tensor): Tensor {
+  return tf.tidy(() => {
+    switch (spec.layout) {
+      case 'same':
+        return tf.reshape(torchTensor, storageShape(spec));
+      case 'linear':
+        return tf.transpose(torchTensor);
+      case 'patch':
+        // OIHW [D, C, p, p] → HWIO [p, p, C, D] → [p·p·C, D] (rows in (row, col, channel) order of a patch).
+        return tf.reshape(tf.transpose(torchTensor, [2, 3, 1, 0]), storageShape(spec));
+    }
+  });
+}
+
+/** Inverse of `toStorageLayout`. */
+export function toTorchLayout(spec: ParameterSpec, stored: Tensor): Tensor {
+  return tf.tidy(() => {
+    const s = spec.torchShape;
+    switch (spec.layout) {
+      case 'same':
+        return tf.reshape(stored, [...s]);
+      case 'linear':
+        return tf.transpose(stored);
+      case 'patch':
+        return tf.transpose(
+          tf.reshape(stored, [s[2] as number, s[3] as number, s[1] as number, s[0] as number]),
+          [3, 2, 0, 1],
+        );
+    }
+  });
+}
+
+export interface CreateVitOptions {
+  /** Seed of the random initialisation (timm's scheme). Default 0. */
+  seed?: Seed;
+}
+
+/**
+ * An ops-level Vision Transformer with timm semantics (pre-norm blocks, fused q|k|v projection with bias,
+ * LayerNorm eps from the config, exact erf GELU, CLS token + learned position embedding, final norm, linear head
+ * on the CLS token) that calls a hook driver at every site of its forward pass.
+ *
+ * Input images are NHWC `[B, H, W, C]`, already normalised.
+ */
+export class VisionTransformer implements PeftBackbone {
+  readonly config: VitConfig;
+  readonly geometry: VitGeometry;
+  readonly registry: ParameterRegistry;
+  private headConfig: { numClasses: number };
+
+  private constructor(config: VitConfig, registry: ParameterRegistry) {
+    this.config = config;
+    this.geometry = vitGeometry(config);
+    this.registry = registry;
+    this.headConfig = { numClasses: config.numClasses };
+  }
+
+  /** A randomly initialised ViT, initialised as timm does. */
+  static create(config: VitConfig, options: CreateVitOptions = {}): VisionTransformer {
+    validateVitConfig(config);
+    const rng = new Rng(options.seed ?? 0).split('vit-init');
+    const registry = new ParameterRegistry();
+    for (const spec of vitParameterSpecs(config)) {
+      const size = spec.torchShape.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(size);
+      const last = spec.name.split('.').pop();
+      if (spec.name === 'cls_token') rng.fillNormal(data, 0, 1e-6);
+      else if (spec.name === 'pos_embed') rng.fillTruncatedNormal(data, 0.02);
+      else if (spec.name.startsWith('patch_embed.')) {
+        // PyTorch's Conv2d default: U(±1/√fan_in).
+        const bound = 1 / Math.sqrt(config.channels * config.patchSize * config.patchSize);
+        rng.fillUniform(data, -bound, bound);
+      } else if (spec.name.includes('norm')) data.fill(last === 'weight' ? 1 : 0);
+      else if (last === 'weight') rng.fillTruncatedNormal(data, 0.02);
+      // Linear biases stay zero.
+      registerSpec(registry, spec, tf.tensor(data, [...spec.torchShape]));
+    }
+    return new VisionTransformer(config, registry);
+  }
+
+  /**
+   * Builds a ViT from tensors in timm naming and PyTorch layout (see `loadVit` for files). Every expected tensor
+   * must be present with its exact shape; all problems are reported in one error. A state dict without `head.*`
+   * gets a fresh head for `config.numClasses` classes.
+   */
+  static fromTorchTensors(
+    tensors: ReadonlyMap<string, HostTensor>,
+    config: VitConfig,
+    options: { source?: string; seed?: Seed } = {},
+  ): VisionTransformer {
+    validateVitConfig(config);
+    const hasHead = tensors.has('head.weight') || tensors.has('head.bias');
+    const specs = vitParameterSpecs(config, { head: hasHead });
+    const expected = new Set(specs.map((s) => s.name));
+    const missing = specs.filter((s) => !tensors.has(s.name)).map((s) => s.name);
+    const unexpected = [...tensors.keys()].filter((name) => !expected.has(name));
+    const misshaped: string[] = [];
+    for (const spec of specs) {
+      const t = tensors.get(spec.name);
+      if (t && !sameShape(t.shape, spec.torchShape)) {
+        misshaped.push(`${spec.name} has shape [${t.shape}], expected [${spec.torchShape}]`);
+      } else if (t && t.data.length !== t.shape.reduce((a, b) => a * b, 1)) {
+        misshaped.push(`${spec.name} holds ${t.data.length} values for shape [${t.shape}]`);
+      }
+    }
+    if (missing.length + unexpected.length + misshaped.length > 0) {
+      const parts = [
+        missing.length ? `missing ${missing.length}: ${missing.join(', ')}` : '',
+        unexpected.length ? `unexpected ${unexpected.length}: ${unexpected.join(', ')}` : '',
+        misshaped.length ? `wrong shape ${misshaped.length}: ${misshaped.join('; ')}` : '',
+      ].filter(Boolean);
+      throw new PeftError(
+        'WEIGHTS_MISMATCH',
+        `${options.source ?? 'state dict'} does not match the ViT config (dim ${config.dim}, depth ${config.depth}, ` +
+          `patch ${config.patchSize}, image ${config.imageSize.join('×')}): ${parts.join(' | ')}`,
+      );
+    }
+    const registry = new ParameterRegistry();
+    for (const spec of specs) {
+      const host = tensors.get(spec.name) as HostTensor;
+      registerSpec(registry, spec, tf.tensor(host.data, [...spec.torchShape], 'float32'));
+    }
+    const vit = new VisionTransformer(config, registry);
+    if (!hasHead) vit.resetHead(config.numClasses, new Rng(options.seed ?? 0).split('head'));
+    return vit;
+  }
+
+  get numClasses(): number {
+    return this.headConfig.numClasses;
+  }
+
+  /** A fresh head for `numClasses` classes: trunc-normal(0.02) weight, zero bias (timm). */
+  resetHead(numClasses: number, rng: Rng): void {
+    requirePositiveInt('numClasses', numClasses);
+    this.registry.dispose((e) => e.owner === HEAD_OWNER);
+    const config = { ...this.config, numClasses };
+    const specs = vitParameterSpecs(config).filter((s) => s.group === 'head');
+    for (const spec of specs) {
+      const data = new Float32Array(spec.torchShape.reduce((a, b) => a * b, 1));
+      if (spec.name === 'head.weight') rng.fillTruncatedNormal(data, 0.02);
+      registerSpec(this.registry, spec, tf.tensor(data, [...spec.torchShape]));
+    }
+    (this as { config: VitConfig }).config = config;
+    this.headConfig = { numClasses };
+  }
+
+  /** The weights in timm naming and PyTorch layout (host copies), e.g. for writing a timm safetensors file. */
+  toTorchTensors(): Map<string, HostTensor> {
+    const out = new Map<string, HostTensor>();
+    for (const spec of vitParameterSpecs(this.config)) {
+      const torch = toTorchLayout(spec, this.registry.get(spec.name));
+      out.set(spec.name, { shape: [...spec.torchShape], data: torch.dataSync() as Float32Array });
+      torch.dispose();
+    }
+    return out;
+  }
+
+  private w(name: string): Tensor {
+    return this.registry.get(name);
+  }
+
+  /** Patch embedding as one GEMM: NHWC images → `[B, N, D]`. */
+  private embedPatches(images: Tensor4D): Tensor3D {
+    const [batch, height, width, channels] = images.shape;
+    const { patchSize: p, dim } = this.config;
+    const [expectedH, expectedW] = this.config.imageSize;
+    if (height !== expectedH || width !== expectedW || channels !== this.config.channels) {
+      throw new PeftError(
+        'SHAPE_MISMATCH',
+        `images must be [B, ${expectedH}, ${expectedW}, ${this.config.channels}] (NHWC); got [${images.shape}]`,
+      );
+    }
+    const { gridHeight: gh, gridWidth: gw, numPatches } = this.geometry;
+    const rows = tf.reshape(images, [batch * gh, p, gw, p * channels]);
+    const patches = tf.reshape(tf.transpose(rows, [0, 2, 1, 3]), [batch * numPatches, p * p * channels]);
+    const embedded = linear(patches, this.w('patch_embed.proj.weight'), this.w('patch_embed.proj.bias'));
+    return tf.reshape(embedded, [batch, numPatches, dim]);
+  }
+
+  /** Standard joint softmax attention over all tokens. */
+  static jointAttention(args: AttentionArgs): AttentionResult {
+    const { q, k, v, scale } = args;
+    const [batch, heads, tokens, headDim] = q.shape;
+    // timm scales q before the product; keys are transposed explicitly (transposed matmuls are slow on wasm).
+    const logits = tf.matMul(tf.mul(q, scale), transposeLast2(k)) as Tensor4D;
+    const probs = tf.softmax(logits);
+    const context = tf.matMul(probs, v);
+    const output = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [
+      batch,
+      tokens,
+      heads * headDim,
+    ]) as Tensor3D;
+    return { output, logits };
+  }
+
+  /** Per-sample stochastic depth with 1/(1−p) rescaling; identity in eval mode or at rate 0. */
+  private dropPath(
+    x: Tensor3D,
+    block: number,
+    training: boolean,
+    driver: HookDriver,
+    branch: string,
+  ): Tensor3D {
+    const rate = dropPathRateAt(this.config, block);
+    if (!training || rate === 0) return x;
+    const keep = 1 - rate;
+    const seed = driver.rng.split(`drop-path:${block}:${branch}`).tfSeed();
+    const mask = tf.floor(tf.add(tf.randomUniform([x.shape[0], 1, 1], 0, 1, 'float32', seed), keep));
+    return tf.mul(x, tf.div(mask, keep));
+  }
+
+  private splitHeads(x: Tensor3D): Tensor4D {
+    const [batch, tokens] = x.shape;
+    const { heads } = this.config;
+    return tf.transpose(tf.reshape(x, [batch, tokens, heads, this.geometry.headDim]), [0, 2, 1, 3]);
+  }
+
+  forward(images: Tensor4D, options: BackboneForwardOptions): BackboneOutput {
+    const { driver, training } = options;
+    const { depth, dim, layerNormEps: eps } = this.config;
+    const batch = images.shape[0];
+    const blockOutputs: Tensor3D[] = [];
+    const attnLogits: Tensor4D[] = [];
+
+    const patches = this.embedPatches(images);
+    const cls = tf.broadcastTo(this.w('cls_token'), [batch, 1, dim]);
+    const embedded = tf.add(tf.concat([cls, patches], 1), this.w('pos_embed')) as Tensor3D;
+    let stream = driver.embed(new TokenStream(embedded));
+
+    for (let i = 0; i < depth; i++) {
+      const b = `blocks.${i}`;
+      stream = driver.blockStart(stream, i);
+      const layout = stream.layout();
+      const x = stream.toTensor();
+
+      const h = layerNorm(
+        x,
+        this.w(`${b}.norm1.weight`) as Tensor1D,
+        this.w(`${b}.norm1.bias`) as Tensor1D,
+        eps,
+      );
+      const qkv = driver.qkv(
+        h,
+        i,
+        (input) =>
+          linear(
+            input,
+            this.w(`${b}.attn.qkv.weight`),
+            this.config.qkvBias ? this.w(`${b}.attn.qkv.bias`) : undefined,
+          ) as Tensor3D,
+      );
+      const [q, k, v] = tf.split(qkv, 3, 2) as [Tensor3D, Tensor3D, Tensor3D];
+      const attention = driver.attention(
+        {
+          block: i,
+          input: h,
+          q: this.splitHeads(q),
+          k: this.splitHeads(k),
+          v: this.splitHeads(v),
+          scale: 1 / Math.sqrt(this.geometry.headDim),
+          layout,
+        },
+        VisionTransformer.jointAttention,
+      );
+      const projected = linear(
+        attention.output,
+        this.w(`${b}.attn.proj.weight`),
+        this.w(`${b}.attn.proj.bias`),
+      );
+      const attnBranch = driver.attnOut(projected as Tensor3D, i, layout);
+      const afterAttn = tf.add(x, this.dropPath(attnBranch, i, training, driver, 'attn')) as Tensor3D;
+
+      const h2 = layerNorm(
+        afterAttn,
+        this.w(`${b}.norm2.weight`) as Tensor1D,
+        this.w(`${b}.norm2.bias`) as Tensor1D,
+        eps,
+      );
+      const mlpBranch = driver.mlp(h2, i, (input) => {
+        const hidden = gelu(linear(input, this.w(`${b}.mlp.fc1.weight`), this.w(`${b}.mlp.fc1.bias`)));
+        return linear(hidden, this.w(`${b}.mlp.fc2.weight`), this.w(`${b}.mlp.fc2.bias`)) as Tensor3D;
+      });
+      const out = tf.add(afterAttn, this.dropPath(mlpBranch, i, training, driver, 'mlp')) as Tensor3D;
+
+      if (options.collect) {
+        blockOutputs.push(out);
+        attnLogits.push(attention.logits);
+      }
+      stream = driver.blockEnd(TokenStream.fromTensor(out, layout), i);
+    }
+
+    // The final norm is per token, so norming the CLS token alone equals norming all tokens and taking token 0.
+    const clsOut = tf.reshape(tf.slice(stream.image, [0, 0, 0], [batch, 1, dim]), [batch, dim]);
+    const features = layerNorm(
+      clsOut,
+      this.w('norm.weight') as Tensor1D,
+      this.w('norm.bias') as Tensor1D,
+      eps,
+    );
+    const logits = driver.head(
+      features as Tensor2D,
+      (f) => linear(f, this.w('head.weight'), this.w('head.bias')) as Tensor2D,
+    );
+    return {
+      logits,
+      features: features as Tensor2D,
+      tokens: stream,
+      ...(options.collect ? { blockOutputs, attnLogits } : {}),
+    };
+  }
+
+  /** Plain forward without plugins (eval mode unless `training`), returning class logits. */
+  predict(images: Tensor4D, options: { training?: boolean; seed?: Seed } = {}): Tensor2D {
+    return tf.tidy(() => {
+      const training = options.training ?? false;
+      const driver = this.bareDriver(images.shape[0], training, options.seed);
+      return this.forward(images, { training, driver }).logits;
+    });
+  }
+
+  /** Per-block outputs `[B, N, D]`, attention logits `[B, H, N, N]`, final CLS features and logits, without plugins. */
+  forwardIntermediates(images: Tensor4D): {
+    logits: Tensor2D;
+    features: Tensor2D;
+    blockOutputs: Tensor3D[];
+    attnLogits: Tensor4D[];
+  } {
+    return tf.tidy(() => {
+      const driver = this.bareDriver(images.shape[0], false);
+      const out = this.forward(images, { training: false, driver, collect: true });
+      return {
+        logits: out.logits,
+        features: out.features,
+        blockOutputs: out.blockOutputs ?? [],
+        attnLogits: out.attnLogits ?? [],
+      };
+    });
+  }
+
+  private bareDriver(batchSize: number, training: boolean, seed?: Seed): HookDriver {
+    const info = { config: this.config, geometry: this.geometry, training, batchSize };
+    return createHookDriver([], this.registry, info, new Rng(seed ?? 0));
+  }
+
+  /** Number of backbone parameters (everything but the head). */
+  backboneParameterCount(): number {
+    return this.registry.list((e) => e.owner === BACKBONE_OWNER).reduce((n, e) => n + e.variable.size, 0);
+  }
+
+  dispose(): void {
+    this.registry.dispose();
+  }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function registerSpec(registry: ParameterRegistry, spec: ParameterSpec, torchTensor: Tensor): void {
+  const stored = toStorageLayout(spec, torchTensor);
+  torchTensor.dispose();
+  registry.register(spec.name, stored, {
+    owner: spec.group === 'head' ? HEAD_OWNER : BACKBONE_OWNER,
+    kind: spec.torchShape.length <= 1 ? 'bias' : 'weight',
+    // No decay on 1-D tensors (biases, norms) nor on the position/class embeddings, as timm's `no_weight_decay`.
+    decay: spec.torchShape.length >= 2 && spec.name !== 'pos_embed' && spec.name !== 'cls_token',
+  });
+}

@@ -1,0 +1,349 @@
+import type { BackboneOutput, NamedLoss, PeftBackbone } from './backbone-api.js';
+import { createHookDriver, resolvePluginOrder, sumLosses } from './driver.js';
+import { PeftError, requirePositiveInt } from './errors.js';
+import { softmaxCrossEntropy } from './ops.js';
+import type {
+  FrozenFeatures,
+  JsonObject,
+  JsonValue,
+  PeftPlugin,
+  PrepareContext,
+  PrepareData,
+  SetupContext,
+} from './plugin.js';
+import { Rng, type Seed } from './random.js';
+import { BACKBONE_OWNER, HEAD_OWNER, ParameterRegistry, type ParameterReport } from './registry.js';
+import { tf } from './tf.js';
+import type { Scalar, Tensor1D, Tensor2D, Tensor3D, Tensor4D, Variable } from './tf.js';
+
+export interface CreatePeftModelOptions {
+  /** Root seed of the model: plugin initialisation and per-forward randomness derive from it. Default 0. */
+  seed?: Seed;
+  /** Replace the backbone's head with a fresh one for this many classes (timm init). */
+  numClasses?: number;
+  /** Train the classification head (default true, as every PEFT method does). */
+  trainHead?: boolean;
+}
+
+export interface ForwardOptions {
+  /** Training mode: stochastic depth and plugin dropout active, auxiliary losses computed. Default false. */
+  training?: boolean;
+}
+
+export interface PeftForwardOutput {
+  readonly logits: Tensor2D;
+  readonly losses: readonly NamedLoss[];
+}
+
+export interface LossOutput {
+  /** Cross-entropy + Σ weight·auxiliary loss. */
+  readonly total: Scalar;
+  /** `ce` and every auxiliary loss by name (unweighted), for logging. */
+  readonly parts: Readonly<Record<string, Scalar>>;
+}
+
+export interface Intermediates extends FrozenFeatures {
+  readonly logits: Tensor2D;
+  readonly features: Tensor2D;
+}
+
+/**
+ * A backbone with plugins attached. Built once by `createPeftModel`: the plugin order is resolved, every plugin's
+ * parameters are created, and the plugin list is frozen.
+ */
+export class PeftModel {
+  readonly backbone: PeftBackbone;
+  /** Plugins in resolved run order. */
+  readonly plugins: readonly PeftPlugin[];
+  readonly registry: ParameterRegistry;
+  readonly rng: Rng;
+  private readonly artifactStore = new Map<string, JsonObject>();
+  private trainingForwards = 0;
+
+  /** @internal use `createPeftModel`. */
+  constructor(backbone: PeftBackbone, plugins: readonly PeftPlugin[], registry: ParameterRegistry, rng: Rng) {
+    this.backbone = backbone;
+    this.plugins = Object.freeze([...plugins]);
+    this.registry = registry;
+    this.rng = rng;
+  }
+
+  get config() {
+    return this.backbone.config;
+  }
+
+  /** Always throws: the plugin list is fixed when the model is built. */
+  addPlugin(plugin: PeftPlugin): never {
+    throw new PeftError(
+      'MODEL_FROZEN',
+      `cannot add plugin "${plugin?.name}" after the model was built; pass every plugin to createPeftModel`,
+    );
+  }
+
+  /** Number of training forwards so far (part of the resumable state: it seeds per-forward randomness). */
+  get forwardCounter(): number {
+    return this.trainingForwards;
+  }
+
+  set forwardCounter(value: number) {
+    this.trainingForwards = requirePositiveIntOrZero('forwardCounter', value);
+  }
+
+  private run(
+    images: Tensor4D,
+    training: boolean,
+    collect: boolean,
+  ): { out: BackboneOutput; losses: NamedLoss[] } {
+    if (images.rank !== 4) {
+      throw new PeftError('SHAPE_MISMATCH', `images must be [B, H, W, C]; got [${images.shape}]`);
+    }
+    const rng = training ? this.rng.split(`forward:${this.trainingForwards++}`) : this.rng.split('eval');
+    const info = {
+      config: this.backbone.config,
+      geometry: this.backbone.geometry,
+      training,
+      batchSize: images.shape[0],
+    };
+    const driver = createHookDriver(this.plugins, this.registry, info, rng);
+    const out = this.backbone.forward(images, { training, driver, collect });
+    driver.auxLoss({ logits: out.logits, tokens: out.tokens });
+    return { out, losses: [...driver.losses] };
+  }
+
+  /** Class logits and the auxiliary losses plugins added. Wrap in `tf.tidy` or dispose the results. */
+  forward(images: Tensor4D, options: ForwardOptions = {}): PeftForwardOutput {
+    const training = options.training ?? false;
+    const meta: Omit<NamedLoss, 'value'>[] = [];
+    // tidy keeps only returned tensors: return the loss values and rebuild their records afterwards.
+    const result = tf.tidy(() => {
+      const { out, losses } = this.run(images, training, false);
+      for (const { name, plugin, weight } of losses) meta.push({ name, plugin, weight });
+      return { logits: out.logits, values: losses.map((l) => l.value) };
+    });
+    return {
+      logits: result.logits,
+      losses: result.values.map((value, i) => ({ ...(meta[i] as Omit<NamedLoss, 'value'>), value })),
+    };
+  }
+
+  /** Evaluation-mode logits. */
+  predict(images: Tensor4D): Tensor2D {
+    return tf.tidy(() => this.run(images, false, false).out.logits);
+  }
+
+  /** Training loss: cross-entropy plus every plugin's weighted auxiliary loss, with the parts named. */
+  loss(images: Tensor4D, labels: Tensor1D, options: ForwardOptions = {}): LossOutput {
+    const training = options.training ?? true;
+    const names: string[] = [];
+    const tensors = tf.tidy(() => {
+      const { out, losses } = this.run(images, training, false);
+      const ce = softmaxCrossEntropy(out.logits, labels);
+      const total = tf.add(ce, sumLosses(losses)) as Scalar;
+      const parts: Scalar[] = [ce];
+      names.push('ce');
+      for (const l of losses) {
+        names.push(l.name);
+        parts.push(l.value);
+      }
+      return [total, ...parts];
+    });
+    const [total, ...parts] = tensors as Scalar[];
+    return {
+      total: total as Scalar,
+      parts: Object.fromEntries(parts.map((p, i) => [names[i] as string, p])),
+    };
+  }
+
+  /**
+   * Gradients of the training loss for exactly the trainable tensors, by parameter name, plus the loss parts.
+   * The caller owns (and disposes) every returned tensor.
+   */
+  lossAndGradients(
+    images: Tensor4D,
+    labels: Tensor1D,
+    options: ForwardOptions = {},
+  ): { loss: Scalar; parts: Record<string, number>; grads: Record<string, tf.Tensor> } {
+    // Shared variables carry one trainable flag; set it from this model's registry before differentiating.
+    for (const entry of this.registry.list()) entry.variable.trainable = entry.trainable;
+    const entries = this.registry.trainableEntries();
+    if (entries.length === 0)
+      throw new PeftError('PARAMETER_INVALID', 'the model has no trainable parameters');
+    const partValues: Record<string, Scalar> = {};
+    const { value, grads } = tf.variableGrads(
+      () => {
+        const out = this.loss(images, labels, options);
+        for (const [k, v] of Object.entries(out.parts)) partValues[k] = tf.keep(v);
+        return out.total;
+      },
+      entries.map((e) => e.variable),
+    );
+    const byName: Record<string, tf.Tensor> = {};
+    const byId = new Map(entries.map((e) => [e.variable.name, e.name]));
+    for (const [id, g] of Object.entries(grads)) byName[byId.get(id) ?? id] = g;
+    const parts: Record<string, number> = {};
+    for (const [k, v] of Object.entries(partValues)) {
+      parts[k] = v.dataSync()[0] as number;
+      v.dispose();
+    }
+    return { loss: value, parts, grads: byName };
+  }
+
+  /** Per-block outputs and attention logits of this model (plugins included), for analysis. */
+  forwardIntermediates(images: Tensor4D, options: ForwardOptions = {}): Intermediates {
+    return tf.tidy(() => {
+      const { out } = this.run(images, options.training ?? false, true);
+      return {
+        logits: out.logits,
+        features: out.features,
+        blockOutputs: out.blockOutputs ?? [],
+        attnLogits: out.attnLogits ?? [],
+      };
+    });
+  }
+
+  /** The frozen, prompt-free backbone (no plugin runs), eval mode. */
+  frozenFeatures(images: Tensor4D): FrozenFeatures {
+    return tf.tidy(() => {
+      const info = {
+        config: this.config,
+        geometry: this.backbone.geometry,
+        training: false,
+        batchSize: images.shape[0],
+      };
+      const driver = createHookDriver([], this.registry, info, this.rng.split('frozen'));
+      const out = this.backbone.forward(images, { training: false, driver, collect: true });
+      return { blockOutputs: (out.blockOutputs ?? []) as Tensor3D[], attnLogits: out.attnLogits ?? [] };
+    });
+  }
+
+  /** Runs every plugin's `prepare` step (in order) over the training data seen through the frozen backbone. */
+  async prepare(data: PrepareData): Promise<void> {
+    for (const plugin of this.plugins) {
+      if (!plugin.prepare) continue;
+      const ctx: PrepareContext = {
+        ...setupContext(this, plugin),
+        frozenFeatures: (images) => this.frozenFeatures(images),
+        setArtifact: (key: string, value: JsonValue) => {
+          const store = this.artifactStore.get(plugin.name) ?? {};
+          store[key] = value;
+          this.artifactStore.set(plugin.name, store);
+        },
+      };
+      try {
+        await plugin.prepare(ctx, data);
+      } catch (error) {
+        if (error instanceof PeftError && error.code === 'HOOK_FAILED') throw error;
+        throw new PeftError(
+          'HOOK_FAILED',
+          `plugin "${plugin.name}" failed in prepare: ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error },
+        );
+      }
+    }
+  }
+
+  /** Restores artifacts (from an adapter file) through each plugin's `restore`. */
+  restoreArtifacts(artifacts: Readonly<Record<string, JsonObject>>): void {
+    for (const plugin of this.plugins) {
+      const saved = artifacts[plugin.name];
+      if (!saved) continue;
+      if (!plugin.restore) {
+        throw new PeftError('PLUGIN_INVALID', `plugin "${plugin.name}" has saved artifacts but no restore()`);
+      }
+      plugin.restore(setupContext(this, plugin), saved);
+      this.artifactStore.set(plugin.name, structuredClone(saved));
+    }
+  }
+
+  /** JSON artifacts recorded by plugins during `prepare` (or restored). */
+  artifacts(): Record<string, JsonObject> {
+    return Object.fromEntries([...this.artifactStore].map(([k, v]) => [k, structuredClone(v)]));
+  }
+
+  trainableVariables(): Variable[] {
+    return this.registry.trainableVariables();
+  }
+
+  parameterReport(): ParameterReport {
+    return this.registry.report();
+  }
+
+  /** Disposes plugin tensors (the backbone stays usable and keeps its own weights). */
+  dispose(): void {
+    this.registry.dispose((e) => e.owner !== BACKBONE_OWNER && e.owner !== HEAD_OWNER);
+    this.registry.forget(() => true);
+  }
+}
+
+function requirePositiveIntOrZero(option: string, value: number): number {
+  return value === 0 ? 0 : requirePositiveInt(option, value);
+}
+
+function setupContext(model: PeftModel, plugin: PeftPlugin): SetupContext {
+  const registry = model.registry;
+  return {
+    plugin: plugin.name,
+    prefix: plugin.prefix,
+    config: model.config,
+    geometry: model.backbone.geometry,
+    rng: model.rng.split('init').split(plugin.prefix),
+    addParameter(name, value, options = {}) {
+      return registry.register(`${plugin.prefix}.${name}`, value, {
+        owner: plugin.name,
+        ...(options.kind !== undefined ? { kind: options.kind } : {}),
+        ...(options.trainable !== undefined ? { trainable: options.trainable } : {}),
+        ...(options.decay !== undefined ? { decay: options.decay } : {}),
+      });
+    },
+    addBuffer(name, value) {
+      const full = `${plugin.prefix}.${name}`;
+      if (registry.has(full) && registry.entry(full).kind === 'buffer') {
+        registry.entry(full).variable.assign(value);
+        value.dispose();
+        return registry.get(full);
+      }
+      return registry.register(full, value, { owner: plugin.name, kind: 'buffer', trainable: false });
+    },
+    setTrainable: (select, trainable) => registry.setTrainable(select, trainable),
+    parameters: () => registry.list(),
+  };
+}
+
+/**
+ * Attaches plugins to a backbone. The run order is resolved once (tiers `pre` → `normal` → `post`, then list
+ * order), each plugin's `setup` creates its parameters, and the plugin list is frozen. Backbone weights are frozen
+ * and the head is trainable unless a plugin changes that in `setup`.
+ */
+export function createPeftModel(
+  backbone: PeftBackbone,
+  plugins: readonly PeftPlugin[],
+  options: CreatePeftModelOptions = {},
+): PeftModel {
+  const ordered = resolvePluginOrder(plugins);
+  const rng = new Rng(options.seed ?? 0);
+  if (options.numClasses !== undefined) {
+    requirePositiveInt('numClasses', options.numClasses);
+    backbone.resetHead(options.numClasses, rng.split('head'));
+  }
+  const registry = new ParameterRegistry();
+  const trainHead = options.trainHead ?? true;
+  for (const entry of backbone.registry.list()) {
+    registry.adopt(entry, { trainable: entry.owner === HEAD_OWNER ? trainHead : false });
+  }
+  const model = new PeftModel(backbone, ordered, registry, rng);
+  for (const plugin of ordered) {
+    if (!plugin.setup) continue;
+    try {
+      plugin.setup(setupContext(model, plugin));
+    } catch (error) {
+      model.dispose();
+      if (error instanceof PeftError) throw error;
+      throw new PeftError(
+        'HOOK_FAILED',
+        `plugin "${plugin.name}" failed in setup: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
+  }
+  return model;
+}

@@ -1,0 +1,82 @@
+import { expect, it } from 'vitest';
+import { describeBackends, expectTensorClose } from './testing/index.js';
+import { gelu, layerNorm, linear, softmaxCrossEntropy } from './ops.js';
+import { tf } from './tf.js';
+
+await describeBackends('ops', () => {
+  it('GELU is the exact erf form (torch.nn.GELU reference values)', () => {
+    // torch.nn.GELU()(torch.tensor([-3., -1., -0.5, 0., 0.5, 1., 3.]))
+    const y = gelu(tf.tensor1d([-3, -1, -0.5, 0, 0.5, 1, 3]));
+    expectTensorClose(y, [-0.0040496, -0.1586553, -0.1542687, 0, 0.3457313, 0.8413447, 2.9959503], {
+      atol: 1e-6,
+    });
+  });
+
+  it('LayerNorm uses the biased variance with eps inside the square root', () => {
+    const x = tf.tensor2d([
+      [1, 2, 3, 4],
+      [-1, 0, 0, 5],
+    ]);
+    const y = layerNorm(x, tf.tensor1d([1, 2, 1, 1]), tf.tensor1d([0, 0, 1, 0]), 1e-6);
+    const rows = [
+      [1, 2, 3, 4],
+      [-1, 0, 0, 5],
+    ].map((r) => {
+      const m = r.reduce((a, b) => a + b, 0) / 4;
+      const v = r.reduce((a, b) => a + (b - m) ** 2, 0) / 4;
+      return r.map((value, i) => ((value - m) / Math.sqrt(v + 1e-6)) * [1, 2, 1, 1][i]! + [0, 0, 1, 0][i]!);
+    });
+    expectTensorClose(y, rows.flat(), { atol: 1e-5 });
+  });
+
+  it('matmul gradients (all four transpose combinations) equal the analytic ones', () => {
+    const a = tf.randomNormal([3, 4, 5], 0, 1, 'float32', 1);
+    const b = tf.randomNormal([3, 5, 6], 0, 1, 'float32', 2);
+    const w = tf.randomNormal([3, 4, 6], 0, 1, 'float32', 3);
+    const t = (x: tf.Tensor) => tf.transpose(x, [0, 2, 1]);
+    // loss = Σ w ⊙ (A·B): dA = w·Bᵀ, dB = Aᵀ·w, computed here with plain ops on untransposed operands.
+    const dA = tf.matMul(w, t(b));
+    const dB = tf.matMul(t(a), w);
+    const cases: [boolean, boolean][] = [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ];
+    for (const [ta, tb] of cases) {
+      const aIn = ta ? t(a) : a;
+      const bIn = tb ? t(b) : b;
+      const [ga, gb] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(w, tf.matMul(x, y, ta, tb))))([
+        aIn,
+        bIn,
+      ]);
+      expectTensorClose(ga!, ta ? t(dA) : dA, { atol: 1e-4, label: `dA (tA=${ta}, tB=${tb})` });
+      expectTensorClose(gb!, tb ? t(dB) : dB, { atol: 1e-4, label: `dB (tA=${ta}, tB=${tb})` });
+    }
+  });
+
+  it('linear folds any leading shape into one GEMM', () => {
+    const x = tf.reshape(tf.range(0, 24), [2, 3, 4]);
+    const w = tf.reshape(tf.range(0, 8), [4, 2]);
+    const y = linear(x, w, tf.tensor1d([1, -1]));
+    expect(y.shape).toEqual([2, 3, 2]);
+    expectTensorClose(
+      tf.reshape(y, [6, 2]),
+      tf.add(tf.matMul(tf.reshape(x, [6, 4]), w), tf.tensor1d([1, -1])),
+      {
+        atol: 0,
+      },
+    );
+  });
+
+  it('cross-entropy equals −mean log softmax at the label', () => {
+    const logits = tf.tensor2d([
+      [2, 0, -1],
+      [0.5, 0.5, 3],
+    ]);
+    const loss = softmaxCrossEntropy(logits, tf.tensor1d([0, 1], 'int32'));
+    const lse = (r: number[]) => Math.log(r.reduce((a, v) => a + Math.exp(v), 0));
+    const expected = (lse([2, 0, -1]) - 2 + (lse([0.5, 0.5, 3]) - 0.5)) / 2;
+    expect(loss.dataSync()[0]).toBeCloseTo(expected, 5);
+  });
+});

@@ -1,0 +1,84 @@
+import { tf } from './tf.js';
+import type { Tensor, Tensor1D } from './tf.js';
+
+/**
+ * Numerical building blocks with PyTorch/timm semantics, shared by the backbone and every plugin.
+ */
+
+const SQRT1_2 = Math.SQRT1_2;
+
+/** Exact (erf) GELU, as `torch.nn.GELU()` by default: 0.5·x·(1 + erf(x/√2)). */
+export function gelu<T extends Tensor>(x: T): T {
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, SQRT1_2))))) as T;
+}
+
+/** LayerNorm over the last axis with biased variance and eps inside the square root, as `torch.nn.LayerNorm`. */
+export function layerNorm<T extends Tensor>(x: T, weight: Tensor1D, bias: Tensor1D, eps: number): T {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+    return tf.add(tf.mul(normed, weight), bias);
+  }) as T;
+}
+
+/** Swaps the last two axes with an explicit transpose (never a transposed matmul; see `fastMatMulGradient`). */
+export function transposeLast2<T extends Tensor>(x: T): T {
+  const rank = x.rank;
+  const perm = Array.from({ length: rank }, (_, i) => i);
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return tf.transpose(x, perm) as T;
+}
+
+/**
+ * `x · W + b` for x of any rank ≥ 2 with W stored `[in, out]`: the input is folded to 2-D so the backend sees one
+ * large GEMM with no transposes (the fast path of the wasm backend).
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+  return tf.tidy(() => {
+    const inFeatures = x.shape[x.rank - 1] as number;
+    const outFeatures = weight.shape[1] as number;
+    const flat = x.rank === 2 ? x : tf.reshape(x, [-1, inFeatures]);
+    let y: Tensor = tf.matMul(flat as tf.Tensor2D, weight as tf.Tensor2D);
+    if (bias) y = tf.add(y, bias);
+    return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outFeatures]);
+  });
+}
+
+/** Cross-entropy with integer labels, mean over the batch, from raw logits (log-softmax form, stable). */
+export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: Tensor1D): tf.Scalar {
+  return tf.tidy((): tf.Scalar => {
+    const numClasses = logits.shape[1];
+    const oneHot = tf.oneHot(tf.cast(labels, 'int32'), numClasses);
+    const logProbs = tf.logSoftmax(logits);
+    return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logProbs), -1))) as tf.Scalar;
+  });
+}
+
+let fastGradientInstalled = false;
+
+/**
+ * Replaces tfjs's matmul gradient with one that transposes operands explicitly and then multiplies without
+ * transpose flags. The result is the same; on the wasm backend transposed matmuls run 10–50× slower than plain
+ * ones (XNNPACK only takes the untransposed case), so training steps get several times faster.
+ * Installed once per process by `initBackend`.
+ */
+export function installFastMatMulGradient(): void {
+  if (fastGradientInstalled) return;
+  fastGradientInstalled = true;
+  const t = transposeLast2;
+  tf.registerGradient({
+    kernelName: 'BatchMatMul',
+    inputsToSave: ['a', 'b'],
+    gradFunc: (dy, saved, attrs) => {
+      const [a, b] = saved as [Tensor, Tensor];
+      const grad = Array.isArray(dy) ? (dy[0] as Tensor) : dy;
+      const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+      const mm = (x: Tensor, y: Tensor) => tf.matMul(x, y);
+      if (!transposeA && !transposeB) return { a: () => mm(grad, t(b)), b: () => mm(t(a), grad) };
+      if (!transposeA && transposeB) return { a: () => mm(grad, b), b: () => mm(t(grad), a) };
+      if (transposeA && !transposeB) return { a: () => mm(b, t(grad)), b: () => mm(a, grad) };
+      return { a: () => mm(t(b), t(grad)), b: () => mm(t(grad), t(a)) };
+    },
+  });
+}

@@ -1,0 +1,195 @@
+import type { VitConfig, VitGeometry } from './config.js';
+import type { ParameterEntry, ParameterKind } from './registry.js';
+import type { Rng } from './random.js';
+import type { Scalar, Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D, Variable } from './tf.js';
+import type { TokenLayout, TokenStream } from './tokens.js';
+
+/** Version of the hook API below. A plugin states the version it was written against. */
+export const HOOK_SPEC_VERSION = 1;
+
+/** JSON values: plugin options and artifacts must survive a round trip through `adapter_config.json`. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+/**
+ * Ordering rule: hooks run tier by tier (`pre`, then `normal`, then `post`) and, within a tier, in the order the
+ * plugins were listed. For wrapping hooks (`qkv`, `mlp`, `attention`, `head`) "runs first" means "wraps the base
+ * first", so the last plugin in that order is the outermost wrapper.
+ */
+export type PluginTier = 'pre' | 'normal' | 'post';
+export const PLUGIN_TIERS: readonly PluginTier[] = ['pre', 'normal', 'post'];
+
+/** Sites where a plugin replaces the computation; two plugins there conflict unless one declares it composes. */
+export type ExclusiveSite = 'attention' | 'head';
+export const EXCLUSIVE_SITES: readonly ExclusiveSite[] = ['attention', 'head'];
+
+export interface ForwardInfo {
+  readonly config: VitConfig;
+  readonly geometry: VitGeometry;
+  readonly training: boolean;
+  readonly batchSize: number;
+}
+
+/** What a hook receives as its first argument: its own plugin's view of the running forward pass. */
+export interface HookContext extends ForwardInfo {
+  /** Name of the plugin this context belongs to. */
+  readonly plugin: string;
+  /** A seeded stream private to this plugin and this forward call (dropout masks, sampling). */
+  readonly rng: Rng;
+  /** This plugin's parameter or buffer `name` (without the prefix). */
+  param(name: string): Variable;
+  /** Per-forward scratch space private to this plugin (e.g. saliency kept from one block for the next). */
+  readonly scratch: Map<string, unknown>;
+  /** Adds `weight · value` to the training loss under `name` (logged by name). Only meaningful in training. */
+  addLoss(name: string, value: Scalar, weight?: number): void;
+}
+
+export interface AttentionArgs {
+  readonly block: number;
+  /** LayerNorm-1 output: `[B, N, D]`. */
+  readonly input: Tensor3D;
+  /** Per-head projections `[B, H, N, dh]` (from the fused qkv, q|k|v order). */
+  readonly q: Tensor4D;
+  readonly k: Tensor4D;
+  readonly v: Tensor4D;
+  /** 1/√dh. */
+  readonly scale: number;
+  readonly layout: TokenLayout;
+}
+
+export interface AttentionResult {
+  /** Heads merged, before the output projection: `[B, N, D]`. */
+  readonly output: Tensor3D;
+  /** Pre-softmax scaled logits `[B, H, Nq, Nk]`; `Nq` may be the image tokens only (decoupled attention). */
+  readonly logits: Tensor4D;
+}
+
+export type AttentionFn = (args: AttentionArgs) => AttentionResult;
+
+export interface AttnLogitsInfo {
+  readonly block: number;
+  readonly layout: TokenLayout;
+}
+
+/**
+ * The hook sites along the ViT forward pass:
+ * ```
+ * patch embed + cls + pos ─▶ embed
+ * for each block i: blockStart ─▶ LN1 ─▶ qkv ─▶ attention (attnLogits observers) ─▶ proj ─▶ attnOut
+ *                   ─▶ +residual ─▶ LN2 ─▶ mlp ─▶ +residual ─▶ blockEnd
+ * final LN ─▶ CLS ─▶ head ─▶ auxLoss
+ * ```
+ */
+export interface PluginHooks {
+  /** After patch embedding + CLS + position embedding: inject tokens. */
+  embed?(ctx: HookContext, stream: TokenStream): TokenStream | undefined;
+  /** Before block `block` reads the stream: insert, replace or drop prompt segments. */
+  blockStart?(ctx: HookContext, stream: TokenStream, block: number): TokenStream | undefined;
+  /** Wraps the fused qkv projection of LN1 output `[B, N, D]` → `[B, N, 3D]`. */
+  qkv?(ctx: HookContext, input: Tensor3D, next: (input: Tensor3D) => Tensor3D, block: number): Tensor3D;
+  /** Replaces the attention core (exclusive site). `next` is the standard joint softmax attention. */
+  attention?(ctx: HookContext, args: AttentionArgs, next: AttentionFn): AttentionResult;
+  /** Observes the attention logits of a block (saliency). Must not keep the tensor past the forward call. */
+  attnLogits?(ctx: HookContext, logits: Tensor4D, info: AttnLogitsInfo): void;
+  /** Transforms the attention branch after the output projection, before the residual add `[B, N, D]`. */
+  attnOut?(ctx: HookContext, output: Tensor3D, block: number, layout: TokenLayout): Tensor3D;
+  /** Wraps the MLP applied to LN2 output `[B, N, D]`. */
+  mlp?(ctx: HookContext, input: Tensor3D, next: (input: Tensor3D) => Tensor3D, block: number): Tensor3D;
+  /** After block `block` (residual adds done): carry, replace or read prompt outputs. */
+  blockEnd?(ctx: HookContext, stream: TokenStream, block: number): TokenStream | undefined;
+  /** Replaces the classifier on the final-normed CLS features `[B, D]` (exclusive site). */
+  head?(ctx: HookContext, features: Tensor2D, next: (features: Tensor2D) => Tensor2D): Tensor2D;
+  /** Last call of a forward: may add losses from what the plugin kept in `scratch`. */
+  auxLoss?(ctx: HookContext, output: { logits: Tensor2D; tokens: TokenStream }): void;
+}
+
+export type HookName = keyof PluginHooks;
+export const HOOK_NAMES: readonly HookName[] = [
+  'embed',
+  'blockStart',
+  'qkv',
+  'attention',
+  'attnLogits',
+  'attnOut',
+  'mlp',
+  'blockEnd',
+  'head',
+  'auxLoss',
+];
+
+export interface AddParameterOptions {
+  trainable?: boolean;
+  kind?: ParameterKind;
+  decay?: boolean;
+}
+
+/** What `setup` receives: the model config, a seeded stream and the registry, namespaced to the plugin. */
+export interface SetupContext {
+  readonly plugin: string;
+  readonly prefix: string;
+  readonly config: VitConfig;
+  readonly geometry: VitGeometry;
+  /** Seeded stream for this plugin's initialisation: `root.split('init').split(<prefix>)`. */
+  readonly rng: Rng;
+  /** Registers `<prefix>.<name>`, trainable unless stated; returns the variable. */
+  addParameter(name: string, value: Tensor, options?: AddParameterOptions): Variable;
+  /** Registers non-trainable plugin state `<prefix>.<name>` (saved with the adapter, not counted as a parameter). */
+  addBuffer(name: string, value: Tensor): Variable;
+  /** Changes trainability of any registered tensor (presets: linear probe, full fine-tuning, BitFit). */
+  setTrainable(select: (entry: ParameterEntry) => boolean, trainable: boolean): number;
+  /** Every registered tensor, backbone included (read-only view). */
+  parameters(): readonly ParameterEntry[];
+}
+
+/** One batch of the training split, as `prepare` sees it. */
+export interface PrepareBatch {
+  readonly images: Tensor4D;
+  readonly labels?: Tensor1D;
+}
+
+/** The frozen, prompt-free backbone's view of a batch. Tensors belong to the caller (dispose them). */
+export interface FrozenFeatures {
+  /** Residual-stream output of every block `[B, N_img, D]`. */
+  readonly blockOutputs: Tensor3D[];
+  /** Pre-softmax attention logits of every block `[B, H, N_img, N_img]`. */
+  readonly attnLogits: Tensor4D[];
+}
+
+export interface PrepareContext extends SetupContext {
+  /** Runs the frozen backbone without any plugin. */
+  frozenFeatures(images: Tensor4D): FrozenFeatures;
+  /** Records a JSON artifact of this plugin (saved with the adapter: τ, hierarchy starts, token choice …). */
+  setArtifact(key: string, value: JsonValue): void;
+}
+
+export interface PrepareData {
+  /** Number of images in the split. */
+  readonly size: number;
+  /** Batches in a fixed order; each call starts again from the first batch. */
+  batches(): AsyncIterable<PrepareBatch>;
+}
+
+/**
+ * A PEFT plugin: a plain, versioned object. Everything needed to rebuild it goes in `options` (JSON) and the
+ * artifacts it records during `prepare`.
+ */
+export interface PeftPlugin {
+  /** Unique within a model; appears in every error raised from its hooks. */
+  readonly name: string;
+  /** The plugin's own version (semver). */
+  readonly version: string;
+  /** The hook API version it targets (`HOOK_SPEC_VERSION`). */
+  readonly specVersion: number;
+  /** Namespace of its tensors (`<prefix>.<name>`), unique within a model. */
+  readonly prefix: string;
+  readonly tier?: PluginTier;
+  /** JSON options it was created with (written to adapter files). */
+  readonly options?: JsonObject;
+  /** Exclusive sites where this plugin's hook calls `next` and therefore composes with another override. */
+  readonly composes?: readonly ExclusiveSite[];
+  setup?(ctx: SetupContext): void;
+  prepare?(ctx: PrepareContext, data: PrepareData): Promise<void>;
+  /** Restores artifacts saved by `prepare` (adapter loading) instead of running `prepare` again. */
+  restore?(ctx: SetupContext, artifacts: JsonObject): void;
+  readonly hooks: PluginHooks;
+}

@@ -1,0 +1,190 @@
+import { PeftError } from './errors.js';
+import { tf } from './tf.js';
+import type { Tensor, Variable } from './tf.js';
+
+/**
+ * Every tensor a model owns, by name: backbone weights, the classification head, plugin parameters and plugin
+ * buffers (non-trainable state such as SHIP's prototype bank). Optimizers take exactly `trainableVariables()`;
+ * save/load and the parameter report read the same table, so they can never disagree.
+ */
+export type ParameterKind = 'weight' | 'bias' | 'buffer';
+
+/** Owner of the backbone's weights and of the classification head in the registry and reports. */
+export const BACKBONE_OWNER = 'backbone';
+export const HEAD_OWNER = 'head';
+
+export interface ParameterEntry {
+  readonly name: string;
+  readonly owner: string;
+  readonly kind: ParameterKind;
+  readonly variable: Variable;
+  trainable: boolean;
+  /** Decoupled weight decay applies (default: weights of rank ≥ 2; never biases, norms or buffers). */
+  decay: boolean;
+}
+
+export interface ParameterOptions {
+  owner: string;
+  kind?: ParameterKind;
+  trainable?: boolean;
+  decay?: boolean;
+}
+
+export interface OwnerCount {
+  readonly total: number;
+  readonly trainable: number;
+}
+
+/**
+ * Counting convention (the one PEFT papers use): `trainable` counts every trainable parameter including the head;
+ * `trainableWithoutHead` is the number papers quote as "tuned parameters"; buffers are not parameters.
+ */
+export interface ParameterReport {
+  readonly total: number;
+  readonly trainable: number;
+  readonly trainableWithoutHead: number;
+  readonly frozen: number;
+  readonly head: number;
+  readonly buffers: number;
+  readonly byOwner: Readonly<Record<string, OwnerCount>>;
+  readonly convention: string;
+}
+
+export const PARAMETER_CONVENTION =
+  'total = all parameters (backbone + head + plugins, no buffers); trainable includes the head; ' +
+  'trainableWithoutHead is the figure PEFT papers quote; buffers (non-trainable plugin state) are counted apart';
+
+const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.\-:/]*$/;
+
+export class ParameterRegistry {
+  private readonly entries = new Map<string, ParameterEntry>();
+
+  /** Registers `value` (taken over, not copied) under `name` and returns its variable. */
+  register(name: string, value: Tensor, options: ParameterOptions): Variable {
+    if (!NAME_PATTERN.test(name)) {
+      throw new PeftError(
+        'PARAMETER_INVALID',
+        `parameter name ${JSON.stringify(name)} is not a valid dotted name`,
+      );
+    }
+    if (this.entries.has(name)) {
+      const owner = this.entries.get(name)?.owner;
+      throw new PeftError(
+        'PARAMETER_INVALID',
+        `parameter "${name}" is already registered by "${owner}"; "${options.owner}" cannot register it again`,
+      );
+    }
+    const kind = options.kind ?? (value.rank <= 1 ? 'bias' : 'weight');
+    // Unnamed variables: tfjs requires globally unique names, and two models may share parameter names.
+    const variable = tf.variable(value, false);
+    value.dispose();
+    this.entries.set(name, {
+      name,
+      owner: options.owner,
+      kind,
+      variable,
+      trainable: kind !== 'buffer' && (options.trainable ?? true),
+      decay: options.decay ?? (kind === 'weight' && value.rank >= 2),
+    });
+    return variable;
+  }
+
+  /** Adds an entry that shares the variable of another registry (a PEFT model adopting its backbone's weights). */
+  adopt(entry: ParameterEntry, overrides: Partial<Pick<ParameterEntry, 'trainable' | 'decay'>> = {}): void {
+    if (this.entries.has(entry.name)) {
+      throw new PeftError('PARAMETER_INVALID', `parameter "${entry.name}" is already registered`);
+    }
+    this.entries.set(entry.name, { ...entry, ...overrides });
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  entry(name: string): ParameterEntry {
+    const entry = this.entries.get(name);
+    if (!entry) throw new PeftError('PARAMETER_INVALID', `no parameter named "${name}"`);
+    return entry;
+  }
+
+  get(name: string): Variable {
+    return this.entry(name).variable;
+  }
+
+  list(filter?: (entry: ParameterEntry) => boolean): ParameterEntry[] {
+    const all = [...this.entries.values()];
+    return filter ? all.filter(filter) : all;
+  }
+
+  names(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  setTrainable(select: (entry: ParameterEntry) => boolean, trainable: boolean): number {
+    let changed = 0;
+    for (const entry of this.entries.values()) {
+      if (entry.kind === 'buffer' || !select(entry)) continue;
+      entry.trainable = trainable;
+      changed++;
+    }
+    return changed;
+  }
+
+  trainableEntries(): ParameterEntry[] {
+    return this.list((e) => e.trainable);
+  }
+
+  trainableVariables(): Variable[] {
+    return this.trainableEntries().map((e) => e.variable);
+  }
+
+  report(): ParameterReport {
+    let total = 0;
+    let trainable = 0;
+    let head = 0;
+    let headTrainable = 0;
+    let buffers = 0;
+    const byOwner: Record<string, { total: number; trainable: number }> = {};
+    for (const entry of this.entries.values()) {
+      const size = entry.variable.size;
+      if (entry.kind === 'buffer') {
+        buffers += size;
+        continue;
+      }
+      total += size;
+      const owner = byOwner[entry.owner] ?? { total: 0, trainable: 0 };
+      byOwner[entry.owner] = owner;
+      owner.total += size;
+      if (entry.owner === HEAD_OWNER) head += size;
+      if (entry.trainable) {
+        trainable += size;
+        owner.trainable += size;
+        if (entry.owner === HEAD_OWNER) headTrainable += size;
+      }
+    }
+    return {
+      total,
+      trainable,
+      trainableWithoutHead: trainable - headTrainable,
+      frozen: total - trainable,
+      head,
+      buffers,
+      byOwner,
+      convention: PARAMETER_CONVENTION,
+    };
+  }
+
+  /** Disposes the variables this registry created (adopted entries belong to their original registry). */
+  dispose(only?: (entry: ParameterEntry) => boolean): void {
+    for (const [name, entry] of this.entries) {
+      if (only && !only(entry)) continue;
+      entry.variable.dispose();
+      this.entries.delete(name);
+    }
+  }
+
+  /** Removes entries without disposing their variables. */
+  forget(select: (entry: ParameterEntry) => boolean): void {
+    for (const [name, entry] of this.entries) if (select(entry)) this.entries.delete(name);
+  }
+}
