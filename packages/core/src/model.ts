@@ -10,6 +10,7 @@ import type {
   PrepareContext,
   PrepareData,
   SetupContext,
+  SharedValue,
 } from './plugin.js';
 import { Rng, type Seed } from './random.js';
 import { BACKBONE_OWNER, HEAD_OWNER, ParameterRegistry, type ParameterReport } from './registry.js';
@@ -218,6 +219,15 @@ export class PeftModel {
 
   /** Runs every plugin's `prepare` step (in order) over the training data seen through the frozen backbone. */
   async prepare(data: PrepareData): Promise<void> {
+    const sharedStore = new Map<string, SharedValue>();
+    try {
+      await this.prepareEach(data, sharedStore);
+    } finally {
+      for (const value of sharedStore.values()) if (value instanceof tf.Tensor) value.dispose();
+    }
+  }
+
+  private async prepareEach(data: PrepareData, sharedStore: Map<string, SharedValue>): Promise<void> {
     for (const plugin of this.plugins) {
       if (!plugin.prepare) continue;
       const ctx: PrepareContext = {
@@ -228,6 +238,12 @@ export class PeftModel {
           store[key] = value;
           this.artifactStore.set(plugin.name, store);
         },
+        share: (key: string, value: SharedValue) => {
+          const previous = sharedStore.get(key);
+          if (previous instanceof tf.Tensor && previous !== value) previous.dispose();
+          sharedStore.set(key, value instanceof tf.Tensor ? tf.keep(value) : value);
+        },
+        shared: (key: string) => sharedStore.get(key),
       };
       try {
         await plugin.prepare(ctx, data);

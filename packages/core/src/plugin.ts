@@ -155,11 +155,22 @@ export interface FrozenFeatures {
   readonly attnLogits: Tensor4D[];
 }
 
+/** A value one plugin's `prepare` hands to later ones (e.g. hierarchy starts, a prototype bank). */
+export type SharedValue = JsonValue | Tensor;
+
 export interface PrepareContext extends SetupContext {
   /** Runs the frozen backbone without any plugin. */
   frozenFeatures(images: Tensor4D): FrozenFeatures;
   /** Records a JSON artifact of this plugin (saved with the adapter: τ, hierarchy starts, token choice …). */
   setArtifact(key: string, value: JsonValue): void;
+  /**
+   * Publishes a value under `key` for plugins that prepare later (the model takes ownership of tensors and
+   * disposes them when `prepare` ends; a consumer that needs a tensor afterwards copies it into a buffer).
+   * This is how plugins cooperate without importing each other.
+   */
+  share(key: string, value: SharedValue): void;
+  /** A value published by an earlier plugin's `prepare`, or undefined. */
+  shared(key: string): SharedValue | undefined;
 }
 
 export interface PrepareData {
