@@ -23,7 +23,9 @@ const choice = await initBackend({ prefer: values.backend as BackendPreference }
 const iterations = Number(values.iters);
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
 console.log(`# forward benchmark — ${new Date().toISOString()}`);
-console.log(`machine: ${machine}; node ${process.version}; tfjs ${tf.version.tfjs}; backend ${choice.backend}`);
+console.log(
+  `machine: ${machine}; node ${process.version}; tfjs ${tf.version.tfjs}; backend ${choice.backend}`,
+);
 
 const setups = {
   tiny: { preset: 'vit_tiny_patch16_224', batch: 8 },

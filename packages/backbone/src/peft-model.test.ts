@@ -137,10 +137,7 @@ await describeBackends('PEFT model over the ViT', () => {
     const optimizer = tf.train.sgd(0.01);
     await expectNoLeakedTensors(() => {
       const { loss, grads } = model.lossAndGradients(images, labels);
-      const byVariable = Object.fromEntries(
-        Object.entries(grads).map(([name, g]) => [model.registry.get(name).name, g]),
-      );
-      optimizer.applyGradients(byVariable);
+      model.applyGradients(optimizer, grads);
       tf.dispose([loss, ...Object.values(grads)]);
     });
     optimizer.dispose();

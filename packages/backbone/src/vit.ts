@@ -374,7 +374,7 @@ export class VisionTransformer implements PeftBackbone {
   }
 
   private bareDriver(batchSize: number, training: boolean, seed?: Seed): HookDriver {
-    const info = { config: this.config, geometry: this.geometry, training, batchSize };
+    const info = { config: this.config, geometry: this.geometry, training, batchSize, epoch: 0 };
     return createHookDriver([], this.registry, info, new Rng(seed ?? 0));
   }
 

@@ -35,7 +35,7 @@ function plugin(name: string, hooks: PluginHooks = {}, extra: Partial<PeftPlugin
 }
 
 function driverFor(plugins: PeftPlugin[]) {
-  const info = { config, geometry: vitGeometry(config), training: true, batchSize: 1 };
+  const info = { config, geometry: vitGeometry(config), training: true, batchSize: 1, epoch: 0 };
   return createHookDriver(resolvePluginOrder(plugins), new ParameterRegistry(), info, new Rng(0));
 }
 

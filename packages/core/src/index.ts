@@ -12,3 +12,4 @@ export * from './backbone-api.js';
 export * from './driver.js';
 export * from './model.js';
 export * from './safetensors.js';
+export * from './saliency.js';

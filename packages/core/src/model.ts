@@ -29,6 +29,8 @@ export interface CreatePeftModelOptions {
 export interface ForwardOptions {
   /** Training mode: stochastic depth and plugin dropout active, auxiliary losses computed. Default false. */
   training?: boolean;
+  /** Current training epoch, visible to hooks (loss warm-ups). Default 0. */
+  epoch?: number;
 }
 
 export interface PeftForwardOutput {
@@ -94,6 +96,7 @@ export class PeftModel {
     images: Tensor4D,
     training: boolean,
     collect: boolean,
+    epoch = 0,
   ): { out: BackboneOutput; losses: NamedLoss[] } {
     if (images.rank !== 4) {
       throw new PeftError('SHAPE_MISMATCH', `images must be [B, H, W, C]; got [${images.shape}]`);
@@ -104,6 +107,7 @@ export class PeftModel {
       geometry: this.backbone.geometry,
       training,
       batchSize: images.shape[0],
+      epoch,
     };
     const driver = createHookDriver(this.plugins, this.registry, info, rng);
     const out = this.backbone.forward(images, { training, driver, collect });
@@ -117,7 +121,7 @@ export class PeftModel {
     const meta: Omit<NamedLoss, 'value'>[] = [];
     // tidy keeps only returned tensors: return the loss values and rebuild their records afterwards.
     const result = tf.tidy(() => {
-      const { out, losses } = this.run(images, training, false);
+      const { out, losses } = this.run(images, training, false, options.epoch);
       for (const { name, plugin, weight } of losses) meta.push({ name, plugin, weight });
       return { logits: out.logits, values: losses.map((l) => l.value) };
     });
@@ -137,7 +141,7 @@ export class PeftModel {
     const training = options.training ?? true;
     const names: string[] = [];
     const tensors = tf.tidy(() => {
-      const { out, losses } = this.run(images, training, false);
+      const { out, losses } = this.run(images, training, false, options.epoch);
       const ce = softmaxCrossEntropy(out.logits, labels);
       const total = tf.add(ce, sumLosses(losses)) as Scalar;
       const parts: Scalar[] = [ce];
@@ -189,10 +193,20 @@ export class PeftModel {
     return { loss: value, parts, grads: byName };
   }
 
+  /**
+   * Applies gradients keyed by parameter name (as `lossAndGradients` returns them) with a tfjs optimizer.
+   * The gradients stay owned by the caller.
+   */
+  applyGradients(optimizer: tf.Optimizer, grads: Readonly<Record<string, tf.Tensor>>): void {
+    const byVariable: Record<string, tf.Tensor> = {};
+    for (const [name, grad] of Object.entries(grads)) byVariable[this.registry.get(name).name] = grad;
+    optimizer.applyGradients(byVariable as Parameters<tf.Optimizer['applyGradients']>[0]);
+  }
+
   /** Per-block outputs and attention logits of this model (plugins included), for analysis. */
   forwardIntermediates(images: Tensor4D, options: ForwardOptions = {}): Intermediates {
     return tf.tidy(() => {
-      const { out } = this.run(images, options.training ?? false, true);
+      const { out } = this.run(images, options.training ?? false, true, options.epoch);
       return {
         logits: out.logits,
         features: out.features,
@@ -210,6 +224,7 @@ export class PeftModel {
         geometry: this.backbone.geometry,
         training: false,
         batchSize: images.shape[0],
+        epoch: 0,
       };
       const driver = createHookDriver([], this.registry, info, this.rng.split('frozen'));
       const out = this.backbone.forward(images, { training: false, driver, collect: true });

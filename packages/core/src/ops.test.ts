@@ -1,6 +1,7 @@
 import { expect, it } from 'vitest';
 import { describeBackends, expectTensorClose } from './testing/index.js';
 import { gelu, layerNorm, linear, softmaxCrossEntropy } from './ops.js';
+import { clsSaliency, selectTokens, topKSelection } from './saliency.js';
 import { tf } from './tf.js';
 
 await describeBackends('ops', () => {
@@ -78,5 +79,65 @@ await describeBackends('ops', () => {
     const lse = (r: number[]) => Math.log(r.reduce((a, v) => a + Math.exp(v), 0));
     const expected = (lse([2, 0, -1]) - 2 + (lse([0.5, 0.5, 3]) - 0.5)) / 2;
     expect(loss.dataSync()[0]).toBeCloseTo(expected, 5);
+  });
+});
+
+await describeBackends('saliency selection', () => {
+  it('selects the k most salient tokens as a float one-hot that gathers rows', () => {
+    const saliency = tf.tensor2d([
+      [0.1, 0.9, 0.5],
+      [0.7, 0.2, 0.3],
+    ]);
+    const selection = topKSelection(saliency, 2);
+    expect(selection.dtype).toBe('float32');
+    expect(selection.arraySync()).toEqual([
+      [
+        [0, 1, 0],
+        [0, 0, 1],
+      ],
+      [
+        [1, 0, 0],
+        [0, 0, 1],
+      ],
+    ]);
+    const tokens = tf.tensor3d([
+      [
+        [1, 1],
+        [2, 2],
+        [3, 3],
+      ],
+      [
+        [4, 4],
+        [5, 5],
+        [6, 6],
+      ],
+    ]);
+    expect(selectTokens(selection, tokens).arraySync()).toEqual([
+      [
+        [2, 2],
+        [3, 3],
+      ],
+      [
+        [4, 4],
+        [6, 6],
+      ],
+    ]);
+  });
+
+  it('reads CLS saliency as the head mean of the CLS row over image keys', () => {
+    // [B=1, H=2, Nq=2, Nk=4] with 3 image tokens: the prompt key column (index 3) must be ignored.
+    const logits = tf.tensor4d([
+      [
+        [
+          [1, 2, 3, 100],
+          [9, 9, 9, 9],
+        ],
+        [
+          [3, 2, 1, 100],
+          [9, 9, 9, 9],
+        ],
+      ],
+    ]);
+    expect(clsSaliency(logits, 3).arraySync()).toEqual([[2, 2, 2]]);
   });
 });

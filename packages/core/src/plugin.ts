@@ -28,6 +28,8 @@ export interface ForwardInfo {
   readonly geometry: VitGeometry;
   readonly training: boolean;
   readonly batchSize: number;
+  /** Training epoch the forward belongs to (0-based; set by the training loop, 0 otherwise). */
+  readonly epoch: number;
 }
 
 /** What a hook receives as its first argument: its own plugin's view of the running forward pass. */

@@ -1,1 +1,1 @@
-export {};
+export * from './decoupled-attention.js';

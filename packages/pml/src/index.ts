@@ -1,1 +1,1 @@
-export {};
+export * from './prompt-matching-loss.js';

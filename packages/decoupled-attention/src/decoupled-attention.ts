@@ -1,0 +1,99 @@
+import {
+  type AttentionArgs,
+  type AttentionResult,
+  HOOK_SPEC_VERSION,
+  type PeftPlugin,
+  type Tensor3D,
+  type Tensor4D,
+  invalidOption,
+  requireNumberInRange,
+  tf,
+  transposeLast2,
+} from '@peftjs/core';
+
+/**
+ * SHIP's decoupled attention (spec §5), for any prompt plugin: prompts are the tokens after the image tokens.
+ *
+ * - Image tokens attend to image keys and to prompt keys through two separate softmaxes, mixed as
+ *   Z' = (1 − λ)·I2I + λ·I2P (the official code; `mix: 'additive'` gives I2I + λ·I2P, the paper figure's form).
+ *   The image-to-image softmax is never renormalised by prompt keys, so with λ = 0 image tokens equal the frozen
+ *   prompt-free ViT's exactly.
+ * - Prompt tokens issue no queries before the last block: their attention output is their own LayerNorm-1 output
+ *   (no value projection). From block `fullAttentionFrom` on (default: the last block) prompt rows use one joint
+ *   softmax over all keys.
+ *
+ * Logits handed to observers are `[B, H, N_img, N]` in decoupled blocks and `[B, H, N, N]` in full blocks.
+ */
+export interface DecoupledAttentionOptions {
+  /** Share of the image-to-prompt path (default 0.1). */
+  lambda?: number;
+  mix?: 'convex' | 'additive';
+  /** First block where prompts attend (default: the last block). */
+  fullAttentionFrom?: number;
+  name?: string;
+}
+
+function sliceTokens(x: Tensor4D, start: number, length: number): Tensor4D {
+  const [batch, heads, , dim] = x.shape;
+  return tf.slice(x, [0, 0, start, 0], [batch, heads, length, dim]);
+}
+
+function mergeHeads(x: Tensor4D): Tensor3D {
+  const [batch, heads, tokens, dim] = x.shape;
+  return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [batch, tokens, heads * dim]);
+}
+
+/** The decoupled attention computation itself, usable outside the plugin (tests, caches). */
+export function decoupledAttentionCore(
+  args: AttentionArgs,
+  options: { lambda: number; mix: 'convex' | 'additive'; promptsAttend: boolean },
+): AttentionResult {
+  const { q, k, v, scale, layout, input } = args;
+  const nImg = layout.numImageTokens;
+  const nPrompt = layout.numPromptTokens;
+  const [batch, , ,] = q.shape;
+  const keysT = transposeLast2(k);
+  // One product gives both the image→image and image→prompt logits; they are split by key columns.
+  const imageLogits = tf.matMul(tf.mul(sliceTokens(q, 0, nImg), scale), keysT) as Tensor4D;
+  const [imageToImage, imageToPrompt] = tf.split(imageLogits, [nImg, nPrompt], 3) as [Tensor4D, Tensor4D];
+  const i2i = tf.matMul(tf.softmax(imageToImage), sliceTokens(v, 0, nImg));
+  const i2p = tf.matMul(tf.softmax(imageToPrompt), sliceTokens(v, nImg, nPrompt));
+  const imageWeight = options.mix === 'convex' ? 1 - options.lambda : 1;
+  const imageOut = mergeHeads(tf.add(tf.mul(i2i, imageWeight), tf.mul(i2p, options.lambda)) as Tensor4D);
+  if (!options.promptsAttend) {
+    const dim = input.shape[2];
+    const promptOut = tf.slice(input, [0, nImg, 0], [batch, nPrompt, dim]);
+    return { output: tf.concat([imageOut, promptOut], 1) as Tensor3D, logits: imageLogits };
+  }
+  const promptLogits = tf.matMul(tf.mul(sliceTokens(q, nImg, nPrompt), scale), keysT) as Tensor4D;
+  const promptOut = mergeHeads(tf.matMul(tf.softmax(promptLogits), v) as Tensor4D);
+  return {
+    output: tf.concat([imageOut, promptOut], 1) as Tensor3D,
+    logits: tf.concat([imageLogits, promptLogits], 2) as Tensor4D,
+  };
+}
+
+export function decoupledAttention(options: DecoupledAttentionOptions = {}): PeftPlugin {
+  const lambda = requireNumberInRange('lambda', options.lambda ?? 0.1, 0, 1);
+  const mix = options.mix ?? 'convex';
+  if (mix !== 'convex' && mix !== 'additive') invalidOption('mix', options.mix, '"convex" or "additive"');
+  const fullFrom = options.fullAttentionFrom;
+  if (fullFrom !== undefined && (!Number.isInteger(fullFrom) || fullFrom < 0)) {
+    invalidOption('fullAttentionFrom', fullFrom, 'a block index ≥ 0');
+  }
+  const name = options.name ?? 'decoupled-attention';
+  return {
+    name,
+    version: '0.1.0',
+    specVersion: HOOK_SPEC_VERSION,
+    prefix: name.replace(/[^A-Za-z0-9_]/g, '_'),
+    options: { lambda, mix, fullAttentionFrom: fullFrom ?? null },
+    hooks: {
+      attention(ctx, args, next) {
+        if (args.layout.numPromptTokens === 0) return next(args);
+        const promptsAttend = args.block >= (fullFrom ?? ctx.config.depth - 1);
+        return decoupledAttentionCore(args, { lambda, mix, promptsAttend });
+      },
+    },
+  };
+}

@@ -1,0 +1,50 @@
+import { PNG } from 'pngjs';
+import { describe, expect, it } from 'vitest';
+import { HEATMAP_BOUNDARY_COLOR, affinityHeatmapPng, heatmapColor } from './heatmap.js';
+
+function pixel(png: PNG, x: number, y: number): number[] {
+  const o = (y * png.width + x) * 4;
+  return Array.from(png.data.subarray(o, o + 4));
+}
+
+describe('affinityHeatmapPng', () => {
+  const A = [
+    [1, 0.9, 0.5, 0.2],
+    [0.9, 1, 0.6, 0.3],
+    [0.5, 0.6, 1, 0.7],
+    [0.2, 0.3, 0.7, 1],
+  ];
+
+  it('draws L·cell pixels with boundaries before each start > 0', () => {
+    const bytes = affinityHeatmapPng(A, [0, 2], { cellSize: 10 });
+    expect(bytes).toBeInstanceOf(Uint8Array);
+    const png = PNG.sync.read(Buffer.from(bytes));
+    expect([png.width, png.height]).toEqual([40, 40]);
+    const red = [...HEATMAP_BOUNDARY_COLOR, 255];
+    // Start 2 → boundary between cells 1 and 2 at x = 20 (and y = 20); 1 px wide at this cell size.
+    expect(pixel(png, 20, 5)).toEqual(red);
+    expect(pixel(png, 20, 35)).toEqual(red);
+    expect(pixel(png, 19, 35)).not.toEqual(red);
+    expect(pixel(png, 5, 20)).toEqual(red);
+    // No line at start 0 or between cells 0 and 1.
+    expect(pixel(png, 0, 5)).not.toEqual(red);
+    expect(pixel(png, 10, 5)).not.toEqual(red);
+    // Diagonal (maximum) is the bright end of the map, A[0][3] (minimum) the dark end.
+    expect(pixel(png, 5, 5)).toEqual([...heatmapColor(1), 255]);
+    expect(pixel(png, 35, 5)).toEqual([...heatmapColor(0), 255]);
+    const [r, g, b] = heatmapColor(0);
+    expect(r + g + b).toBeLessThan(200);
+  });
+
+  it('defaults to 24-pixel cells and validates its inputs', () => {
+    const png = PNG.sync.read(Buffer.from(affinityHeatmapPng(A, [0, 1, 3])));
+    expect(png.width).toBe(96);
+    // 2 px lines at 24-pixel cells, straddling the edge at 24 (start 1) and 72 (start 3).
+    for (const x of [23, 24, 71, 72]) expect(pixel(png, x, 50)).toEqual([...HEATMAP_BOUNDARY_COLOR, 255]);
+    expect(pixel(png, 25, 50)).not.toEqual([...HEATMAP_BOUNDARY_COLOR, 255]);
+    expect(() => affinityHeatmapPng(A, [1, 2])).toThrow(/starts\[0\] must be 0/);
+    expect(() => affinityHeatmapPng(A, [0, 4])).toThrow(/starts\[1\] = 4/);
+    expect(() => affinityHeatmapPng(A, [0], { cellSize: 0 })).toThrow(/option "cellSize"/);
+    expect(() => affinityHeatmapPng([[1, 2]], [0])).toThrow(/row 0 has 2 columns/);
+  });
+});

@@ -1,0 +1,331 @@
+import { HOOK_SPEC_VERSION, PeftError, invalidOption, requirePositiveInt, tf } from '@peftjs/core';
+import type {
+  FrozenFeatures,
+  JsonObject,
+  PeftModel,
+  PeftPlugin,
+  PrepareContext,
+  PrepareData,
+  SetupContext,
+  Tensor4D,
+} from '@peftjs/core';
+import { AffinityAccumulator } from './affinity.js';
+import { type HierarchyToken, layerFeatures, requireToken } from './features.js';
+import { groupLayers } from './grouping.js';
+import { kmeans } from './kmeans.js';
+import { requireStarts } from './validate.js';
+
+export const HIERARCHY_PLUGIN_VERSION = '0.1.0';
+
+/** Keys under which `prepare` publishes its results to plugins that prepare later. */
+export const HIERARCHY_SHARED_KEYS = {
+  /** `number[]`: first block of every hierarchy, starting with 0. */
+  starts: 'hierarchy.starts',
+  /** `Tensor2D [k, D]`: attribute prototypes (means of last-block features per k-means cluster). */
+  prototypes: 'hierarchy.prototypes',
+  /** `number[][]`: the L×L layer affinity. */
+  affinity: 'hierarchy.affinity',
+} as const;
+
+export interface HierarchyOptions {
+  /** τ of the greedy grouping (spec §2.3). */
+  threshold: number;
+  /** Drop hierarchy starts ≥ endLayer; null or absent keeps all. */
+  endLayer?: number | null;
+  /** Feature vector per image and block. Default 'cls'. */
+  token?: HierarchyToken;
+  /** Number of k-means prototypes. Default 200. */
+  prototypes?: number;
+  /** At most this many images (drawn without replacement) feed k-means. Default 1000. */
+  maxImages?: number;
+  /** k-means seedings; the lowest inertia wins. Default 1. */
+  kmeansInit?: number;
+  /** Plugin name. Default 'ship-hierarchy'. */
+  name?: string;
+  /** Tensor namespace. Default 'ship_hierarchy'. */
+  prefix?: string;
+}
+
+export interface ResolvedHierarchyOptions {
+  threshold: number;
+  endLayer: number | null;
+  token: HierarchyToken;
+  prototypes: number;
+  maxImages: number;
+  kmeansInit: number;
+  name: string;
+  prefix: string;
+}
+
+const OPTION_KEYS = new Set<string>([
+  'threshold',
+  'endLayer',
+  'token',
+  'prototypes',
+  'maxImages',
+  'kmeansInit',
+  'name',
+  'prefix',
+]);
+
+function requireThreshold(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    invalidOption('threshold', value, 'a finite number');
+  return value;
+}
+
+function requireName(option: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) invalidOption(option, value, 'a non-empty string');
+  return value;
+}
+
+/** Validates and fills in defaults; throws a `PeftError` naming the first bad option. */
+export function resolveHierarchyOptions(options: HierarchyOptions): ResolvedHierarchyOptions {
+  if (typeof options !== 'object' || options === null) invalidOption('options', options, 'an object');
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.has(key)) {
+      throw new PeftError(
+        'INVALID_OPTION',
+        `unknown option "${key}" for the hierarchy plugin (known: ${[...OPTION_KEYS].join(', ')})`,
+      );
+    }
+  }
+  const resolved: ResolvedHierarchyOptions = {
+    threshold: requireThreshold(options.threshold),
+    endLayer:
+      options.endLayer === undefined || options.endLayer === null
+        ? null
+        : requirePositiveInt('endLayer', options.endLayer),
+    token: requireToken('token', options.token ?? 'cls'),
+    prototypes: requirePositiveInt('prototypes', options.prototypes ?? 200),
+    maxImages: requirePositiveInt('maxImages', options.maxImages ?? 1000),
+    kmeansInit: requirePositiveInt('kmeansInit', options.kmeansInit ?? 1),
+    name: requireName('name', options.name ?? 'ship-hierarchy'),
+    prefix: requireName('prefix', options.prefix ?? 'ship_hierarchy'),
+  };
+  if (resolved.prototypes > resolved.maxImages) {
+    throw new PeftError(
+      'INVALID_OPTION',
+      `option "prototypes" (${resolved.prototypes}) exceeds option "maxImages" (${resolved.maxImages}): ` +
+        'k-means needs at least as many images as prototypes',
+    );
+  }
+  return resolved;
+}
+
+type LastLayerSink = (values: Float32Array, firstImage: number, batch: number, dim: number) => void;
+
+/**
+ * One pass of the frozen backbone over `data`: accumulates the layer affinity and hands each batch's last-layer
+ * features (host copy) to `onLastLayer`. Every tensor it creates is disposed before the next batch.
+ */
+async function scanLayers(
+  frozen: (images: Tensor4D) => FrozenFeatures,
+  data: PrepareData,
+  depth: number,
+  token: HierarchyToken,
+  onLastLayer?: LastLayerSink,
+): Promise<{ affinity: number[][]; images: number }> {
+  const accumulator = new AffinityAccumulator(depth);
+  let seen = 0;
+  for await (const { images } of data.batches()) {
+    const features = frozen(images);
+    try {
+      if (features.blockOutputs.length !== depth) {
+        throw new PeftError(
+          'SHAPE_MISMATCH',
+          `frozenFeatures returned ${features.blockOutputs.length} block outputs for a ${depth}-block model`,
+        );
+      }
+      const last = tf.tidy(() => {
+        const perLayer = layerFeatures(features.blockOutputs, token);
+        accumulator.add(perLayer);
+        return perLayer[depth - 1] as tf.Tensor2D;
+      });
+      try {
+        const [batch, dim] = last.shape;
+        if (onLastLayer) onLastLayer(last.dataSync() as Float32Array, seen, batch, dim);
+        seen += batch;
+      } finally {
+        last.dispose();
+      }
+    } finally {
+      tf.dispose(features.blockOutputs);
+      tf.dispose(features.attnLogits);
+    }
+  }
+  if (seen === 0) throw new PeftError('INVALID_CONFIG', 'the training data yielded no images');
+  return { affinity: accumulator.result(), images: seen };
+}
+
+function requireDataSize(data: PrepareData): number {
+  if (typeof data?.batches !== 'function') invalidOption('data', data, 'a PrepareData with batches()');
+  return requirePositiveInt('data.size', data.size);
+}
+
+const round6 = (v: number) => Math.round(v * 1e6) / 1e6;
+
+/** Mean feature of every cluster; an empty cluster (rare after the final assignment) keeps its centroid. */
+function clusterMeans(
+  rows: Float32Array,
+  count: number,
+  dim: number,
+  labels: Int32Array,
+  centroids: Float32Array,
+  k: number,
+): Float32Array {
+  const sums = new Float64Array(k * dim);
+  const sizes = new Int32Array(k);
+  for (let i = 0; i < count; i++) {
+    const c = labels[i] as number;
+    sizes[c] = (sizes[c] as number) + 1;
+    for (let j = 0; j < dim; j++)
+      sums[c * dim + j] = (sums[c * dim + j] as number) + (rows[i * dim + j] as number);
+  }
+  const out = new Float32Array(k * dim);
+  for (let c = 0; c < k; c++) {
+    const size = sizes[c] as number;
+    for (let j = 0; j < dim; j++) {
+      out[c * dim + j] = size > 0 ? (sums[c * dim + j] as number) / size : (centroids[c * dim + j] as number);
+    }
+  }
+  return out;
+}
+
+async function prepareHierarchy(
+  resolved: ResolvedHierarchyOptions,
+  ctx: PrepareContext,
+  data: PrepareData,
+): Promise<void> {
+  const depth = ctx.config.depth;
+  const size = requireDataSize(data);
+  if (resolved.endLayer !== null && resolved.endLayer > depth) {
+    invalidOption(
+      'endLayer',
+      resolved.endLayer,
+      `an integer in [1, ${depth}] (the model has ${depth} blocks)`,
+    );
+  }
+  // Spec §4.1: more than maxImages images → a random subset (without replacement) feeds k-means.
+  const keep = new Uint8Array(size);
+  const keepCount = Math.min(size, resolved.maxImages);
+  if (size > resolved.maxImages) {
+    for (const i of ctx.rng.split('subsample').permutation(size).slice(0, keepCount)) keep[i] = 1;
+  } else {
+    keep.fill(1);
+  }
+  // Host copy of the kept images' last-layer features, allocated once the feature width is known.
+  const kept = { rows: new Float32Array(0), count: 0, dim: 0 };
+  const { affinity, images } = await scanLayers(
+    (x) => ctx.frozenFeatures(x),
+    data,
+    depth,
+    resolved.token,
+    (values, first, batch, d) => {
+      if (first + batch > size) {
+        throw new PeftError('SHAPE_MISMATCH', `data.batches() yielded more images than data.size (${size})`);
+      }
+      if (kept.dim === 0) {
+        kept.dim = d;
+        kept.rows = new Float32Array(keepCount * d);
+      }
+      for (let b = 0; b < batch; b++) {
+        if (keep[first + b] !== 1) continue;
+        kept.rows.set(values.subarray(b * d, (b + 1) * d), kept.count * d);
+        kept.count++;
+      }
+    },
+  );
+  if (images !== size) {
+    throw new PeftError('SHAPE_MISMATCH', `data.batches() yielded ${images} images but data.size is ${size}`);
+  }
+  const starts = groupLayers(affinity, {
+    threshold: resolved.threshold,
+    ...(resolved.endLayer !== null ? { endLayer: resolved.endLayer } : {}),
+  });
+  const k = resolved.prototypes;
+  if (kept.count < k) {
+    throw new PeftError(
+      'INVALID_OPTION',
+      `option "prototypes" (${k}) needs at least ${k} images for k-means; the training split has ${kept.count}`,
+    );
+  }
+  const clusters = kmeans(kept.rows, kept.count, kept.dim, {
+    k,
+    rng: ctx.rng.split('kmeans'),
+    nInit: resolved.kmeansInit,
+  });
+  const prototypes = clusterMeans(kept.rows, kept.count, kept.dim, clusters.labels, clusters.centroids, k);
+
+  ctx.setArtifact(
+    'affinity',
+    affinity.map((row) => row.map(round6)),
+  );
+  ctx.setArtifact('starts', starts);
+  ctx.setArtifact('threshold', resolved.threshold);
+  ctx.setArtifact('endLayer', resolved.endLayer);
+  ctx.setArtifact('token', resolved.token);
+  ctx.setArtifact('numImages', images);
+  ctx.setArtifact('prototypeImages', kept.count);
+  ctx.setArtifact('prototypes', k);
+  ctx.share(HIERARCHY_SHARED_KEYS.starts, starts);
+  ctx.share(HIERARCHY_SHARED_KEYS.affinity, affinity);
+  ctx.share(HIERARCHY_SHARED_KEYS.prototypes, tf.tensor2d(prototypes, [k, kept.dim]));
+}
+
+/**
+ * SHIP's semantic hierarchy as a `prepare`-only plugin (tier 'pre', no hooks): it runs the frozen backbone once
+ * over the training split, computes the layer affinity, groups layers (spec §2.3) and clusters last-block
+ * features into attribute prototypes (spec §4.1). Results are saved as artifacts and shared with later plugins
+ * under `HIERARCHY_SHARED_KEYS`; the prototype tensor itself is saved by the plugin that buffers it.
+ */
+export function hierarchyPlugin(options: HierarchyOptions): PeftPlugin {
+  const resolved = resolveHierarchyOptions(options);
+  const json: JsonObject = { ...resolved };
+  return {
+    name: resolved.name,
+    version: HIERARCHY_PLUGIN_VERSION,
+    specVersion: HOOK_SPEC_VERSION,
+    prefix: resolved.prefix,
+    tier: 'pre',
+    options: json,
+    prepare: (ctx, data) => prepareHierarchy(resolved, ctx, data),
+    restore(ctx: SetupContext, artifacts: JsonObject) {
+      requireStarts('artifacts.starts', artifacts.starts, ctx.config.depth);
+    },
+    hooks: {},
+  };
+}
+
+export interface AnalyseLayersOptions {
+  threshold: number;
+  endLayer?: number | null;
+  token?: HierarchyToken;
+}
+
+/**
+ * Layer affinity and hierarchy starts of a model's frozen backbone over `data`, without preparing or training
+ * (for inspection and command-line tools).
+ */
+export async function analyseLayers(
+  model: PeftModel,
+  data: PrepareData,
+  options: AnalyseLayersOptions,
+): Promise<{ affinity: number[][]; starts: number[] }> {
+  const threshold = requireThreshold(options.threshold);
+  const endLayer =
+    options.endLayer === undefined || options.endLayer === null
+      ? undefined
+      : requirePositiveInt('endLayer', options.endLayer);
+  const token = requireToken('token', options.token ?? 'cls');
+  requireDataSize(data);
+  const depth = model.config.depth;
+  if (endLayer !== undefined && endLayer > depth) {
+    invalidOption('endLayer', endLayer, `an integer in [1, ${depth}] (the model has ${depth} blocks)`);
+  }
+  const { affinity } = await scanLayers((x) => model.frozenFeatures(x), data, depth, token);
+  return {
+    affinity,
+    starts: groupLayers(affinity, { threshold, ...(endLayer !== undefined ? { endLayer } : {}) }),
+  };
+}

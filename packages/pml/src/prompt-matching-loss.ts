@@ -1,0 +1,82 @@
+import {
+  HOOK_SPEC_VERSION,
+  type PeftPlugin,
+  type Scalar,
+  type Tensor3D,
+  type TokenStream,
+  clsSaliency,
+  l2Normalize,
+  requireNumberInRange,
+  requirePositiveInt,
+  selectTokens,
+  tf,
+  topKSelection,
+} from '@peftjs/core';
+
+/**
+ * SHIP's prompt matching loss (spec §7): on the last block's output, each prompt token is matched to its nearest
+ * (cosine) token among the `topK` most salient image tokens (head-averaged CLS logits of that block), and the loss
+ * is the mean cosine distance. It is added to the training loss with `weight` (0.5). Unlike the official code, the
+ * switch works: `enabled: false` or `weight: 0` removes it, and `warmupEpochs` delays it.
+ */
+export interface PromptMatchingLossOptions {
+  enabled?: boolean;
+  weight?: number;
+  topK?: number;
+  /** Epochs without the loss at the start of training (default 0: from the first step, as the code). */
+  warmupEpochs?: number;
+  /** Block whose output is matched (default: the last block). */
+  block?: number;
+  name?: string;
+}
+
+/** Mean over samples and prompt tokens of min_j (1 − cos(P_p, Z_j)). */
+export function promptMatchingDistance(prompts: Tensor3D, salient: Tensor3D): Scalar {
+  return tf.tidy(() => {
+    const cos = tf.matMul(l2Normalize(prompts), tf.transpose(l2Normalize(salient), [0, 2, 1]));
+    return tf.mean(tf.sub(1, tf.max(cos, 2))) as Scalar;
+  });
+}
+
+function promptTokens(stream: TokenStream): Tensor3D | null {
+  if (stream.segments.length === 0) return null;
+  const batch = stream.batchSize;
+  const parts = stream.segments.map((s) =>
+    s.tokens.shape[0] === batch ? s.tokens : tf.broadcastTo(s.tokens, [batch, ...s.tokens.shape.slice(1)]),
+  );
+  return parts.length === 1 ? (parts[0] as Tensor3D) : (tf.concat(parts, 1) as Tensor3D);
+}
+
+export function promptMatchingLoss(options: PromptMatchingLossOptions = {}): PeftPlugin {
+  const enabled = options.enabled ?? true;
+  const weight = requireNumberInRange('weight', options.weight ?? 0.5, 0, Number.MAX_VALUE);
+  const topK = requirePositiveInt('topK', options.topK ?? 10);
+  const warmupEpochs = options.warmupEpochs ?? 0;
+  if (!Number.isInteger(warmupEpochs) || warmupEpochs < 0) requirePositiveInt('warmupEpochs', warmupEpochs);
+  const name = options.name ?? 'ship-pml';
+  const active = (training: boolean, epoch: number) =>
+    enabled && weight > 0 && training && epoch >= warmupEpochs;
+  return {
+    name,
+    version: '0.1.0',
+    specVersion: HOOK_SPEC_VERSION,
+    prefix: name.replace(/[^A-Za-z0-9_]/g, '_'),
+    options: { enabled, weight, topK, warmupEpochs, block: options.block ?? null },
+    hooks: {
+      attnLogits(ctx, logits, info) {
+        if (!active(ctx.training, ctx.epoch) || info.block !== (options.block ?? ctx.config.depth - 1))
+          return;
+        ctx.scratch.set('selection', topKSelection(clsSaliency(logits, info.layout.numImageTokens), topK));
+      },
+      blockEnd(ctx, stream, block) {
+        if (!active(ctx.training, ctx.epoch) || block !== (options.block ?? ctx.config.depth - 1))
+          return undefined;
+        const selection = ctx.scratch.get('selection') as Tensor3D | undefined;
+        const prompts = promptTokens(stream);
+        if (!selection || !prompts) return undefined;
+        ctx.addLoss('pml', promptMatchingDistance(prompts, selectTokens(selection, stream.image)), weight);
+        return undefined;
+      },
+    },
+  };
+}

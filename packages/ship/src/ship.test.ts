@@ -1,0 +1,213 @@
+import { VisionTransformer, customVit, vitPreset } from '@peftjs/backbone';
+import { type PeftModel, type Tensor, type Tensor4D, createPeftModel, tf } from '@peftjs/core';
+import { describeBackends, expectNoLeakedTensors, expectTensorClose } from '@peftjs/core/testing';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type ShipOptions, ship } from './ship.js';
+import { GeometryOnlyBackbone, mnistSample, prepareDataOf } from './test-support.js';
+
+const CIFAR100_STARTS = [0, 2, 4, 6, 8, 11];
+
+describe('SHIP parameter counts (spec §8.4)', () => {
+  it('match the cifar100 setting on ViT-B/16 geometry: 330,340 trainable with the head', () => {
+    const backbone = new GeometryOnlyBackbone(vitPreset('vit_base_patch16_224', { numClasses: 100 }));
+    const model = createPeftModel(backbone, ship({ starts: CIFAR100_STARTS, promptLength: 50 }));
+    model.restoreArtifacts({ 'ship-prompts': { starts: CIFAR100_STARTS, prototypeCount: 200 } });
+    const report = model.parameterReport();
+    const sip = 6 * 50 * 768;
+    const ssp = 10 * 768;
+    const attributeBase = 2 * 10 * 768;
+    const head = 768 * 100 + 100;
+    expect(report.trainable).toBe(330_340);
+    expect(report.trainable).toBe(sip + ssp + attributeBase + head);
+    expect(report.trainableWithoutHead).toBe(253_440);
+    expect(report.byOwner['ship-prompts']).toEqual({ total: sip + ssp + attributeBase, trainable: 253_440 });
+    // The prototype bank is plugin state, not a parameter.
+    expect(report.buffers).toBe(200 * 768);
+  });
+
+  it('follow M·K·D + 30·D for other hierarchies (caltech101: K = 200, M = 8)', () => {
+    const starts = [0, 2, 3, 5, 7, 9, 10, 11];
+    const backbone = new GeometryOnlyBackbone(vitPreset('vit_base_patch16_224', { numClasses: 102 }));
+    const model = createPeftModel(backbone, ship({ starts, promptLength: 200 }));
+    model.restoreArtifacts({ 'ship-prompts': { starts, prototypeCount: 200 } });
+    expect(model.parameterReport().trainable).toBe(1_330_278);
+  });
+});
+
+describe('SHIP token layout (spec §6)', () => {
+  it('gives 257 tokens in blocks 0–7 and 267 in blocks 8–11 in the cifar100 setting', () => {
+    // 224² / patch 16 → 197 image tokens; width is irrelevant to sequence lengths, so keep it small.
+    const vit = VisionTransformer.create(
+      customVit({ imageSize: 224, patchSize: 16, dim: 32, depth: 12, heads: 2, numClasses: 100 }),
+    );
+    const model = createPeftModel(vit, ship({ starts: CIFAR100_STARTS, promptLength: 50 }));
+    model.restoreArtifacts({ 'ship-prompts': { starts: CIFAR100_STARTS, prototypeCount: 8 } });
+    const out = model.forwardIntermediates(tf.zeros([1, 224, 224, 3]) as Tensor4D);
+    expect(out.blockOutputs.map((b) => b.shape[1])).toEqual([
+      257, 257, 257, 257, 257, 257, 257, 257, 267, 267, 267, 267,
+    ]);
+    // Decoupled attention: image query rows only before the last block, all rows in the last.
+    expect(out.attnLogits[0]?.shape).toEqual([1, 2, 197, 257]);
+    expect(out.attnLogits[11]?.shape).toEqual([1, 2, 267, 267]);
+    tf.dispose([out.logits, out.features, ...out.blockOutputs, ...out.attnLogits]);
+    vit.dispose();
+  });
+});
+
+const config = customVit({
+  imageSize: 28,
+  patchSize: 7,
+  channels: 1,
+  dim: 32,
+  depth: 6,
+  heads: 2,
+  numClasses: 10,
+});
+const STARTS = [0, 2, 4];
+const NUM_IMAGE_TOKENS = 17;
+
+await describeBackends('SHIP on a small real task (MNIST)', () => {
+  let vit: VisionTransformer;
+  let images: Tensor4D;
+  let labels: tf.Tensor1D;
+
+  async function shipModel(options: ShipOptions = {}): Promise<PeftModel> {
+    const model = createPeftModel(
+      vit,
+      ship({ threshold: 0.9, promptLength: 4, hierarchy: { prototypes: 8 }, ...options }),
+      { seed: 11 },
+    );
+    await model.prepare(prepareDataOf(images, 16));
+    return model;
+  }
+
+  beforeAll(() => {
+    vit = VisionTransformer.create(config, { seed: 3 });
+    const sample = mnistSample(48);
+    images = tf.tensor4d(sample.images, [48, 28, 28, 1]);
+    labels = tf.tensor1d(sample.labels, 'int32');
+  });
+
+  it('prepares a hierarchy and prototypes from the data and records them as artifacts', async () => {
+    const model = await shipModel();
+    const artifacts = model.artifacts();
+    const hierarchy = artifacts['ship-hierarchy'];
+    expect(hierarchy?.starts).toEqual(artifacts['ship-prompts']?.starts);
+    expect((hierarchy?.starts as number[])[0]).toBe(0);
+    expect(hierarchy?.affinity).toHaveLength(6);
+    expect(model.registry.get('ship.prototypes').shape).toEqual([8, 32]);
+    model.dispose();
+  });
+
+  it('with λ = 0 in eval mode keeps every block’s image tokens equal to the frozen prompt-free ViT', async () => {
+    const model = await shipModel({ starts: STARTS, decoupledAttention: { lambda: 0 } });
+    const x = tf.slice(images, [0, 0, 0, 0], [4, -1, -1, -1]) as Tensor4D;
+    const ours = model.forwardIntermediates(x);
+    const frozen = vit.forwardIntermediates(x);
+    ours.blockOutputs.forEach((block, l) => {
+      const imageTokens = tf.slice(block, [0, 0, 0], [-1, NUM_IMAGE_TOKENS, -1]);
+      expectTensorClose(imageTokens, frozen.blockOutputs[l] as Tensor, {
+        atol: 1e-5,
+        label: `block ${l} image tokens`,
+      });
+    });
+    expectTensorClose(ours.logits, frozen.logits, { atol: 1e-5, label: 'logits = zero-shot ViT + head' });
+    model.dispose();
+  });
+
+  it('changes the output with each switch: SIP re-insert, no SSP, no AP, no DA (joint softmax), no PML', async () => {
+    const x = tf.slice(images, [0, 0, 0, 0], [8, -1, -1, -1]) as Tensor4D;
+    const y = tf.slice(labels, [0], [8]);
+    const reference = await shipModel({ starts: STARTS });
+    const refLogits = reference.predict(x);
+    const refLoss = reference.loss(x, y, { training: false }).total;
+    const variants: [string, ShipOptions][] = [
+      ['sip reinsert', { prompts: { sip: 'reinsert' } }],
+      ['no ssp', { prompts: { ssp: false } }],
+      ['no ap', { prompts: { ap: false } }],
+      ['no decoupled attention', { decoupledAttention: false }],
+    ];
+    for (const [label, options] of variants) {
+      const model = await shipModel({ starts: STARTS, ...options });
+      const diff = tf.max(tf.abs(tf.sub(model.predict(x), refLogits))).dataSync()[0]!;
+      expect(diff, label).toBeGreaterThan(1e-5);
+      model.dispose();
+    }
+    // PML changes the training loss, not the logits.
+    const withPml = reference.loss(x, y, { training: true });
+    expect(Object.keys(withPml.parts)).toEqual(['ce', 'pml']);
+    const noPml = await shipModel({ starts: STARTS, pml: false });
+    const noPmlLoss = noPml.loss(x, y, { training: true });
+    expect(Object.keys(noPmlLoss.parts)).toEqual(['ce']);
+    expect(refLoss.dataSync()[0]).toBeGreaterThan(0);
+    reference.dispose();
+    noPml.dispose();
+  });
+
+  it('sends gradients to every trainable tensor (SIP of the first hierarchy included) and none to frozen ones', async () => {
+    const model = await shipModel({ starts: STARTS });
+    const x = tf.slice(images, [0, 0, 0, 0], [8, -1, -1, -1]) as Tensor4D;
+    const y = tf.slice(labels, [0], [8]);
+    const { loss, grads, parts } = model.lossAndGradients(x, y);
+    const trainable = model.registry
+      .trainableEntries()
+      .map((e) => e.name)
+      .sort();
+    expect(trainable).toEqual([
+      'head.bias',
+      'head.weight',
+      'ship.ap_base',
+      'ship.sip.0',
+      'ship.sip.1',
+      'ship.sip.2',
+      'ship.ssp',
+    ]);
+    expect(Object.keys(grads).sort()).toEqual(trainable);
+    for (const [name, g] of Object.entries(grads)) {
+      expect(tf.max(tf.abs(g)).dataSync()[0], `${name} gradient`).toBeGreaterThan(0);
+    }
+    expect(parts.pml).toBeGreaterThan(0);
+    tf.dispose([loss, ...Object.values(grads)]);
+    model.dispose();
+  });
+
+  it('trains: the loss falls over 30 steps, without leaking tensors', async () => {
+    const model = await shipModel();
+    const optimizer = tf.train.adam(0.05);
+    const losses: number[] = [];
+    const step = (i: number) => {
+      const start = (i % 3) * 16;
+      const x = tf.slice(images, [start, 0, 0, 0], [16, -1, -1, -1]) as Tensor4D;
+      const y = tf.slice(labels, [start], [16]);
+      const { loss, grads } = model.lossAndGradients(x, y);
+      losses.push(loss.dataSync()[0]!);
+      model.applyGradients(optimizer, grads);
+      tf.dispose([x, y, loss, ...Object.values(grads)]);
+    };
+    for (let i = 0; i < 27; i++) step(i);
+    let i = 27;
+    await expectNoLeakedTensors(() => step(i++), { warmup: 0, repeats: 3 });
+    const first = losses.slice(0, 3).reduce((a, b) => a + b, 0) / 3;
+    const last = losses.slice(-3).reduce((a, b) => a + b, 0) / 3;
+    expect(last).toBeLessThan(first * 0.8);
+    optimizer.dispose();
+    model.dispose();
+  });
+});
+
+describe('degenerate hierarchies', () => {
+  it('skip attribute prompts at block 0 instead of crashing (M = 1 and M = 2)', async () => {
+    const vit = VisionTransformer.create(config, { seed: 1 });
+    const sample = mnistSample(16);
+    const images = tf.tensor4d(sample.images, [16, 28, 28, 1]);
+    for (const starts of [[0], [0, 3]]) {
+      const model = createPeftModel(vit, ship({ starts, promptLength: 2, hierarchy: { prototypes: 4 } }));
+      await model.prepare(prepareDataOf(images, 8));
+      const names = model.registry.list((e) => e.name === 'ship.ap_base').map((e) => e.variable.shape);
+      expect(names, `starts ${starts}`).toEqual(starts.length === 1 ? [] : [[1, 10, 32]]);
+      const logits = model.predict(tf.slice(images, [0, 0, 0, 0], [2, -1, -1, -1]) as Tensor4D);
+      expect(logits.shape).toEqual([2, 10]);
+      model.dispose();
+    }
+  });
+});

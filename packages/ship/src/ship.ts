@@ -1,0 +1,53 @@
+import { type DecoupledAttentionOptions, decoupledAttention } from '@peftjs/decoupled-attention';
+import { type HierarchyOptions, hierarchyPlugin } from '@peftjs/hierarchy';
+import { type PromptMatchingLossOptions, promptMatchingLoss } from '@peftjs/pml';
+import { type ShipPromptsOptions, shipPrompts } from '@peftjs/prompts';
+import type { PeftPlugin } from '@peftjs/core';
+
+/**
+ * SHIP (Semantic Hierarchical Prompt tuning, arXiv 2412.16956) as a bundle of four plugins with the paper's
+ * defaults: hierarchy analysis (τ = 0.93, CLS features, 200 prototypes) → SIP/SSP/AP prompts (K = 50) → prompt
+ * matching loss (weight 0.5) → decoupled attention (λ = 0.1). Every component can be tuned or switched off for
+ * ablations; `false` removes a component.
+ */
+export interface ShipOptions {
+  /** Grouping threshold τ (≥ 1: one hierarchy per block). Default 0.93. */
+  threshold?: number;
+  /** Drop hierarchy starts ≥ this block. */
+  endLayer?: number;
+  /** SIP length K. Default 50. */
+  promptLength?: number;
+  /** Fixed hierarchy starts; skips the grouping (prototypes are still computed when AP is on). */
+  starts?: number[];
+  hierarchy?: Omit<HierarchyOptions, 'threshold' | 'endLayer'>;
+  prompts?: Omit<ShipPromptsOptions, 'promptLength' | 'starts'>;
+  /** Prompt matching loss options, or false to remove it. */
+  pml?: PromptMatchingLossOptions | false;
+  /** Decoupled attention options, or false for standard joint attention (prompts query everywhere). */
+  decoupledAttention?: DecoupledAttentionOptions | false;
+}
+
+export function ship(options: ShipOptions = {}): PeftPlugin[] {
+  const plugins: PeftPlugin[] = [];
+  const needsHierarchy = !options.starts || (options.prompts?.ap ?? true);
+  if (needsHierarchy) {
+    plugins.push(
+      hierarchyPlugin({
+        ...options.hierarchy,
+        threshold: options.threshold ?? 0.93,
+        ...(options.endLayer !== undefined ? { endLayer: options.endLayer } : {}),
+      }),
+    );
+  }
+  plugins.push(
+    shipPrompts({
+      ...options.prompts,
+      promptLength: options.promptLength ?? 50,
+      ...(options.starts ? { starts: options.starts } : {}),
+    }),
+  );
+  if (options.pml !== false) plugins.push(promptMatchingLoss(options.pml ?? {}));
+  if (options.decoupledAttention !== false)
+    plugins.push(decoupledAttention(options.decoupledAttention ?? {}));
+  return plugins;
+}
