@@ -93,7 +93,7 @@ await describeBackends('SHIP on a small real task (MNIST)', () => {
     const artifacts = model.artifacts();
     const hierarchy = artifacts['ship-hierarchy'];
     expect(hierarchy?.starts).toEqual(artifacts['ship-prompts']?.starts);
-    expect((hierarchy?.starts as number[])[0]).toBe(0);
+    expect((hierarchy?.starts as number[] | undefined)?.[0]).toBe(0);
     expect(hierarchy?.affinity).toHaveLength(6);
     expect(model.registry.get('ship.prototypes').shape).toEqual([8, 32]);
     model.dispose();
