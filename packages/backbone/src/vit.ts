@@ -9,6 +9,7 @@ import {
   type HostTensor,
   type PeftBackbone,
   PeftError,
+  type PromptCache,
   ParameterRegistry,
   Rng,
   type Seed,
@@ -17,6 +18,7 @@ import {
   type Tensor2D,
   type Tensor3D,
   type Tensor4D,
+  type TokenLayout,
   TokenStream,
   type VitConfig,
   type VitGeometry,
@@ -32,6 +34,20 @@ import {
   vitGeometry,
 } from '@peftjs/core';
 import { type ParameterSpec, storageShape, vitParameterSpecs } from './parameters.js';
+
+interface RowInputs {
+  h: Tensor3D;
+  q: Tensor4D;
+  k: Tensor4D;
+  v: Tensor4D;
+}
+
+interface BlockResult {
+  stream: TokenStream;
+  /** The block's `[B, N, D]` output when it was computed as one tensor. */
+  output: Tensor3D | null;
+  logits: Tensor4D;
+}
 
 /** Converts a tensor from timm / PyTorch layout to PEFT.js storage layout. */
 export function toStorageLayout(spec: ParameterSpec, torchTensor: Tensor): Tensor {
@@ -251,9 +267,176 @@ export class VisionTransformer implements PeftBackbone {
     return tf.transpose(tf.reshape(x, [batch, tokens, heads, this.geometry.headDim]), [0, 2, 1, 3]);
   }
 
+  /** LayerNorm-1, the qkv projection (through its hook) and the head split, for any set of rows. */
+  private attentionInputs(x: Tensor3D, block: number, driver: HookDriver): RowInputs {
+    const b = `blocks.${block}`;
+    const h = layerNorm(
+      x,
+      this.w(`${b}.norm1.weight`) as Tensor1D,
+      this.w(`${b}.norm1.bias`) as Tensor1D,
+      this.config.layerNormEps,
+    );
+    const qkv = driver.qkv(
+      h,
+      block,
+      (input) =>
+        linear(
+          input,
+          this.w(`${b}.attn.qkv.weight`),
+          this.config.qkvBias ? this.w(`${b}.attn.qkv.bias`) : undefined,
+        ) as Tensor3D,
+    );
+    const [q, k, v] = tf.split(qkv, 3, 2) as [Tensor3D, Tensor3D, Tensor3D];
+    return { h, q: this.splitHeads(q), k: this.splitHeads(k), v: this.splitHeads(v) };
+  }
+
+  /** Output projection, attnOut hook, residual, LayerNorm-2, MLP (through its hook), residual — per token. */
+  private finishBlock(
+    x: Tensor3D,
+    attended: Tensor3D,
+    block: number,
+    layout: TokenLayout,
+    training: boolean,
+    driver: HookDriver,
+  ): Tensor3D {
+    const b = `blocks.${block}`;
+    const projected = linear(attended, this.w(`${b}.attn.proj.weight`), this.w(`${b}.attn.proj.bias`));
+    const attnBranch = driver.attnOut(projected as Tensor3D, block, layout);
+    const afterAttn = tf.add(x, this.dropPath(attnBranch, block, training, driver, 'attn')) as Tensor3D;
+    const h2 = layerNorm(
+      afterAttn,
+      this.w(`${b}.norm2.weight`) as Tensor1D,
+      this.w(`${b}.norm2.bias`) as Tensor1D,
+      this.config.layerNormEps,
+    );
+    const mlpBranch = driver.mlp(h2, block, (input) => {
+      const hidden = gelu(linear(input, this.w(`${b}.mlp.fc1.weight`), this.w(`${b}.mlp.fc1.bias`)));
+      return linear(hidden, this.w(`${b}.mlp.fc2.weight`), this.w(`${b}.mlp.fc2.bias`)) as Tensor3D;
+    });
+    return tf.add(afterAttn, this.dropPath(mlpBranch, block, training, driver, 'mlp')) as Tensor3D;
+  }
+
+  /** One block over the whole stream as a single `[B, N, D]` sequence. */
+  private jointBlock(stream: TokenStream, block: number, training: boolean, driver: HookDriver): BlockResult {
+    const layout = stream.layout();
+    const x = stream.toTensor();
+    const inputs = this.attentionInputs(x, block, driver);
+    const attention = driver.attention(
+      { block, input: inputs.h, q: inputs.q, k: inputs.k, v: inputs.v, scale: this.scale, layout },
+      VisionTransformer.jointAttention,
+    );
+    const out = this.finishBlock(x, attention.output, block, layout, training, driver);
+    return { stream: TokenStream.fromTensor(out, layout), output: out, logits: attention.logits };
+  }
+
+  /**
+   * One block where attention keeps prompt rows isolated from image rows: image-independent segments (`[1, n, D]`)
+   * are computed once at batch 1 (or taken from the prompt cache) and only their keys/values are broadcast to the
+   * batch for the image rows' attention. Same result as `jointBlock`, a fraction of the work on prompt rows.
+   */
+  private isolatedBlock(
+    stream: TokenStream,
+    block: number,
+    training: boolean,
+    driver: HookDriver,
+    cache: PromptCache | undefined,
+  ): BlockResult {
+    const ordered = stream.independentLast();
+    const layout = ordered.layout();
+    const main = new TokenStream(
+      ordered.image,
+      ordered.segments.filter((s) => !s.independent),
+    );
+    const side = ordered.segments.filter((s) => s.independent);
+    const batch = stream.batchSize;
+    const dim = this.config.dim;
+    const mainX = main.toTensor();
+    const mainRows = mainX.shape[1];
+    const sideRows = layout.total - mainRows;
+    const sideX = tf.concat(
+      side.map((s) => s.tokens),
+      1,
+    ) as Tensor3D;
+    const cacheKey = `${block}|${side.map((s) => `${s.owner}/${s.key}:${s.tokens.shape[1]}`).join(',')}`;
+    const cached = cache?.get(cacheKey);
+    const sideInputs = cached
+      ? { h: cached.h as Tensor3D, q: cached.q as Tensor4D, k: cached.k as Tensor4D, v: cached.v as Tensor4D }
+      : this.attentionInputs(sideX, block, driver);
+    const mainInputs = this.attentionInputs(mainX, block, driver);
+    const widen = <T extends Tensor3D | Tensor4D>(m: T, s: T, axis: number): T => {
+      const shape: number[] = [...s.shape];
+      shape[0] = batch;
+      const broadcast = tf.broadcastTo(s as tf.Tensor, shape);
+      return tf.concat([m as tf.Tensor, broadcast], axis) as T;
+    };
+    const attention = driver.attention(
+      {
+        block,
+        input: widen(mainInputs.h, sideInputs.h, 1),
+        q: widen(mainInputs.q, sideInputs.q, 2),
+        k: widen(mainInputs.k, sideInputs.k, 2),
+        v: widen(mainInputs.v, sideInputs.v, 2),
+        scale: this.scale,
+        layout,
+      },
+      VisionTransformer.jointAttention,
+    );
+    const mainOut = this.finishBlock(
+      mainX,
+      tf.slice(attention.output, [0, 0, 0], [batch, mainRows, dim]) as Tensor3D,
+      block,
+      main.layout(),
+      training,
+      driver,
+    );
+    let sideOut = cached?.out as Tensor3D | undefined;
+    if (!sideOut) {
+      // Prompt rows are identical across the batch here: read them from sample 0.
+      const sideAttended = tf.slice(attention.output, [0, mainRows, 0], [1, sideRows, dim]) as Tensor3D;
+      let start = 0;
+      const sideLayout: TokenLayout = {
+        numImageTokens: 0,
+        numPromptTokens: sideRows,
+        total: sideRows,
+        segments: side.map((seg) => {
+          const entry = {
+            key: seg.key,
+            owner: seg.owner,
+            start,
+            length: seg.tokens.shape[1],
+            independent: true,
+          };
+          start += entry.length;
+          return entry;
+        }),
+      };
+      sideOut = this.finishBlock(sideX, sideAttended, block, sideLayout, training, driver);
+      cache?.set(cacheKey, { ...sideInputs, out: sideOut });
+    }
+    const mainStream = TokenStream.fromTensor(mainOut, main.layout());
+    let offset = 0;
+    const sideSegments = side.map((s) => {
+      const length = s.tokens.shape[1];
+      const tokens = tf.slice(sideOut as Tensor3D, [0, offset, 0], [1, length, dim]) as Tensor3D;
+      offset += length;
+      return { key: s.key, owner: s.owner, tokens, independent: true };
+    });
+    // Back to the original segment order.
+    const byKey = new Map([...mainStream.segments, ...sideSegments].map((s) => [s.key, s]));
+    const next = new TokenStream(
+      mainStream.image,
+      stream.segments.map((s) => byKey.get(s.key) as (typeof sideSegments)[number]),
+    );
+    return { stream: next, output: null, logits: attention.logits };
+  }
+
+  private get scale(): number {
+    return 1 / Math.sqrt(this.geometry.headDim);
+  }
+
   forward(images: Tensor4D, options: BackboneForwardOptions): BackboneOutput {
     const { driver, training } = options;
-    const { depth, dim, layerNormEps: eps } = this.config;
+    const { depth, dim } = this.config;
     const batch = images.shape[0];
     const blockOutputs: Tensor3D[] = [];
     const attnLogits: Tensor4D[] = [];
@@ -264,65 +447,20 @@ export class VisionTransformer implements PeftBackbone {
     let stream = driver.embed(new TokenStream(embedded));
 
     for (let i = 0; i < depth; i++) {
-      const b = `blocks.${i}`;
       stream = driver.blockStart(stream, i);
-      const layout = stream.layout();
-      const x = stream.toTensor();
-
-      const h = layerNorm(
-        x,
-        this.w(`${b}.norm1.weight`) as Tensor1D,
-        this.w(`${b}.norm1.bias`) as Tensor1D,
-        eps,
-      );
-      const qkv = driver.qkv(
-        h,
-        i,
-        (input) =>
-          linear(
-            input,
-            this.w(`${b}.attn.qkv.weight`),
-            this.config.qkvBias ? this.w(`${b}.attn.qkv.bias`) : undefined,
-          ) as Tensor3D,
-      );
-      const [q, k, v] = tf.split(qkv, 3, 2) as [Tensor3D, Tensor3D, Tensor3D];
-      const attention = driver.attention(
-        {
-          block: i,
-          input: h,
-          q: this.splitHeads(q),
-          k: this.splitHeads(k),
-          v: this.splitHeads(v),
-          scale: 1 / Math.sqrt(this.geometry.headDim),
-          layout,
-        },
-        VisionTransformer.jointAttention,
-      );
-      const projected = linear(
-        attention.output,
-        this.w(`${b}.attn.proj.weight`),
-        this.w(`${b}.attn.proj.bias`),
-      );
-      const attnBranch = driver.attnOut(projected as Tensor3D, i, layout);
-      const afterAttn = tf.add(x, this.dropPath(attnBranch, i, training, driver, 'attn')) as Tensor3D;
-
-      const h2 = layerNorm(
-        afterAttn,
-        this.w(`${b}.norm2.weight`) as Tensor1D,
-        this.w(`${b}.norm2.bias`) as Tensor1D,
-        eps,
-      );
-      const mlpBranch = driver.mlp(h2, i, (input) => {
-        const hidden = gelu(linear(input, this.w(`${b}.mlp.fc1.weight`), this.w(`${b}.mlp.fc1.bias`)));
-        return linear(hidden, this.w(`${b}.mlp.fc2.weight`), this.w(`${b}.mlp.fc2.bias`)) as Tensor3D;
-      });
-      const out = tf.add(afterAttn, this.dropPath(mlpBranch, i, training, driver, 'mlp')) as Tensor3D;
-
+      // Per-sample stochastic depth would differ between batch rows of one prompt, so it disables the shortcut.
+      const isolated =
+        stream.segments.some((s) => s.independent) &&
+        driver.promptsIsolated(i) &&
+        !(training && dropPathRateAt(this.config, i) > 0);
+      const result = isolated
+        ? this.isolatedBlock(stream, i, training, driver, training ? undefined : options.promptCache)
+        : this.jointBlock(stream, i, training, driver);
       if (options.collect) {
-        blockOutputs.push(out);
-        attnLogits.push(attention.logits);
+        blockOutputs.push(result.output ?? result.stream.toTensor());
+        attnLogits.push(result.logits);
       }
-      stream = driver.blockEnd(TokenStream.fromTensor(out, layout), i);
+      stream = driver.blockEnd(result.stream, i);
     }
 
     // The final norm is per token, so norming the CLS token alone equals norming all tokens and taking token 0.
@@ -331,7 +469,7 @@ export class VisionTransformer implements PeftBackbone {
       clsOut,
       this.w('norm.weight') as Tensor1D,
       this.w('norm.bias') as Tensor1D,
-      eps,
+      this.config.layerNormEps,
     );
     const logits = driver.head(
       features as Tensor2D,

@@ -2,7 +2,8 @@ import type { VitConfig, VitGeometry } from './config.js';
 import type { AttentionArgs, AttentionResult, ForwardInfo } from './plugin.js';
 import type { Rng } from './random.js';
 import type { ParameterRegistry } from './registry.js';
-import type { Scalar, Tensor2D, Tensor3D, Tensor4D } from './tf.js';
+import { tf } from './tf.js';
+import type { Scalar, Tensor, Tensor2D, Tensor3D, Tensor4D } from './tf.js';
 import type { TokenLayout, TokenStream } from './tokens.js';
 
 /**
@@ -23,6 +24,8 @@ export interface HookDriver {
   blockEnd(stream: TokenStream, block: number): TokenStream;
   head(features: Tensor2D, base: (features: Tensor2D) => Tensor2D): Tensor2D;
   auxLoss(output: { logits: Tensor2D; tokens: TokenStream }): void;
+  /** Whether the attention of `block` keeps prompt rows independent of image rows (see `PeftPlugin.isolatesPrompts`). */
+  promptsIsolated(block: number): boolean;
   /** Losses added by plugins during this forward. */
   readonly losses: readonly NamedLoss[];
 }
@@ -39,6 +42,42 @@ export interface BackboneForwardOptions {
   readonly driver: HookDriver;
   /** Keep every block's output stream tensor and attention logits (analysis, SHIP's data pass). */
   readonly collect?: boolean;
+  /** Reuse image-independent prompt computations across eval calls (see `PromptCache`). */
+  readonly promptCache?: PromptCache;
+}
+
+/**
+ * Per-block results for image-independent prompt rows (LayerNorm-1 output, q/k/v, block output), valid for one
+ * state of the parameters. Evaluation reuses them instead of recomputing; anything that changes parameters must
+ * `clear()` it (PeftModel does on every training forward and in `applyGradients`).
+ */
+export class PromptCache {
+  private readonly entries = new Map<string, Record<string, Tensor>>();
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(key: string): Record<string, Tensor> | undefined {
+    return this.entries.get(key);
+  }
+
+  /** Stores tensors (kept out of any enclosing tidy) under `key`. */
+  set(key: string, tensors: Record<string, Tensor>): void {
+    this.clearKey(key);
+    for (const t of Object.values(tensors)) tf.keep(t);
+    this.entries.set(key, tensors);
+  }
+
+  private clearKey(key: string): void {
+    const old = this.entries.get(key);
+    if (old) for (const t of Object.values(old)) t.dispose();
+    this.entries.delete(key);
+  }
+
+  clear(): void {
+    for (const key of [...this.entries.keys()]) this.clearKey(key);
+  }
 }
 
 export interface BackboneOutput {

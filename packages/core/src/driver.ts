@@ -290,6 +290,10 @@ export function createHookDriver(
       chain<Tensor2D, Tensor2D>(at.head, 'head', undefined, base, ({ plugin, ctx }, f, next) =>
         (plugin.hooks.head as NonNullable<typeof plugin.hooks.head>)(ctx, f, next),
       )(features),
+    promptsIsolated: (block) => {
+      const owner = at.attention.find((a) => !(a.plugin.composes ?? []).includes('attention'));
+      return owner?.plugin.isolatesPrompts?.(block, info.config) ?? false;
+    },
     auxLoss: (output) => {
       for (const { plugin, ctx } of at.auxLoss) {
         callHook(plugin, 'auxLoss', undefined, () => plugin.hooks.auxLoss?.(ctx, output));

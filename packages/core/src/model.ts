@@ -1,4 +1,4 @@
-import type { BackboneOutput, NamedLoss, PeftBackbone } from './backbone-api.js';
+import { type BackboneOutput, type NamedLoss, type PeftBackbone, PromptCache } from './backbone-api.js';
 import { createHookDriver, resolvePluginOrder, sumLosses } from './driver.js';
 import { PeftError, requirePositiveInt } from './errors.js';
 import { softmaxCrossEntropy } from './ops.js';
@@ -62,6 +62,7 @@ export class PeftModel {
   readonly rng: Rng;
   private readonly artifactStore = new Map<string, JsonObject>();
   private trainingForwards = 0;
+  private promptCache: PromptCache | null = null;
 
   /** @internal use `createPeftModel`. */
   constructor(backbone: PeftBackbone, plugins: readonly PeftPlugin[], registry: ParameterRegistry, rng: Rng) {
@@ -101,6 +102,8 @@ export class PeftModel {
     if (images.rank !== 4) {
       throw new PeftError('SHAPE_MISMATCH', `images must be [B, H, W, C]; got [${images.shape}]`);
     }
+    // Training changes parameters, so cached prompt rows would go stale.
+    if (training) this.promptCache?.clear();
     const rng = training ? this.rng.split(`forward:${this.trainingForwards++}`) : this.rng.split('eval');
     const info = {
       config: this.backbone.config,
@@ -110,7 +113,12 @@ export class PeftModel {
       epoch,
     };
     const driver = createHookDriver(this.plugins, this.registry, info, rng);
-    const out = this.backbone.forward(images, { training, driver, collect });
+    const out = this.backbone.forward(images, {
+      training,
+      driver,
+      collect,
+      ...(this.promptCache && !training ? { promptCache: this.promptCache } : {}),
+    });
     driver.auxLoss({ logits: out.logits, tokens: out.tokens });
     return { out, losses: [...driver.losses] };
   }
@@ -194,6 +202,31 @@ export class PeftModel {
   }
 
   /**
+   * Inference prompt cache: with decoupled attention, prompts that depend only on parameters (SHIP's SIP and SSP,
+   * VPT prompts) never read the image before the last block, so their per-block keys/values are computed on the
+   * first evaluation call and reused by every later one; only image-dependent prompts (SHIP's AP) are computed per
+   * image. Results are unchanged. Training forwards and `applyGradients` clear it; call `clearPromptCache()` after
+   * changing parameters any other way.
+   */
+  enablePromptCache(): void {
+    this.promptCache ??= new PromptCache();
+  }
+
+  clearPromptCache(): void {
+    this.promptCache?.clear();
+  }
+
+  disablePromptCache(): void {
+    this.promptCache?.clear();
+    this.promptCache = null;
+  }
+
+  /** Number of cached block entries (0 when disabled or empty). */
+  get promptCacheSize(): number {
+    return this.promptCache?.size ?? 0;
+  }
+
+  /**
    * Applies gradients keyed by parameter name (as `lossAndGradients` returns them) with a tfjs optimizer.
    * The gradients stay owned by the caller.
    */
@@ -201,6 +234,7 @@ export class PeftModel {
     const byVariable: Record<string, tf.Tensor> = {};
     for (const [name, grad] of Object.entries(grads)) byVariable[this.registry.get(name).name] = grad;
     optimizer.applyGradients(byVariable as Parameters<tf.Optimizer['applyGradients']>[0]);
+    this.promptCache?.clear();
   }
 
   /** Per-block outputs and attention logits of this model (plugins included), for analysis. */
@@ -301,6 +335,7 @@ export class PeftModel {
 
   /** Disposes plugin tensors (the backbone stays usable and keeps its own weights). */
   dispose(): void {
+    this.disablePromptCache();
     this.registry.dispose((e) => e.owner !== BACKBONE_OWNER && e.owner !== HEAD_OWNER);
     this.registry.forget(() => true);
   }

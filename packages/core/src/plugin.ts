@@ -200,6 +200,13 @@ export interface PeftPlugin {
   readonly options?: JsonObject;
   /** Exclusive sites where this plugin's hook calls `next` and therefore composes with another override. */
   readonly composes?: readonly ExclusiveSite[];
+  /**
+   * For the plugin that owns the `attention` site: true when, in `block`, prompt rows of the attention output do
+   * not depend on image rows. The backbone then runs image-independent prompt segments once at batch 1 (and a
+   * prompt cache can reuse them across calls). Hooks at `qkv`, `attnOut` and `mlp` must be per-token maps for this
+   * to hold — which every hook in PEFT.js is, and third-party hooks must be.
+   */
+  isolatesPrompts?(block: number, config: VitConfig): boolean;
   setup?(ctx: SetupContext): void;
   prepare?(ctx: PrepareContext, data: PrepareData): Promise<void>;
   /** Restores artifacts saved by `prepare` (adapter loading) instead of running `prepare` again. */

@@ -11,7 +11,7 @@ describe('TokenStream', () => {
     const image = filled(2, 5, 4, 0);
     let s = new TokenStream(image)
       .withSegment('sip', 'ship', filled(1, 3, 4, 1))
-      .withSegment('ssp', 'ship', filled(1, 2, 4, 2))
+      .withSegment('ssp', 'ship', filled(1, 2, 4, 2), { independent: true })
       .withSegment('ap', 'ship', filled(2, 1, 4, 3), { before: 'ssp' });
     expect(s.segments.map((x) => x.key)).toEqual(['sip', 'ap', 'ssp']);
     expect(s.layout()).toEqual({
@@ -19,14 +19,18 @@ describe('TokenStream', () => {
       numPromptTokens: 6,
       total: 11,
       segments: [
-        { key: 'sip', owner: 'ship', start: 5, length: 3 },
-        { key: 'ap', owner: 'ship', start: 8, length: 1 },
-        { key: 'ssp', owner: 'ship', start: 9, length: 2 },
+        { key: 'sip', owner: 'ship', start: 5, length: 3, independent: false },
+        { key: 'ap', owner: 'ship', start: 8, length: 1, independent: false },
+        { key: 'ssp', owner: 'ship', start: 9, length: 2, independent: true },
       ],
     });
     s = s.withSegment('sip', 'ship', filled(1, 4, 4, 5));
     expect(s.segments.map((x) => `${x.key}:${x.tokens.shape[1]}`)).toEqual(['sip:4', 'ap:1', 'ssp:2']);
     expect(s.withoutSegment('ap').layout().total).toBe(11);
+    expect(s.independentLast().segments.map((x) => x.key)).toEqual(['sip', 'ap', 'ssp']);
+    expect(() => s.withSegment('bad', 'x', filled(2, 1, 4, 0), { independent: true })).toThrow(
+      /image-independent segment "bad" must have batch 1/,
+    );
   });
 
   it('broadcasts batch-independent prompts when materialised and splits back by layout', () => {

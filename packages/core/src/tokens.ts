@@ -15,6 +15,12 @@ export interface PromptSegment {
   readonly key: string;
   readonly owner: string;
   readonly tokens: Tensor3D;
+  /**
+   * The tokens depend on parameters only, never on the image (`[1, n, D]`). While attention keeps prompt rows
+   * isolated from image rows (decoupled attention), the backbone computes such segments once per forward at batch 1
+   * and, with a prompt cache, once per parameter state.
+   */
+  readonly independent: boolean;
 }
 
 export interface SegmentLayout {
@@ -22,6 +28,14 @@ export interface SegmentLayout {
   readonly owner: string;
   readonly start: number;
   readonly length: number;
+  readonly independent: boolean;
+}
+
+export interface SegmentOptions {
+  /** Insert before this segment instead of at the end (when it exists). */
+  before?: string;
+  /** Declare the tokens image-independent (they must be `[1, n, D]`). Default false. */
+  independent?: boolean;
 }
 
 export interface TokenLayout {
@@ -57,7 +71,7 @@ export class TokenStream {
   }
 
   /** Replaces segment `key` in place, or inserts it (at the end, or before segment `before` when present). */
-  withSegment(key: string, owner: string, tokens: Tensor3D, options: { before?: string } = {}): TokenStream {
+  withSegment(key: string, owner: string, tokens: Tensor3D, options: SegmentOptions = {}): TokenStream {
     const dim = this.image.shape[2];
     if (tokens.rank !== 3 || tokens.shape[2] !== dim) {
       throw new PeftError(
@@ -71,9 +85,16 @@ export class TokenStream {
         `prompt segment "${key}" has batch ${tokens.shape[0]}; expected 1 or ${this.batchSize}`,
       );
     }
+    const independent = options.independent ?? false;
+    if (independent && tokens.shape[0] !== 1) {
+      throw new PeftError(
+        'SHAPE_MISMATCH',
+        `image-independent segment "${key}" must have batch 1; got [${tokens.shape}]`,
+      );
+    }
     const existing = this.segments.findIndex((s) => s.key === key);
     const next = [...this.segments];
-    const segment: PromptSegment = { key, owner, tokens };
+    const segment: PromptSegment = { key, owner, tokens, independent };
     if (existing >= 0) {
       next[existing] = segment;
     } else {
@@ -103,7 +124,13 @@ export class TokenStream {
   layout(): TokenLayout {
     let start = this.numImageTokens;
     const segments = this.segments.map((s) => {
-      const entry = { key: s.key, owner: s.owner, start, length: s.tokens.shape[1] };
+      const entry = {
+        key: s.key,
+        owner: s.owner,
+        start,
+        length: s.tokens.shape[1],
+        independent: s.independent,
+      };
       start += entry.length;
       return entry;
     });
@@ -128,7 +155,15 @@ export class TokenStream {
     return tf.concat(parts, 1) as Tensor3D;
   }
 
-  /** Splits a `[B, N, D]` tensor laid out like `layout` back into a stream. */
+  /** The same stream with image-independent segments moved after all the others (attention is order-free). */
+  independentLast(): TokenStream {
+    return new TokenStream(this.image, [
+      ...this.segments.filter((s) => !s.independent),
+      ...this.segments.filter((s) => s.independent),
+    ]);
+  }
+
+  /** Splits a `[B, N, D]` tensor laid out like `layout` back into a stream (every segment image-dependent). */
   static fromTensor(x: Tensor3D, layout: TokenLayout): TokenStream {
     if (x.shape[1] !== layout.total) {
       throw new PeftError(
@@ -143,6 +178,7 @@ export class TokenStream {
       key: s.key,
       owner: s.owner,
       tokens: tf.slice(x, [0, s.start, 0], [batch, s.length, dim]) as Tensor3D,
+      independent: false,
     }));
     return new TokenStream(image, segments);
   }

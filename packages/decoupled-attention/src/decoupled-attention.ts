@@ -30,6 +30,11 @@ export interface DecoupledAttentionOptions {
   mix?: 'convex' | 'additive';
   /** First block where prompts attend (default: the last block). */
   fullAttentionFrom?: number;
+  /**
+   * Let the backbone compute image-independent prompts once per forward at batch 1 and cache them at inference
+   * (default true). False computes every prompt row per image — same numbers, more work (kept for tests).
+   */
+  isolate?: boolean;
   name?: string;
 }
 
@@ -82,12 +87,16 @@ export function decoupledAttention(options: DecoupledAttentionOptions = {}): Pef
     invalidOption('fullAttentionFrom', fullFrom, 'a block index ≥ 0');
   }
   const name = options.name ?? 'decoupled-attention';
+  const isolate = options.isolate ?? true;
   return {
     name,
     version: '0.1.0',
     specVersion: HOOK_SPEC_VERSION,
     prefix: name.replace(/[^A-Za-z0-9_]/g, '_'),
-    options: { lambda, mix, fullAttentionFrom: fullFrom ?? null },
+    options: { lambda, mix, fullAttentionFrom: fullFrom ?? null, isolate },
+    // Before the full-attention block prompt rows never read image rows: image-independent prompts can be
+    // computed once per forward (and cached at inference).
+    isolatesPrompts: (block, config) => isolate && block < (fullFrom ?? config.depth - 1),
     hooks: {
       attention(ctx, args, next) {
         if (args.layout.numPromptTokens === 0) return next(args);

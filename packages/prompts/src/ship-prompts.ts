@@ -278,10 +278,15 @@ export function shipPrompts(options: ShipPromptsOptions = {}): PeftPlugin {
         const sipOf = (i: number) => ctx.param(`sip.${i}`) as unknown as Tensor3D;
         if (h !== undefined) {
           let next = stream.filterSegments((s) => s.owner !== ctx.plugin);
-          next = next.withSegment('sip', ctx.plugin, sipOf(h));
+          // SIP and SSP are parameters: image-independent until a block lets prompts attend to the image.
+          next = next.withSegment('sip', ctx.plugin, sipOf(h), { independent: true });
           if (apBlocks.includes(block))
             next = next.withSegment('ap', ctx.plugin, attributePrompt(ctx, stream, block));
-          if (o.ssp) next = next.withSegment('ssp', ctx.plugin, ctx.param('ssp') as unknown as Tensor3D);
+          if (o.ssp) {
+            next = next.withSegment('ssp', ctx.plugin, ctx.param('ssp') as unknown as Tensor3D, {
+              independent: true,
+            });
+          }
           return next;
         }
         let next = stream;

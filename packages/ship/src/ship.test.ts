@@ -171,6 +171,42 @@ await describeBackends('SHIP on a small real task (MNIST)', () => {
     model.dispose();
   });
 
+  it('computes image-independent prompts once per forward with the same gradients as per-image computation', async () => {
+    const x = tf.slice(images, [0, 0, 0, 0], [8, -1, -1, -1]) as Tensor4D;
+    const y = tf.slice(labels, [0], [8]);
+    const isolated = await shipModel({ starts: STARTS });
+    const perImage = await shipModel({ starts: STARTS, decoupledAttention: { isolate: false } });
+    const a = isolated.lossAndGradients(x, y);
+    const b = perImage.lossAndGradients(x, y);
+    expect(a.loss.dataSync()[0]).toBeCloseTo(b.loss.dataSync()[0]!, 5);
+    for (const name of Object.keys(b.grads)) {
+      expectTensorClose(a.grads[name] as Tensor, b.grads[name] as Tensor, {
+        atol: 1e-5,
+        label: `grad ${name}`,
+      });
+    }
+    tf.dispose([a.loss, b.loss, ...Object.values(a.grads), ...Object.values(b.grads)]);
+    isolated.dispose();
+    perImage.dispose();
+  });
+
+  it('inference prompt cache: cached and uncached logits agree; training clears it; no leaks', async () => {
+    const x = tf.slice(images, [0, 0, 0, 0], [8, -1, -1, -1]) as Tensor4D;
+    const model = await shipModel({ starts: STARTS });
+    const uncached = model.predict(x);
+    model.enablePromptCache();
+    const first = model.predict(x);
+    expect(model.promptCacheSize).toBe(config.depth - 1);
+    const second = model.predict(tf.reverse(x, 0) as Tensor4D);
+    expectTensorClose(first, uncached, { atol: 1e-5, label: 'cache fill' });
+    expectTensorClose(second, tf.reverse(uncached, 0), { atol: 1e-5, label: 'cache hit, other images' });
+    await expectNoLeakedTensors(() => model.predict(x).dispose());
+    const { loss, grads } = model.lossAndGradients(x, tf.slice(labels, [0], [8]));
+    expect(model.promptCacheSize).toBe(0);
+    tf.dispose([loss, ...Object.values(grads), uncached, first, second]);
+    model.dispose();
+  });
+
   it('trains: the loss falls over 30 steps, without leaking tensors', async () => {
     const model = await shipModel();
     const optimizer = tf.train.adam(0.05);

@@ -1,0 +1,361 @@
+import {
+  type AttentionArgs,
+  type AttentionResult,
+  HOOK_SPEC_VERSION,
+  type HookContext,
+  type JsonObject,
+  type PeftModel,
+  type PeftPlugin,
+  PeftError,
+  type PluginHooks,
+  type Tensor,
+  type Tensor3D,
+  type Variable,
+  gelu,
+  invalidOption,
+  linear,
+  requirePositiveInt,
+  tf,
+} from '@peftjs/core';
+import {
+  BASELINES_VERSION,
+  type PluginIdentityOptions,
+  type ResolvedIdentity,
+  attachOnce,
+  backboneVariables,
+  checkBlocks,
+  dropout,
+  identityJson,
+  kaimingUniformBound,
+  requireBlockList,
+  requireDropout,
+  requireOptionsObject,
+  requireSubset,
+  resolveIdentity,
+  uniformTensor,
+} from './common.js';
+
+/**
+ * Where a LoRA pair can sit: the q, k or v slice of the fused qkv projection, the attention output projection,
+ * or the MLP's two linears.
+ */
+export type LoraTarget = 'q' | 'k' | 'v' | 'proj' | 'fc1' | 'fc2';
+export const LORA_TARGETS: readonly LoraTarget[] = ['q', 'k', 'v', 'proj', 'fc1', 'fc2'];
+
+export interface LoraOptions extends PluginIdentityOptions {
+  /** Rank r of each update. */
+  rank: number;
+  /** The update is scaled by alpha / r. */
+  alpha: number;
+  /** Dropout on the input of each LoRA branch while training (default 0). */
+  dropout?: number;
+  /** Layers that get an update (default `['q', 'v']`, as the LoRA paper). */
+  targets?: readonly LoraTarget[];
+  /** Blocks that get updates (default: all). */
+  blocks?: readonly number[];
+}
+
+export interface ResolvedLoraOptions extends ResolvedIdentity {
+  rank: number;
+  alpha: number;
+  dropout: number;
+  targets: LoraTarget[];
+  /** null: every block. */
+  blocks: number[] | null;
+}
+
+export function resolveLoraOptions(options: LoraOptions): ResolvedLoraOptions {
+  requireOptionsObject('lora', options);
+  const alpha = options.alpha;
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) {
+    invalidOption('lora.alpha', alpha, 'a positive number');
+  }
+  return {
+    ...resolveIdentity('lora', options, { name: 'lora', prefix: 'lora' }),
+    rank: requirePositiveInt('lora.rank', options.rank),
+    alpha,
+    dropout: requireDropout('lora.dropout', options.dropout ?? 0),
+    targets: requireSubset('lora.targets', options.targets ?? ['q', 'v'], LORA_TARGETS),
+    blocks: options.blocks === undefined ? null : requireBlockList('lora.blocks', options.blocks),
+  };
+}
+
+interface TargetGeometry {
+  /** Backbone weight the update belongs to, stored `[in, out]`. */
+  readonly weight: string;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  /** First output column of the slice inside the weight (q|k|v share one `[D, 3D]` weight). */
+  readonly column: number;
+}
+
+function targetGeometry(target: LoraTarget, block: number, dim: number, hidden: number): TargetGeometry {
+  const b = `blocks.${block}`;
+  switch (target) {
+    case 'q':
+    case 'k':
+    case 'v':
+      return {
+        weight: `${b}.attn.qkv.weight`,
+        inFeatures: dim,
+        outFeatures: dim,
+        column: 'qkv'.indexOf(target) * dim,
+      };
+    case 'proj':
+      return { weight: `${b}.attn.proj.weight`, inFeatures: dim, outFeatures: dim, column: 0 };
+    case 'fc1':
+      return { weight: `${b}.mlp.fc1.weight`, inFeatures: dim, outFeatures: hidden, column: 0 };
+    case 'fc2':
+      return { weight: `${b}.mlp.fc2.weight`, inFeatures: hidden, outFeatures: dim, column: 0 };
+  }
+}
+
+/** What `mergeLora` needs to find a LoRA plugin's tensors in a model. */
+interface LoraState {
+  readonly options: ResolvedLoraOptions;
+  readonly scale: number;
+  blocks: number[];
+  merged: boolean;
+  /** Copies of the backbone weights taken at merge time, restored bit-exactly by `unmergeLora`. */
+  readonly originals: Map<string, Tensor>;
+}
+
+// Keyed by the hooks object: `{ ...lora(o), tier: 'pre' }` copies the plugin but keeps the same hooks object.
+const loraStates = new WeakMap<PluginHooks, LoraState>();
+
+const paramName = (block: number, target: LoraTarget, which: 'A' | 'B') =>
+  `blocks.${block}.${target}.lora_${which}`;
+
+/**
+ * LoRA (Hu et al., 2022) on a timm ViT: W x + (alpha/r)·B A x for the selected layers, with A `[in, r]` initialised
+ * as HF PEFT (kaiming-uniform, a = √5: U(±1/√in)) and B `[r, out]` zero, so training starts from the frozen model.
+ *
+ * - q / k / v: the `qkv` hook adds each update to its slice of the fused `[B, N, 3D]` projection.
+ * - proj: the hook API has no site at the output projection's input, so the `attention` hook (declared as
+ *   composing) records the attention core's output and `attnOut` adds the update. This is exact as long as no
+ *   later-listed plugin that also wraps `attention` changes that output.
+ * - fc1 / fc2: the `mlp` hook recomputes the MLP from the backbone weights with the updates inside (GELU sits
+ *   between the two linears). It does not call `next`, so list LoRA before any other plugin wrapping `mlp`.
+ *
+ * `mergeLora(model)` folds the updates into the backbone weights for inference; `unmergeLora(model)` restores them.
+ */
+export function lora(options: LoraOptions): PeftPlugin {
+  const o = resolveLoraOptions(options);
+  const targets = new Set(o.targets);
+  const qkvTargets = (['q', 'k', 'v'] as const).filter((t) => targets.has(t));
+  const mlpTargets = targets.has('fc1') || targets.has('fc2');
+  const state: LoraState = {
+    options: o,
+    scale: o.alpha / o.rank,
+    blocks: [],
+    merged: false,
+    originals: new Map(),
+  };
+  let active = new Set<number>();
+  let mlpWeights = new Map<string, Variable>();
+  const claim = attachOnce(o.name);
+
+  /** False when the block has no update or the updates are merged into the weights; refuses to train merged. */
+  function applies(ctx: HookContext, block: number): boolean {
+    if (!active.has(block)) return false;
+    if (!state.merged) return true;
+    if (ctx.training) {
+      throw new PeftError(
+        'PARAMETER_INVALID',
+        `plugin "${o.name}" has its updates merged into the backbone; call unmergeLora(model) before training`,
+      );
+    }
+    return false;
+  }
+
+  const inputDropout = <T extends Tensor>(ctx: HookContext, x: T, site: string): T =>
+    ctx.training ? dropout(x, o.dropout, ctx.rng.split(`dropout:${site}`)) : x;
+
+  /** (alpha/r)·x A B for input x (already dropped out). */
+  function update(ctx: HookContext, x: Tensor, block: number, target: LoraTarget): Tensor {
+    const a = ctx.param(paramName(block, target, 'A'));
+    const b = ctx.param(paramName(block, target, 'B'));
+    return tf.mul(linear(linear(x, a), b), state.scale);
+  }
+
+  const weight = (name: string) => mlpWeights.get(name) as Variable;
+
+  const hooks: PluginHooks = {};
+  if (qkvTargets.length > 0) {
+    hooks.qkv = (ctx, input, next, block) => {
+      const out = next(input);
+      if (!applies(ctx, block)) return out;
+      const x = inputDropout(ctx, input, `qkv:${block}`);
+      const [batch, tokens] = input.shape;
+      const slices = (['q', 'k', 'v'] as const).map((t) =>
+        targets.has(t) ? update(ctx, x, block, t) : tf.zeros([batch, tokens, ctx.config.dim]),
+      );
+      return tf.add(out, tf.concat(slices, 2)) as Tensor3D;
+    };
+  }
+  if (targets.has('proj')) {
+    hooks.attention = (ctx, args: AttentionArgs, next): AttentionResult => {
+      const result = next(args);
+      if (active.has(args.block)) ctx.scratch.set(`proj-input:${args.block}`, result.output);
+      return result;
+    };
+    hooks.attnOut = (ctx, output, block) => {
+      const key = `proj-input:${block}`;
+      const input = ctx.scratch.get(key) as Tensor3D | undefined;
+      ctx.scratch.delete(key);
+      if (!applies(ctx, block)) return output;
+      if (!input) throw new Error(`no attention output recorded for block ${block}`);
+      const x = inputDropout(ctx, input, `proj:${block}`);
+      return tf.add(output, update(ctx, x, block, 'proj')) as Tensor3D;
+    };
+  }
+  if (mlpTargets) {
+    hooks.mlp = (ctx, input, next, block) => {
+      if (!applies(ctx, block)) return next(input);
+      const b = `blocks.${block}.mlp`;
+      let hidden = linear(input, weight(`${b}.fc1.weight`), weight(`${b}.fc1.bias`));
+      if (targets.has('fc1')) {
+        hidden = tf.add(hidden, update(ctx, inputDropout(ctx, input, `fc1:${block}`), block, 'fc1'));
+      }
+      const activated = gelu(hidden);
+      let out = linear(activated, weight(`${b}.fc2.weight`), weight(`${b}.fc2.bias`));
+      if (targets.has('fc2')) {
+        out = tf.add(out, update(ctx, inputDropout(ctx, activated, `fc2:${block}`), block, 'fc2'));
+      }
+      return out as Tensor3D;
+    };
+  }
+
+  const plugin: PeftPlugin = {
+    name: o.name,
+    version: BASELINES_VERSION,
+    specVersion: HOOK_SPEC_VERSION,
+    prefix: o.prefix,
+    ...(o.tier !== undefined ? { tier: o.tier } : {}),
+    ...(targets.has('proj') ? { composes: ['attention'] as const } : {}),
+    options: {
+      ...identityJson(o),
+      rank: o.rank,
+      alpha: o.alpha,
+      dropout: o.dropout,
+      targets: o.targets,
+      blocks: o.blocks,
+    } satisfies JsonObject,
+    setup(ctx) {
+      claim();
+      const { dim, depth, mlpHidden } = ctx.config;
+      state.blocks = checkBlocks('lora.blocks', o.blocks, depth);
+      active = new Set(state.blocks);
+      if (mlpTargets) {
+        mlpWeights = backboneVariables(
+          ctx,
+          state.blocks.flatMap((i) =>
+            ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias'].map((n) => `blocks.${i}.mlp.${n}`),
+          ),
+        );
+      }
+      for (const block of state.blocks) {
+        for (const target of o.targets) {
+          const g = targetGeometry(target, block, dim, mlpHidden);
+          const bound = kaimingUniformBound(g.inFeatures);
+          const rng = ctx.rng.split(paramName(block, target, 'A'));
+          ctx.addParameter(paramName(block, target, 'A'), uniformTensor(rng, [g.inFeatures, o.rank], bound));
+          ctx.addParameter(paramName(block, target, 'B'), tf.zeros([o.rank, g.outFeatures]));
+        }
+      }
+    },
+    hooks,
+  };
+  loraStates.set(hooks, state);
+  return plugin;
+}
+
+function loraPluginsOf(model: PeftModel, caller: string): { plugin: PeftPlugin; state: LoraState }[] {
+  const found = model.plugins.flatMap((plugin) => {
+    const state = loraStates.get(plugin.hooks);
+    return state ? [{ plugin, state }] : [];
+  });
+  if (found.length === 0) {
+    throw new PeftError(
+      'INVALID_OPTION',
+      `${caller}: the model has no LoRA plugin (plugins: ${model.plugins.map((p) => p.name).join(', ') || 'none'})`,
+    );
+  }
+  return found;
+}
+
+/**
+ * Folds every LoRA plugin's update (alpha/r)·A B into the backbone weights (`variable.assign`), so inference runs
+ * at the frozen model's cost. The hooks skip their updates while merged. Copies of the original weights are kept
+ * until `unmergeLora`, which restores them bit-exactly. Returns the number of backbone tensors changed.
+ */
+export function mergeLora(model: PeftModel): number {
+  const plugins = loraPluginsOf(model, 'mergeLora');
+  for (const { plugin, state } of plugins) {
+    if (state.merged) {
+      throw new PeftError('PARAMETER_INVALID', `mergeLora: plugin "${plugin.name}" is already merged`);
+    }
+  }
+  const { dim, mlpHidden } = model.config;
+  let changed = 0;
+  for (const { plugin, state } of plugins) {
+    const byWeight = new Map<string, { target: LoraTarget; block: number; g: TargetGeometry }[]>();
+    for (const block of state.blocks) {
+      for (const target of state.options.targets) {
+        const g = targetGeometry(target, block, dim, mlpHidden);
+        byWeight.set(g.weight, [...(byWeight.get(g.weight) ?? []), { target, block, g }]);
+      }
+    }
+    for (const [name, updates] of byWeight) {
+      const variable = model.registry.get(name);
+      state.originals.set(name, tf.clone(variable));
+      const merged = tf.tidy(() => {
+        const total = variable.shape[1] as number;
+        let sum: Tensor = variable;
+        for (const { target, block, g } of updates) {
+          const a = model.registry.get(`${plugin.prefix}.${paramName(block, target, 'A')}`);
+          const b = model.registry.get(`${plugin.prefix}.${paramName(block, target, 'B')}`);
+          const delta = tf.mul(tf.matMul(a, b), state.scale);
+          const placed = tf.pad(delta, [
+            [0, 0],
+            [g.column, total - g.column - g.outFeatures],
+          ]);
+          sum = tf.add(sum, placed);
+        }
+        return sum;
+      });
+      variable.assign(merged);
+      merged.dispose();
+      changed++;
+    }
+    state.merged = true;
+  }
+  return changed;
+}
+
+/** Restores the backbone weights saved by `mergeLora` exactly and re-enables the LoRA hooks. */
+export function unmergeLora(model: PeftModel): number {
+  // Reverse order: a later plugin's copy of a shared weight already holds the earlier plugins' updates.
+  const plugins = loraPluginsOf(model, 'unmergeLora').reverse();
+  for (const { plugin, state } of plugins) {
+    if (!state.merged) {
+      throw new PeftError('PARAMETER_INVALID', `unmergeLora: plugin "${plugin.name}" is not merged`);
+    }
+  }
+  let restored = 0;
+  for (const { state } of plugins) {
+    for (const [name, original] of state.originals) {
+      model.registry.get(name).assign(original);
+      original.dispose();
+      restored++;
+    }
+    state.originals.clear();
+    state.merged = false;
+  }
+  return restored;
+}
+
+/** Whether the model's LoRA updates are currently merged into its backbone weights. */
+export function isLoraMerged(model: PeftModel): boolean {
+  return loraPluginsOf(model, 'isLoraMerged').some(({ state }) => state.merged);
+}

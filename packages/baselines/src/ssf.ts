@@ -1,0 +1,151 @@
+import {
+  HOOK_SPEC_VERSION,
+  type HookContext,
+  type JsonObject,
+  type PeftPlugin,
+  type PluginHooks,
+  type Tensor,
+  type Tensor3D,
+  type Variable,
+  gelu,
+  linear,
+  tf,
+} from '@peftjs/core';
+import {
+  BASELINES_VERSION,
+  type PluginIdentityOptions,
+  type ResolvedIdentity,
+  attachOnce,
+  backboneVariables,
+  identityJson,
+  requireOneOf,
+  requireOptionsObject,
+  requireSubset,
+  resolveIdentity,
+} from './common.js';
+
+/**
+ * Where a scale-and-shift sits, named after the operation it follows:
+ * - `norm1`: LayerNorm-1 output (applied to the `qkv` hook's input, which is that output);
+ * - `qkv`: the fused q|k|v projection `[B, N, 3D]`;
+ * - `proj`: the attention output projection (`attnOut`);
+ * - `norm2`: LayerNorm-2 output (the `mlp` hook's input);
+ * - `fc1`: the MLP's first linear, before GELU (the `mlp` hook recomputes the MLP from the backbone weights);
+ * - `fc2`: the MLP's second linear, i.e. the MLP output;
+ * - `norm`: the final LayerNorm on the CLS features (the `head` hook, declared as composing).
+ *
+ * SSF also scales the patch-embedding output; the hook API has no site between the patch projection and the
+ * position embedding, so that one is not offered.
+ */
+export type SsfSite = 'norm1' | 'qkv' | 'proj' | 'norm2' | 'fc1' | 'fc2' | 'norm';
+export const SSF_SITES: readonly SsfSite[] = ['norm1', 'qkv', 'proj', 'norm2', 'fc1', 'fc2', 'norm'];
+
+/**
+ * `identity`: γ = 1, β = 0, so the model starts as the frozen one. `normal`: γ ~ N(1, 0.02²), β ~ N(0, 0.02²), the
+ * official SSF code's init.
+ */
+export type SsfInit = 'identity' | 'normal';
+
+export interface SsfOptions extends PluginIdentityOptions {
+  /** Sites to scale and shift (default: all of `SSF_SITES`). */
+  sites?: readonly SsfSite[];
+  /** Default `identity`. */
+  init?: SsfInit;
+}
+
+export interface ResolvedSsfOptions extends ResolvedIdentity {
+  sites: SsfSite[];
+  init: SsfInit;
+}
+
+export function resolveSsfOptions(options: SsfOptions = {}): ResolvedSsfOptions {
+  requireOptionsObject('ssf', options);
+  return {
+    ...resolveIdentity('ssf', options, { name: 'ssf', prefix: 'ssf' }),
+    sites: requireSubset('ssf.sites', options.sites ?? SSF_SITES, SSF_SITES),
+    init: requireOneOf('ssf.init', options.init ?? 'identity', ['identity', 'normal'] as const),
+  };
+}
+
+/**
+ * SSF, Scaling & Shifting your Features (Lian et al., 2022): a per-channel γ ⊙ x + β after each operation of the
+ * frozen backbone. Parameters are `blocks.{i}.{site}.scale` / `.shift` (and `norm.scale` / `norm.shift`).
+ *
+ * With `fc1` the `mlp` hook recomputes the MLP and does not call `next`: list SSF before any other plugin that
+ * wraps `mlp`. `norm1` reaches the qkv projection only, not `AttentionArgs.input` (which only attention overrides
+ * such as decoupled attention read).
+ */
+export function ssf(options: SsfOptions = {}): PeftPlugin {
+  const o = resolveSsfOptions(options);
+  const on = new Set(o.sites);
+  const claim = attachOnce(o.name);
+  let mlpWeights = new Map<string, Variable>();
+  const weight = (name: string) => mlpWeights.get(name) as Variable;
+
+  const affine = <T extends Tensor>(ctx: HookContext, x: T, base: string): T =>
+    tf.add(tf.mul(x, ctx.param(`${base}.scale`)), ctx.param(`${base}.shift`)) as T;
+  const at = <T extends Tensor>(ctx: HookContext, x: T, block: number, site: SsfSite): T =>
+    on.has(site) ? affine(ctx, x, `blocks.${block}.${site}`) : x;
+
+  const hooks: PluginHooks = {};
+  if (on.has('norm1') || on.has('qkv')) {
+    hooks.qkv = (ctx, input, next, block) => at(ctx, next(at(ctx, input, block, 'norm1')), block, 'qkv');
+  }
+  if (on.has('proj')) hooks.attnOut = (ctx, output, block) => at(ctx, output, block, 'proj');
+  if (on.has('norm2') || on.has('fc1') || on.has('fc2')) {
+    hooks.mlp = (ctx, input, next, block) => {
+      const x = at(ctx, input, block, 'norm2');
+      if (!on.has('fc1')) return at(ctx, next(x), block, 'fc2');
+      const b = `blocks.${block}.mlp`;
+      const hidden = at(ctx, linear(x, weight(`${b}.fc1.weight`), weight(`${b}.fc1.bias`)), block, 'fc1');
+      const out = linear(gelu(hidden), weight(`${b}.fc2.weight`), weight(`${b}.fc2.bias`)) as Tensor3D;
+      return at(ctx, out, block, 'fc2');
+    };
+  }
+  if (on.has('norm')) hooks.head = (ctx, features, next) => next(affine(ctx, features, 'norm'));
+
+  return {
+    name: o.name,
+    version: BASELINES_VERSION,
+    specVersion: HOOK_SPEC_VERSION,
+    prefix: o.prefix,
+    ...(o.tier !== undefined ? { tier: o.tier } : {}),
+    ...(on.has('norm') ? { composes: ['head'] as const } : {}),
+    options: { ...identityJson(o), sites: o.sites, init: o.init } satisfies JsonObject,
+    setup(ctx) {
+      claim();
+      const { dim, depth, mlpHidden } = ctx.config;
+      const width: Record<SsfSite, number> = {
+        norm1: dim,
+        qkv: 3 * dim,
+        proj: dim,
+        norm2: dim,
+        fc1: mlpHidden,
+        fc2: dim,
+        norm: dim,
+      };
+      if (on.has('fc1')) {
+        mlpWeights = backboneVariables(
+          ctx,
+          Array.from({ length: depth }, (_, i) =>
+            ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias'].map((n) => `blocks.${i}.mlp.${n}`),
+          ).flat(),
+        );
+      }
+      const add = (base: string, channels: number) => {
+        const rng = ctx.rng.split(base);
+        const values = (mean: number) =>
+          o.init === 'identity'
+            ? new Float32Array(channels).fill(mean)
+            : rng.fillNormal(new Float32Array(channels), mean, 0.02);
+        ctx.addParameter(`${base}.scale`, tf.tensor1d(values(1)));
+        ctx.addParameter(`${base}.shift`, tf.tensor1d(values(0)));
+      };
+      for (let i = 0; i < depth; i++) {
+        for (const site of o.sites) if (site !== 'norm') add(`blocks.${i}.${site}`, width[site]);
+      }
+      if (on.has('norm')) add('norm', dim);
+    },
+    hooks,
+  };
+}
