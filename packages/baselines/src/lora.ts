@@ -51,8 +51,8 @@ export interface LoraOptions extends PluginIdentityOptions {
   dropout?: number;
   /** Layers that get an update (default `['q', 'v']`, as the LoRA paper). */
   targets?: readonly LoraTarget[];
-  /** Blocks that get updates (default: all). */
-  blocks?: readonly number[];
+  /** Blocks that get updates (default or null: all). */
+  blocks?: readonly number[] | null;
 }
 
 export interface ResolvedLoraOptions extends ResolvedIdentity {
@@ -76,7 +76,7 @@ export function resolveLoraOptions(options: LoraOptions): ResolvedLoraOptions {
     alpha,
     dropout: requireDropout('lora.dropout', options.dropout ?? 0),
     targets: requireSubset('lora.targets', options.targets ?? ['q', 'v'], LORA_TARGETS),
-    blocks: options.blocks === undefined ? null : requireBlockList('lora.blocks', options.blocks),
+    blocks: options.blocks == null ? null : requireBlockList('lora.blocks', options.blocks),
   };
 }
 

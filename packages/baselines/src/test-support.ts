@@ -93,7 +93,7 @@ export function trainStep(
   images: Tensor4D,
   labels: Tensor1D,
   i: number,
-  batchSize = 16,
+  batchSize = 4,
 ): number {
   const { x, y } = cycleBatch(images, labels, i, batchSize);
   const { loss, grads } = model.lossAndGradients(x, y);

@@ -13,3 +13,5 @@ export * from './driver.js';
 export * from './model.js';
 export * from './safetensors.js';
 export * from './saliency.js';
+export * from './version.js';
+export * from './adapter-files.js';

@@ -311,7 +311,7 @@ export class PeftModel {
   restoreArtifacts(artifacts: Readonly<Record<string, JsonObject>>): void {
     for (const plugin of this.plugins) {
       const saved = artifacts[plugin.name];
-      if (!saved) continue;
+      if (!saved || Object.keys(saved).length === 0) continue;
       if (!plugin.restore) {
         throw new PeftError('PLUGIN_INVALID', `plugin "${plugin.name}" has saved artifacts but no restore()`);
       }

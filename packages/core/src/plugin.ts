@@ -189,6 +189,11 @@ export interface PrepareData {
 export interface PeftPlugin {
   /** Unique within a model; appears in every error raised from its hooks. */
   readonly name: string;
+  /**
+   * Factory key used to rebuild the plugin from an adapter file (default: `name`). Set it when `name` can be
+   * customised, so that `loadAdapter` finds the right factory.
+   */
+  readonly type?: string;
   /** The plugin's own version (semver). */
   readonly version: string;
   /** The hook API version it targets (`HOOK_SPEC_VERSION`). */

@@ -29,7 +29,7 @@ export interface DecoupledAttentionOptions {
   lambda?: number;
   mix?: 'convex' | 'additive';
   /** First block where prompts attend (default: the last block). */
-  fullAttentionFrom?: number;
+  fullAttentionFrom?: number | null;
   /**
    * Let the backbone compute image-independent prompts once per forward at batch 1 and cache them at inference
    * (default true). False computes every prompt row per image — same numbers, more work (kept for tests).
@@ -82,7 +82,7 @@ export function decoupledAttention(options: DecoupledAttentionOptions = {}): Pef
   const lambda = requireNumberInRange('lambda', options.lambda ?? 0.1, 0, 1);
   const mix = options.mix ?? 'convex';
   if (mix !== 'convex' && mix !== 'additive') invalidOption('mix', options.mix, '"convex" or "additive"');
-  const fullFrom = options.fullAttentionFrom;
+  const fullFrom = options.fullAttentionFrom ?? undefined;
   if (fullFrom !== undefined && (!Number.isInteger(fullFrom) || fullFrom < 0)) {
     invalidOption('fullAttentionFrom', fullFrom, 'a block index ≥ 0');
   }
@@ -90,10 +90,11 @@ export function decoupledAttention(options: DecoupledAttentionOptions = {}): Pef
   const isolate = options.isolate ?? true;
   return {
     name,
+    type: 'decoupled-attention',
     version: '0.1.0',
     specVersion: HOOK_SPEC_VERSION,
     prefix: name.replace(/[^A-Za-z0-9_]/g, '_'),
-    options: { lambda, mix, fullAttentionFrom: fullFrom ?? null, isolate },
+    options: { lambda, mix, fullAttentionFrom: fullFrom ?? null, isolate, name },
     // Before the full-attention block prompt rows never read image rows: image-independent prompts can be
     // computed once per forward (and cached at inference).
     isolatesPrompts: (block, config) => isolate && block < (fullFrom ?? config.depth - 1),

@@ -284,6 +284,7 @@ export function hierarchyPlugin(options: HierarchyOptions): PeftPlugin {
   const json: JsonObject = { ...resolved };
   return {
     name: resolved.name,
+    type: 'ship-hierarchy',
     version: HIERARCHY_PLUGIN_VERSION,
     specVersion: HOOK_SPEC_VERSION,
     prefix: resolved.prefix,

@@ -26,7 +26,7 @@ export interface PromptMatchingLossOptions {
   /** Epochs without the loss at the start of training (default 0: from the first step, as the code). */
   warmupEpochs?: number;
   /** Block whose output is matched (default: the last block). */
-  block?: number;
+  block?: number | null;
   name?: string;
 }
 
@@ -58,10 +58,11 @@ export function promptMatchingLoss(options: PromptMatchingLossOptions = {}): Pef
     enabled && weight > 0 && training && epoch >= warmupEpochs;
   return {
     name,
+    type: 'ship-pml',
     version: '0.1.0',
     specVersion: HOOK_SPEC_VERSION,
     prefix: name.replace(/[^A-Za-z0-9_]/g, '_'),
-    options: { enabled, weight, topK, warmupEpochs, block: options.block ?? null },
+    options: { enabled, weight, topK, warmupEpochs, block: options.block ?? null, name },
     hooks: {
       attnLogits(ctx, logits, info) {
         if (!active(ctx.training, ctx.epoch) || info.block !== (options.block ?? ctx.config.depth - 1))

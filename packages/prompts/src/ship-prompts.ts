@@ -214,6 +214,7 @@ export function shipPrompts(options: ShipPromptsOptions = {}): PeftPlugin {
 
   return {
     name: o.name,
+    type: 'ship-prompts',
     version: '0.1.0',
     specVersion: HOOK_SPEC_VERSION,
     prefix: o.prefix,

@@ -2,7 +2,7 @@ import { type DecoupledAttentionOptions, decoupledAttention } from '@peftjs/deco
 import { type HierarchyOptions, hierarchyPlugin } from '@peftjs/hierarchy';
 import { type PromptMatchingLossOptions, promptMatchingLoss } from '@peftjs/pml';
 import { type ShipPromptsOptions, shipPrompts } from '@peftjs/prompts';
-import type { PeftPlugin } from '@peftjs/core';
+import type { JsonObject, PeftPlugin, PluginFactory } from '@peftjs/core';
 
 /**
  * SHIP (Semantic Hierarchical Prompt tuning, arXiv 2412.16956) as a bundle of four plugins with the paper's
@@ -51,3 +51,15 @@ export function ship(options: ShipOptions = {}): PeftPlugin[] {
     plugins.push(decoupledAttention(options.decoupledAttention ?? {}));
   return plugins;
 }
+
+/**
+ * Factories that rebuild each SHIP plugin from the options saved in an adapter file:
+ * `loadAdapter(base, dir, { factories: SHIP_PLUGIN_FACTORIES })`.
+ */
+export const SHIP_PLUGIN_FACTORIES: Readonly<Record<string, PluginFactory>> = Object.freeze({
+  'ship-hierarchy': (options: JsonObject) => hierarchyPlugin(options as unknown as HierarchyOptions),
+  'ship-prompts': (options: JsonObject) => shipPrompts(options as unknown as ShipPromptsOptions),
+  'ship-pml': (options: JsonObject) => promptMatchingLoss(options as unknown as PromptMatchingLossOptions),
+  'decoupled-attention': (options: JsonObject) =>
+    decoupledAttention(options as unknown as DecoupledAttentionOptions),
+});

@@ -1,0 +1,287 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from './atomic-write.js';
+import type { VitConfig } from './config.js';
+import { PeftError } from './errors.js';
+import { type PeftModel, createPeftModel } from './model.js';
+import type { PeftBackbone } from './backbone-api.js';
+import type { JsonObject, PeftPlugin, PluginTier } from './plugin.js';
+import { BACKBONE_OWNER, type ParameterKind } from './registry.js';
+import { parseSafetensors, serializeSafetensors } from './safetensors.js';
+import { tf } from './tf.js';
+import { PEFTJS_VERSION } from './version.js';
+
+/**
+ * PEFT-style adapter files: `adapter_config.json` (how to rebuild the plugins, against which base model) and
+ * `adapter_model.safetensors` (every tensor that is not a frozen backbone weight: trainable parameters including
+ * the head, and plugin buffers such as SHIP's prototype bank).
+ */
+export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+export const ADAPTER_FORMAT = 'peftjs-adapter';
+export const ADAPTER_FORMAT_VERSION = 1;
+
+export interface AdapterPluginRecord {
+  type: string;
+  name: string;
+  version: string;
+  prefix: string;
+  tier: PluginTier;
+  options: JsonObject;
+  artifacts: JsonObject;
+}
+
+export interface AdapterTensorRecord {
+  shape: number[];
+  owner: string;
+  kind: ParameterKind;
+  trainable: boolean;
+}
+
+export interface AdapterConfig {
+  format: typeof ADAPTER_FORMAT;
+  formatVersion: number;
+  library: { name: 'peftjs'; version: string };
+  hookSpecVersion: number;
+  base: {
+    /** Backbone geometry (the head's class count is `numClasses` below). */
+    config: Omit<VitConfig, 'numClasses' | 'dropPathRate'>;
+    /** sha256 over the frozen backbone weights, in name order. */
+    fingerprint: string;
+    parameters: number;
+  };
+  numClasses: number;
+  seed: string;
+  plugins: AdapterPluginRecord[];
+  tensors: Record<string, AdapterTensorRecord>;
+}
+
+/** A plugin factory: rebuilds a plugin from the JSON options it was saved with. */
+export type PluginFactory = (options: JsonObject) => PeftPlugin;
+
+/** Hash of every frozen backbone weight (not the head), so an adapter is only ever loaded onto its own base. */
+export function backboneFingerprint(backbone: PeftBackbone): string {
+  const hash = createHash('sha256');
+  const entries = backbone.registry
+    .list((e) => e.owner === BACKBONE_OWNER)
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    hash.update(`${entry.name}:${entry.variable.shape.join('x')};`);
+    const values = entry.variable.dataSync() as Float32Array;
+    hash.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  }
+  return `sha256:${hash.digest('hex')}`;
+}
+
+function geometryOf(config: VitConfig): AdapterConfig['base']['config'] {
+  const { numClasses: _n, dropPathRate: _d, ...geometry } = config;
+  return { ...geometry, imageSize: [config.imageSize[0], config.imageSize[1]] };
+}
+
+/** The tensors an adapter holds: everything but frozen backbone weights. */
+function adapterEntries(model: PeftModel) {
+  return model.registry.list((e) => e.owner !== BACKBONE_OWNER || e.trainable);
+}
+
+/**
+ * Writes `adapter_config.json` and `adapter_model.safetensors` into `dir`. Each file is written atomically; the
+ * weights go first, so a config on disk always has its weights beside it.
+ */
+export async function saveAdapter(model: PeftModel, dir: string): Promise<AdapterConfig> {
+  const artifacts = model.artifacts();
+  const entries = adapterEntries(model);
+  const tensors: AdapterConfig['tensors'] = {};
+  for (const e of entries) {
+    tensors[e.name] = { shape: [...e.variable.shape], owner: e.owner, kind: e.kind, trainable: e.trainable };
+  }
+  const config: AdapterConfig = {
+    format: ADAPTER_FORMAT,
+    formatVersion: ADAPTER_FORMAT_VERSION,
+    library: { name: 'peftjs', version: PEFTJS_VERSION },
+    hookSpecVersion: model.plugins[0]?.specVersion ?? 1,
+    base: {
+      config: geometryOf(model.config),
+      fingerprint: backboneFingerprint(model.backbone),
+      parameters: model.backbone.registry
+        .list((e) => e.owner === BACKBONE_OWNER)
+        .reduce((n, e) => n + e.variable.size, 0),
+    },
+    numClasses: model.config.numClasses,
+    seed: model.rng.seed,
+    plugins: model.plugins.map((p) => ({
+      type: p.type ?? p.name,
+      name: p.name,
+      version: p.version,
+      prefix: p.prefix,
+      tier: p.tier ?? 'normal',
+      options: structuredClone(p.options ?? {}),
+      artifacts: artifacts[p.name] ?? {},
+    })),
+    tensors,
+  };
+  const weights = serializeSafetensors(
+    entries.map((e) => ({
+      name: e.name,
+      shape: e.variable.shape,
+      data: e.variable.dataSync() as Float32Array,
+    })),
+    {
+      format: 'pt',
+      library: 'peftjs',
+      library_version: PEFTJS_VERSION,
+      base_fingerprint: config.base.fingerprint,
+    },
+  );
+  await mkdir(dir, { recursive: true });
+  await writeFileAtomic(join(dir, ADAPTER_WEIGHTS_FILE), weights);
+  await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
+  return config;
+}
+
+export interface LoadAdapterOptions {
+  /** Factories by plugin type; every plugin type in the adapter must have one. */
+  factories: Readonly<Record<string, PluginFactory>>;
+  /** Refuse a base whose weights differ from the one the adapter was trained on (default true). */
+  verifyFingerprint?: boolean;
+}
+
+function readJson(text: string, path: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new PeftError('INVALID_CONFIG', `${path} is not valid JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+function checkConfigShape(value: unknown, path: string): AdapterConfig {
+  const c = value as AdapterConfig;
+  if (typeof value !== 'object' || value === null || c.format !== ADAPTER_FORMAT) {
+    throw new PeftError(
+      'INVALID_CONFIG',
+      `${path}: not a PEFT.js adapter config (format must be "${ADAPTER_FORMAT}")`,
+    );
+  }
+  if (c.formatVersion !== ADAPTER_FORMAT_VERSION) {
+    throw new PeftError(
+      'INVALID_CONFIG',
+      `${path}: adapter format version ${String(c.formatVersion)} is not supported (this PEFT.js reads ${ADAPTER_FORMAT_VERSION})`,
+    );
+  }
+  if (!Array.isArray(c.plugins) || typeof c.tensors !== 'object' || typeof c.base !== 'object') {
+    throw new PeftError('INVALID_CONFIG', `${path}: "plugins", "tensors" and "base" are required`);
+  }
+  return c;
+}
+
+/**
+ * Rebuilds a PEFT model on `base` from an adapter directory: the plugins come from their saved options and
+ * artifacts (never from defaults), the base must match the saved geometry and fingerprint, and every saved tensor
+ * must match a tensor of the rebuilt model by name and shape — all mismatches are reported in one error.
+ */
+export async function loadAdapter(
+  base: PeftBackbone,
+  dir: string,
+  options: LoadAdapterOptions,
+): Promise<PeftModel> {
+  const configPath = join(dir, ADAPTER_CONFIG_FILE);
+  const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
+  let configText: string;
+  let weightBytes: Uint8Array;
+  try {
+    configText = await readFile(configPath, 'utf8');
+    weightBytes = await readFile(weightsPath);
+  } catch (error) {
+    throw new PeftError('IO_FAILED', `cannot read adapter in ${dir}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const config = checkConfigShape(readJson(configText, configPath), configPath);
+
+  const expectedGeometry = JSON.stringify(config.base.config);
+  const actualGeometry = JSON.stringify(geometryOf(base.config));
+  if (expectedGeometry !== actualGeometry) {
+    throw new PeftError(
+      'WEIGHTS_MISMATCH',
+      `${configPath}: the adapter was trained on a backbone with geometry ${expectedGeometry}, ` +
+        `but the base has ${actualGeometry}`,
+    );
+  }
+  if (options.verifyFingerprint ?? true) {
+    const fingerprint = backboneFingerprint(base);
+    if (fingerprint !== config.base.fingerprint) {
+      throw new PeftError(
+        'WEIGHTS_MISMATCH',
+        `${configPath}: base weights differ from the ones the adapter was trained on ` +
+          `(fingerprint ${fingerprint} ≠ ${config.base.fingerprint}); pass verifyFingerprint: false to override`,
+      );
+    }
+  }
+  const unknown = config.plugins.filter((p) => !options.factories[p.type]).map((p) => p.type);
+  if (unknown.length > 0) {
+    throw new PeftError(
+      'PLUGIN_INVALID',
+      `${configPath}: no factory for plugin type(s) ${unknown.map((t) => `"${t}"`).join(', ')}; ` +
+        `known: ${Object.keys(options.factories).join(', ') || '(none)'}`,
+    );
+  }
+  const plugins = config.plugins.map((record) => {
+    const plugin = (options.factories[record.type] as PluginFactory)(record.options);
+    if (plugin.name !== record.name || plugin.prefix !== record.prefix) {
+      throw new PeftError(
+        'PLUGIN_INVALID',
+        `${configPath}: factory "${record.type}" rebuilt plugin "${plugin.name}" (prefix "${plugin.prefix}") ` +
+          `from options saved for "${record.name}" (prefix "${record.prefix}")`,
+      );
+    }
+    return plugin;
+  });
+  const model = createPeftModel(base, plugins, { seed: config.seed, numClasses: config.numClasses });
+  try {
+    model.restoreArtifacts(Object.fromEntries(config.plugins.map((p) => [p.name, p.artifacts])));
+    const file = parseSafetensors(weightBytes, { source: weightsPath });
+    const problems: string[] = [];
+    const saved = new Set(file.names());
+    for (const name of Object.keys(config.tensors)) {
+      if (!saved.has(name)) problems.push(`${name}: listed in the config but missing from the weights`);
+    }
+    for (const name of file.names()) {
+      if (!model.registry.has(name)) {
+        problems.push(`${name}: no such tensor in the rebuilt model`);
+        continue;
+      }
+      const shape = model.registry.get(name).shape;
+      const savedShape = file.entry(name).shape;
+      if (shape.join(',') !== savedShape.join(',')) {
+        problems.push(`${name}: saved [${savedShape}] vs model [${shape}]`);
+      }
+    }
+    for (const entry of adapterEntries(model)) {
+      if (!saved.has(entry.name) && entry.owner !== BACKBONE_OWNER) {
+        problems.push(`${entry.name}: the rebuilt model has it but the adapter does not`);
+      }
+    }
+    if (problems.length > 0) {
+      throw new PeftError(
+        'WEIGHTS_MISMATCH',
+        `${dir}: adapter does not fit the rebuilt model: ${problems.join('; ')}`,
+      );
+    }
+    for (const name of file.names()) {
+      const host = file.getHost(name);
+      const value = tf.tensor(host.data, host.shape, 'float32');
+      model.registry.get(name).assign(value);
+      value.dispose();
+      const record = config.tensors[name];
+      if (record && model.registry.entry(name).kind !== 'buffer')
+        model.registry.entry(name).trainable = record.trainable;
+    }
+    model.clearPromptCache();
+    return model;
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}

@@ -1,0 +1,166 @@
+import { stat } from 'node:fs/promises';
+import { PeftError, invalidOption } from '@peftjs/core';
+import { decodeImage, readRawImage, validateDecodeOptions } from './decode.js';
+import { type DataProblem, type LabeledSample, type Split, formatProblem } from './split.js';
+
+export interface CheckOptions {
+  /** Labels must lie in [0, numClasses) (default: the split's own `numClasses`; else only negatives fail). */
+  readonly numClasses?: number;
+  /** Also decode every image to catch corrupt files (slower). */
+  readonly decode?: boolean;
+  /** Decode exactly as training will (with `channels`); without it images are decoded at their own size. */
+  readonly imageSize?: readonly [number, number];
+  readonly channels?: 1 | 3;
+  /** Files checked in parallel (default 16). */
+  readonly concurrency?: number;
+}
+
+export interface CheckResult {
+  readonly ok: boolean;
+  readonly problems: DataProblem[];
+}
+
+/** How many problems `assertSplitValid` quotes before summarising the rest. */
+const QUOTED_PROBLEMS = 20;
+
+function where(sample: LabeledSample): { file: string; line?: number } {
+  return sample.source ? { file: sample.source.file, line: sample.source.line } : { file: sample.path };
+}
+
+/** Lines that did not parse and labels that are not integers or fall outside [0, numClasses). */
+export function labelProblems(split: Split, numClasses: number | undefined): DataProblem[] {
+  const problems: DataProblem[] = [...(split.rejected ?? [])];
+  for (const sample of split.samples) {
+    const { label } = sample;
+    if (!Number.isInteger(label)) {
+      problems.push({ ...where(sample), message: `label ${label} is not an integer` });
+    } else if (numClasses !== undefined && (label < 0 || label >= numClasses)) {
+      problems.push({ ...where(sample), message: `label ${label} out of range [0, ${numClasses})` });
+    } else if (label < 0) {
+      problems.push({ ...where(sample), message: `label ${label} is negative` });
+    }
+  }
+  return sortByLine(problems);
+}
+
+/** The same image listed twice. */
+function duplicateProblems(split: Split): DataProblem[] {
+  const problems: DataProblem[] = [];
+  const firstSeen = new Map<string, LabeledSample>();
+  for (const sample of split.samples) {
+    const first = firstSeen.get(sample.path);
+    if (!first) {
+      firstSeen.set(sample.path, sample);
+      continue;
+    }
+    const prior = first.source
+      ? first.source.file === sample.source?.file
+        ? `line ${first.source.line}`
+        : `${first.source.file}:${first.source.line}`
+      : 'an earlier sample';
+    problems.push({ ...where(sample), message: `duplicate entry ${sample.path} (first listed at ${prior})` });
+  }
+  return problems;
+}
+
+/** The checks that need no file access: `labelProblems`, an empty split and duplicate entries. */
+export function listProblems(split: Split, numClasses: number | undefined = split.numClasses): DataProblem[] {
+  const problems = [...labelProblems(split, numClasses), ...duplicateProblems(split)];
+  if (split.samples.length === 0) {
+    problems.push({ file: split.file ?? split.name, message: `split "${split.name}" has no samples` });
+  }
+  return sortByLine(problems);
+}
+
+/** Stable sort by line; problems without a line (split-wide ones) come first. */
+function sortByLine(problems: DataProblem[]): DataProblem[] {
+  return problems
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => (a.p.line ?? -1) - (b.p.line ?? -1) || a.i - b.i)
+    .map(({ p }) => p);
+}
+
+/** Runs `fn(0..n-1)` with at most `limit` calls in flight. */
+export async function forEachLimit(
+  n: number,
+  limit: number,
+  fn: (i: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      await fn(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
+}
+
+/**
+ * Checks a split before training; reads files but never writes. Finds malformed lines, non-integer or
+ * out-of-range labels, an empty split, duplicate entries, missing files and (with `decode`) corrupt images.
+ * Each problem names the list file and line (or the image, for samples found by walking folders).
+ */
+export async function checkSplit(split: Split, options: CheckOptions = {}): Promise<CheckResult> {
+  const numClasses = options.numClasses ?? split.numClasses;
+  if (numClasses !== undefined && !(Number.isInteger(numClasses) && numClasses > 0)) {
+    invalidOption('numClasses', numClasses, 'a positive integer');
+  }
+  const channels = options.channels ?? 3;
+  if (options.imageSize !== undefined) validateDecodeOptions({ size: options.imageSize, channels });
+  const concurrency = options.concurrency ?? 16;
+  if (!Number.isInteger(concurrency) || concurrency <= 0) {
+    invalidOption('concurrency', concurrency, 'a positive integer');
+  }
+
+  const problems = listProblems(split, numClasses);
+  const fileProblems: (DataProblem | undefined)[] = new Array(split.samples.length);
+  const checked = new Set<string>();
+  await forEachLimit(split.samples.length, concurrency, async (i) => {
+    const sample = split.samples[i] as LabeledSample;
+    if (checked.has(sample.path)) return; // a duplicate: already reported above
+    checked.add(sample.path);
+    const at = where(sample);
+    const info = await stat(sample.path).catch(() => null);
+    if (!info) {
+      fileProblems[i] = { ...at, message: `image file not found: ${sample.path}` };
+      return;
+    }
+    if (!info.isFile()) {
+      fileProblems[i] = { ...at, message: `image path is not a file: ${sample.path}` };
+      return;
+    }
+    if (!options.decode) return;
+    try {
+      if (options.imageSize) await decodeImage(sample.path, { size: options.imageSize, channels });
+      else await readRawImage(sample.path);
+    } catch (error) {
+      const reason = error instanceof PeftError && error.cause instanceof Error ? error.cause : error;
+      fileProblems[i] = {
+        ...at,
+        message: `corrupt or unreadable image ${sample.path}: ${(reason as Error).message}`,
+      };
+    }
+  });
+  for (const p of fileProblems) if (p) problems.push(p);
+  const sorted = sortByLine(problems);
+  return { ok: sorted.length === 0, problems: sorted };
+}
+
+/** One `INVALID_CONFIG` error quoting the first problems as `file:line: message`, plus the total count. */
+export function dataProblemsError(subject: string, problems: readonly DataProblem[]): PeftError {
+  const quoted = problems.slice(0, QUOTED_PROBLEMS).map((p) => `  ${formatProblem(p)}`);
+  if (problems.length > QUOTED_PROBLEMS) quoted.push(`  … and ${problems.length - QUOTED_PROBLEMS} more`);
+  const count = `${problems.length} problem${problems.length === 1 ? '' : 's'}`;
+  return new PeftError('INVALID_CONFIG', `${subject} failed data checks (${count}):\n${quoted.join('\n')}`);
+}
+
+/** `checkSplit`, throwing one `PeftError` that lists the first 20 problems and the total when any is found. */
+export async function assertSplitValid(split: Split, options: CheckOptions = {}): Promise<void> {
+  const result = await checkSplit(split, options);
+  if (!result.ok) throw dataProblemsError(splitLabel(split), result.problems);
+}
+
+export function splitLabel(split: Split): string {
+  return split.file ? `split "${split.name}" (${split.file})` : `split "${split.name}"`;
+}

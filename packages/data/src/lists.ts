@@ -1,0 +1,160 @@
+import { readFile } from 'node:fs/promises';
+import { basename, extname, isAbsolute, resolve } from 'node:path';
+import { PeftError, invalidOption } from '@peftjs/core';
+import type { DataProblem, LabeledSample, Split } from './split.js';
+
+export type VtabGroup = 'natural' | 'specialized' | 'structured';
+
+export interface VtabTaskInfo {
+  readonly numClasses: number;
+  readonly group: VtabGroup;
+}
+
+/** The 19 VTAB-1k tasks in the usual reporting order, with their class counts and groups. */
+export const VTAB_TASKS = {
+  cifar100: { numClasses: 100, group: 'natural' },
+  caltech101: { numClasses: 102, group: 'natural' },
+  dtd: { numClasses: 47, group: 'natural' },
+  oxford_flowers102: { numClasses: 102, group: 'natural' },
+  oxford_pet: { numClasses: 37, group: 'natural' },
+  svhn: { numClasses: 10, group: 'natural' },
+  sun397: { numClasses: 397, group: 'natural' },
+  patch_camelyon: { numClasses: 2, group: 'specialized' },
+  eurosat: { numClasses: 10, group: 'specialized' },
+  resisc45: { numClasses: 45, group: 'specialized' },
+  diabetic_retinopathy: { numClasses: 5, group: 'specialized' },
+  clevr_count: { numClasses: 8, group: 'structured' },
+  clevr_dist: { numClasses: 6, group: 'structured' },
+  dmlab: { numClasses: 6, group: 'structured' },
+  kitti: { numClasses: 4, group: 'structured' },
+  dsprites_loc: { numClasses: 16, group: 'structured' },
+  dsprites_ori: { numClasses: 16, group: 'structured' },
+  smallnorb_azi: { numClasses: 18, group: 'structured' },
+  smallnorb_ele: { numClasses: 9, group: 'structured' },
+} as const satisfies Record<string, VtabTaskInfo>;
+
+export type VtabTaskName = keyof typeof VTAB_TASKS;
+
+export function isVtabTask(name: string): name is VtabTaskName {
+  return Object.hasOwn(VTAB_TASKS, name);
+}
+
+export const VTAB_SPLITS = ['train800', 'val200', 'train800val200', 'test'] as const;
+export type VtabSplitName = (typeof VTAB_SPLITS)[number];
+
+export interface VtabTask {
+  readonly task: string;
+  readonly numClasses: number;
+  readonly splits: Record<VtabSplitName, Split>;
+}
+
+export interface ReadListOptions {
+  /** Folder the listed paths are relative to (default: the list file's folder). */
+  readonly baseDir?: string;
+  readonly numClasses?: number;
+  /** Split name (default: the file name without its extension). */
+  readonly name?: string;
+}
+
+const INTEGER = /^-?\d+$/;
+
+/**
+ * Parses one `relative/path label` list file. Blank lines are skipped; a line that is not exactly two fields or
+ * whose label is not an integer becomes an entry of `rejected` (reported by `checkSplit`) rather than an error, so
+ * that one run of the checks can list every problem at once.
+ */
+export async function readListFile(path: string, options: ReadListOptions = {}): Promise<Split> {
+  const file = resolve(path);
+  const baseDir = resolve(options.baseDir ?? resolve(file, '..'));
+  if (options.numClasses !== undefined && !(Number.isInteger(options.numClasses) && options.numClasses > 0)) {
+    invalidOption('numClasses', options.numClasses, 'a positive integer');
+  }
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new PeftError('IO_FAILED', `cannot read list file ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const samples: LabeledSample[] = [];
+  const rejected: DataProblem[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const content = (lines[i] as string).trim();
+    if (content === '') continue;
+    const line = i + 1;
+    const fields = content.split(/\s+/);
+    if (fields.length !== 2) {
+      rejected.push({
+        file,
+        line,
+        message: `malformed line, expected "path label" but got ${fields.length} fields: ${JSON.stringify(content)}`,
+      });
+      continue;
+    }
+    const [relPath, labelText] = fields as [string, string];
+    if (!INTEGER.test(labelText)) {
+      rejected.push({ file, line, message: `label ${JSON.stringify(labelText)} is not an integer` });
+      continue;
+    }
+    const imagePath = isAbsolute(relPath) ? relPath : resolve(baseDir, relPath);
+    samples.push({ path: imagePath, label: Number(labelText), source: { file, line } });
+  }
+  const name = options.name ?? basename(file, extname(file));
+  return {
+    name,
+    file,
+    samples,
+    rejected,
+    ...(options.numClasses !== undefined ? { numClasses: options.numClasses } : {}),
+  };
+}
+
+/**
+ * Reads a task of the VTAB-1k list layout used by NOAH/SSF/SHIP: `<root>/<task>/{train800,val200,
+ * train800val200,test}.txt`, paths relative to `<root>/<task>/`. Known tasks take their class count from
+ * `VTAB_TASKS`; other (custom) tasks use `numClasses`, else the largest label over all four lists plus one.
+ */
+export async function readVtabTask(
+  root: string,
+  task: string,
+  options: { numClasses?: number } = {},
+): Promise<VtabTask> {
+  if (task === '' || task === '.' || task === '..' || /[/\\]/.test(task)) {
+    invalidOption('task', task, 'a task folder name (no path separators)');
+  }
+  const taskDir = resolve(root, task);
+  const known = isVtabTask(task) ? VTAB_TASKS[task].numClasses : undefined;
+  const given = options.numClasses ?? known;
+  const read = await Promise.all(
+    VTAB_SPLITS.map((name) =>
+      readListFile(resolve(taskDir, `${name}.txt`), {
+        baseDir: taskDir,
+        name,
+        ...(given !== undefined ? { numClasses: given } : {}),
+      }),
+    ),
+  );
+  const numClasses = given ?? inferNumClasses(read, `VTAB task "${task}" in ${taskDir}`);
+  const [train800, val200, train800val200, test] = read.map((split) => ({ ...split, numClasses })) as [
+    Split,
+    Split,
+    Split,
+    Split,
+  ];
+  return { task, numClasses, splits: { train800, val200, train800val200, test } };
+}
+
+/** Largest label over the splits plus one (custom tasks without a declared class count). */
+function inferNumClasses(splits: readonly Split[], what: string): number {
+  let maxLabel = -1;
+  for (const split of splits) for (const s of split.samples) maxLabel = Math.max(maxLabel, s.label);
+  if (maxLabel < 0) {
+    throw new PeftError(
+      'INVALID_CONFIG',
+      `${what}: no non-negative labels in its list files; pass numClasses`,
+    );
+  }
+  return maxLabel + 1;
+}

@@ -1,0 +1,182 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  type HostTensor,
+  PeftError,
+  type PeftModel,
+  readSafetensors,
+  type SafetensorsFile,
+  type Seed,
+  type TensorToWrite,
+  tf,
+  writeFileAtomic,
+  writeSafetensors,
+} from '@peftjs/core';
+import type { EvalMetrics } from './evaluate.js';
+import type { Optimizer, OptimizerKind } from './optimizers.js';
+import type { BestRecord, EpochRecord, RunFingerprint } from './types.js';
+
+export const CHECKPOINT_TENSORS = 'checkpoint.safetensors';
+export const CHECKPOINT_JSON = 'checkpoint.json';
+const FORMAT = 'peftjs-train-checkpoint';
+
+/** `checkpoint.json`: everything but the tensors. */
+export interface CheckpointInfo {
+  readonly format: typeof FORMAT;
+  readonly version: 1;
+  readonly epochsCompleted: number;
+  readonly globalStep: number;
+  /** The model's training-forward counter: it seeds DropPath and plugin dropout. */
+  readonly forwardCounter: number;
+  readonly optimizer: {
+    readonly kind: OptimizerKind;
+    readonly step: number;
+    readonly paramSteps: Readonly<Record<string, number>>;
+  };
+  /** Batch order is a function of (seed, epoch), so these are the whole shuffle state. */
+  readonly shuffle: { readonly seed: Seed; readonly nextEpoch: number };
+  readonly history: readonly EpochRecord[];
+  readonly best: BestRecord | null;
+  readonly bestMetrics: EvalMetrics | null;
+  /** Whether `best/<param>` tensors (the parameters at the best validation epoch) are stored. */
+  readonly hasBestParams: boolean;
+  readonly options: RunFingerprint;
+}
+
+export interface CheckpointContents {
+  readonly info: CheckpointInfo;
+  readonly file: SafetensorsFile;
+}
+
+/** Host copies of the model's trainable tensors, by parameter name. */
+export function snapshotTrainable(model: PeftModel): Record<string, HostTensor> {
+  const out: Record<string, HostTensor> = {};
+  for (const entry of model.registry.trainableEntries()) {
+    const v = entry.variable;
+    out[entry.name] = { shape: [...v.shape], data: (v.dataSync() as Float32Array).slice() };
+  }
+  return out;
+}
+
+/** Assigns host tensors to the model's parameters of the same names (shapes must match). */
+export function assignTrainable(
+  model: PeftModel,
+  tensors: Readonly<Record<string, HostTensor>>,
+  source: string,
+) {
+  for (const [name, host] of Object.entries(tensors)) {
+    const variable = model.registry.get(name);
+    if (variable.shape.join() !== host.shape.join()) {
+      throw new PeftError(
+        'WEIGHTS_MISMATCH',
+        `${source}: tensor "${name}" has shape [${host.shape}] but the model's parameter has [${variable.shape}]`,
+      );
+    }
+    const value = tf.tensor(host.data.slice(), host.shape, 'float32');
+    variable.assign(value);
+    value.dispose();
+  }
+  model.clearPromptCache();
+}
+
+function firstNonFinite(tensors: readonly TensorToWrite[]): string | null {
+  for (const t of tensors) {
+    for (const x of t.data) if (!Number.isFinite(x)) return t.name;
+  }
+  return null;
+}
+
+/**
+ * Writes `checkpoint.safetensors` (`param/`, `opt/…/`, `best/` tensors), then `checkpoint.json`, each atomically.
+ * The safetensors metadata repeats the epoch and step so that a pair from two different saves is detected. Returns
+ * the name of a non-finite tensor instead of writing anything when there is one.
+ */
+export async function writeCheckpoint(
+  dir: string,
+  model: PeftModel,
+  optimizer: Optimizer,
+  info: Omit<CheckpointInfo, 'format' | 'version' | 'optimizer' | 'hasBestParams'>,
+  bestParams: Readonly<Record<string, HostTensor>> | null,
+): Promise<{ nonFinite: string | null }> {
+  const optState = optimizer.state();
+  const tensors: TensorToWrite[] = [];
+  for (const [name, t] of Object.entries(snapshotTrainable(model))) {
+    tensors.push({ name: `param/${name}`, shape: t.shape, data: t.data });
+  }
+  for (const [key, t] of Object.entries(optState.tensors)) {
+    tensors.push({ name: `opt/${key}`, shape: t.shape, data: t.data });
+  }
+  for (const [name, t] of Object.entries(bestParams ?? {})) {
+    tensors.push({ name: `best/${name}`, shape: t.shape, data: t.data });
+  }
+  const nonFinite = firstNonFinite(tensors);
+  if (nonFinite !== null) return { nonFinite };
+  const full: CheckpointInfo = {
+    format: FORMAT,
+    version: 1,
+    ...info,
+    optimizer: { kind: optState.kind, step: optState.step, paramSteps: optState.paramSteps },
+    hasBestParams: bestParams !== null,
+  };
+  await writeSafetensors(join(dir, CHECKPOINT_TENSORS), tensors, {
+    format: FORMAT,
+    epochsCompleted: String(info.epochsCompleted),
+    globalStep: String(info.globalStep),
+  });
+  await writeFileAtomic(join(dir, CHECKPOINT_JSON), `${JSON.stringify(full, null, 2)}\n`);
+  return { nonFinite: null };
+}
+
+function reviveMetrics(metrics: EvalMetrics | null): EvalMetrics | null {
+  // JSON turns NaN (classes without examples) into null.
+  return metrics && { ...metrics, perClass: metrics.perClass.map((x) => (x === null ? Number.NaN : x)) };
+}
+
+/** Reads and cross-checks the two checkpoint files of `dir`. */
+export async function readCheckpoint(dir: string): Promise<CheckpointContents> {
+  const jsonPath = join(dir, CHECKPOINT_JSON);
+  let text: string;
+  try {
+    text = await readFile(jsonPath, 'utf8');
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new PeftError(
+      'IO_FAILED',
+      `${jsonPath}: ${missing ? 'file not found' : (error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  let info: CheckpointInfo;
+  try {
+    info = JSON.parse(text) as CheckpointInfo;
+  } catch (error) {
+    throw new PeftError('IO_FAILED', `${jsonPath}: not valid JSON (${(error as Error).message})`, {
+      cause: error,
+    });
+  }
+  if (info?.format !== FORMAT || info.version !== 1) {
+    throw new PeftError('IO_FAILED', `${jsonPath}: not a ${FORMAT} version 1 file`);
+  }
+  const tensorsPath = join(dir, CHECKPOINT_TENSORS);
+  const file = await readSafetensors(tensorsPath);
+  const meta = file.metadata;
+  if (meta.epochsCompleted !== String(info.epochsCompleted) || meta.globalStep !== String(info.globalStep)) {
+    throw new PeftError(
+      'WEIGHTS_MISMATCH',
+      `${tensorsPath} (epoch ${meta.epochsCompleted}, step ${meta.globalStep}) does not belong to ${jsonPath} ` +
+        `(epoch ${info.epochsCompleted}, step ${info.globalStep}); the save was interrupted between the two files`,
+    );
+  }
+  return { info: { ...info, bestMetrics: reviveMetrics(info.bestMetrics) }, file };
+}
+
+/** The tensors stored under `prefix`, by the rest of their name. */
+export function tensorsWithPrefix(file: SafetensorsFile, prefix: string): Record<string, HostTensor> {
+  const out: Record<string, HostTensor> = {};
+  for (const name of file.names()) {
+    if (name.startsWith(prefix)) out[name.slice(prefix.length)] = file.getHost(name);
+  }
+  return out;
+}

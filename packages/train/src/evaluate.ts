@@ -1,0 +1,95 @@
+import { PeftError, type PeftModel, requirePositiveInt, tf } from '@peftjs/core';
+import type { TrainingData } from './data.js';
+
+/** Accuracies are fractions in [0, 1]. */
+export interface EvalMetrics {
+  readonly top1: number;
+  /** Top-5 accuracy; null when there are fewer than 5 classes. */
+  readonly top5: number | null;
+  /** Accuracy per true class; NaN for a class with no examples. */
+  readonly perClass: number[];
+  /** `confusion[true][predicted]` counts. */
+  readonly confusion: number[][];
+  readonly count: number;
+  /** Predicted class of every example, in data order. */
+  readonly predictions: number[];
+}
+
+/** The scalar part of `EvalMetrics`, as kept in histories, events and checkpoints. */
+export interface MetricSummary {
+  readonly top1: number;
+  readonly top5: number | null;
+  readonly count: number;
+}
+
+export function summarize(metrics: EvalMetrics): MetricSummary {
+  return { top1: metrics.top1, top5: metrics.top5, count: metrics.count };
+}
+
+export interface EvaluateOptions {
+  batchSize: number;
+}
+
+/** Evaluation-mode accuracy, per-class accuracy and confusion matrix over every example of `data`, in order. */
+export async function evaluate(
+  model: PeftModel,
+  data: TrainingData,
+  options: EvaluateOptions,
+): Promise<EvalMetrics> {
+  const batchSize = requirePositiveInt('batchSize', options.batchSize);
+  const classes = data.numClasses;
+  const k = Math.min(5, classes);
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  const predictions: number[] = [];
+  let top1 = 0;
+  let top5 = 0;
+  const batches = data.batches({ batchSize, shuffle: false, seed: 0, epoch: 0, dropLast: false });
+  for await (const { images, labels } of batches) {
+    const [top, truth] = tf.tidy(() => {
+      const logits = model.predict(images);
+      if (logits.shape[1] !== classes) {
+        throw new PeftError(
+          'SHAPE_MISMATCH',
+          `the model predicts ${logits.shape[1]} classes but the evaluation data has numClasses ${classes}`,
+        );
+      }
+      return [tf.topk(logits, k).indices, tf.cast(labels, 'int32')];
+    });
+    const ranked = (await top.data()) as Int32Array;
+    const y = (await truth.data()) as Int32Array;
+    tf.dispose([top, truth]);
+    for (let i = 0; i < y.length; i++) {
+      const label = y[i] as number;
+      if (!(label >= 0 && label < classes)) {
+        throw new PeftError(
+          'SHAPE_MISMATCH',
+          `evaluation label ${label} is outside [0, numClasses ${classes})`,
+        );
+      }
+      const first = ranked[i * k] as number;
+      predictions.push(first);
+      (confusion[label] as number[])[first] = ((confusion[label] as number[])[first] ?? 0) + 1;
+      if (first === label) top1++;
+      for (let j = 0; j < k; j++) {
+        if (ranked[i * k + j] === label) {
+          top5++;
+          break;
+        }
+      }
+    }
+  }
+  const count = predictions.length;
+  if (count === 0) throw new PeftError('INVALID_OPTION', 'cannot evaluate on an empty split (size 0)');
+  const perClass = confusion.map((row, c) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    return total === 0 ? Number.NaN : (row[c] as number) / total;
+  });
+  return {
+    top1: top1 / count,
+    top5: classes >= 5 ? top5 / count : null,
+    perClass,
+    confusion,
+    count,
+    predictions,
+  };
+}

@@ -1,0 +1,61 @@
+export { arrayData, type Batch, type BatchOptions, batchCount, type TrainingData } from './data.js';
+export {
+  AdamW,
+  type AdamWOptions,
+  createOptimizer,
+  type DecayFilter,
+  type Optimizer,
+  type OptimizerKind,
+  type OptimizerState,
+  Sgd,
+  type SgdOptions,
+} from './optimizers.js';
+export {
+  constantSchedule,
+  type LrSchedule,
+  type StepCosineOptions,
+  stepCosineSchedule,
+  type TimmCosineOptions,
+  timmCosineSchedule,
+} from './schedules.js';
+export {
+  type AccumulatedGradients,
+  type AccumulateOptions,
+  accumulateGradients,
+  NonFiniteLossError,
+  type TrainStepOptions,
+  trainStep,
+} from './step.js';
+export {
+  type EvalMetrics,
+  type EvaluateOptions,
+  evaluate,
+  type MetricSummary,
+  summarize,
+} from './evaluate.js';
+export {
+  CHECKPOINT_JSON,
+  CHECKPOINT_TENSORS,
+  type CheckpointContents,
+  type CheckpointInfo,
+  readCheckpoint,
+} from './checkpoint.js';
+export { type TrainOptions, type TrainResult, type TrainSplits, train } from './trainer.js';
+export {
+  type VtabOptions,
+  type VtabResult,
+  type VtabSplits,
+  type VtabStage,
+  type VtabTrial,
+  vtabProtocol,
+} from './vtab.js';
+export {
+  type BestRecord,
+  type EpochRecord,
+  type EvalSplit,
+  type RunFingerprint,
+  type ScheduleKind,
+  type Selection,
+  TEST_SELECTION_WARNING,
+  type TrainEvent,
+} from './types.js';

@@ -1,0 +1,453 @@
+import {
+  type HostTensor,
+  invalidOption,
+  PeftError,
+  type PeftModel,
+  requireNumberInRange,
+  requirePositiveInt,
+  type Seed,
+} from '@peftjs/core';
+import {
+  assignTrainable,
+  type CheckpointInfo,
+  readCheckpoint,
+  snapshotTrainable,
+  tensorsWithPrefix,
+  writeCheckpoint,
+} from './checkpoint.js';
+import { batchCount, type TrainingData } from './data.js';
+import { type EvalMetrics, evaluate, summarize } from './evaluate.js';
+import { createOptimizer, type DecayFilter, type Optimizer, type OptimizerKind } from './optimizers.js';
+import { constantSchedule, type LrSchedule, stepCosineSchedule, timmCosineSchedule } from './schedules.js';
+import { NonFiniteLossError, trainStep } from './step.js';
+import {
+  type BestRecord,
+  type EpochRecord,
+  type EvalSplit,
+  type RunFingerprint,
+  type ScheduleKind,
+  type Selection,
+  TEST_SELECTION_WARNING,
+  type TrainEvent,
+} from './types.js';
+
+export interface TrainSplits {
+  readonly train: TrainingData;
+  readonly val?: TrainingData;
+  readonly test?: TrainingData;
+}
+
+export interface TrainOptions {
+  /** Length of the run (the cosine's t_initial). */
+  epochs: number;
+  /** Stop after this many epochs of the `epochs`-long schedule (default `epochs`); a later run can resume. */
+  stopAfterEpochs?: number;
+  batchSize: number;
+  /** Examples per forward/backward pass (gradient accumulation); default the whole batch. */
+  microBatch?: number;
+  /** Default `'adamw'`. */
+  optimizer?: OptimizerKind;
+  /** Base (peak) learning rate. */
+  lr: number;
+  /** Default 0. Decoupled for AdamW, L2 for SGD; only on parameters whose registry `decay` flag is set. */
+  weightDecay?: number;
+  /** Replaces the registry's `decay` flag (not stored in checkpoints: pass the same filter when resuming). */
+  decayFilter?: DecayFilter;
+  /** SGD momentum (default 0) and Nesterov flag. */
+  momentum?: number;
+  nesterov?: boolean;
+  /** AdamW (default [0.9, 0.999] and 1e-8). */
+  betas?: readonly [number, number];
+  eps?: number;
+  /** Default `'cosine-epoch'` (timm, stepped per epoch as the SHIP recipe). */
+  schedule?: ScheduleKind;
+  /** Default 0, 1e-6 and 1e-5 (SHIP's warm-up start and floor). */
+  warmupEpochs?: number;
+  warmupLrInit?: number;
+  lrMin?: number;
+  /** Seed of the batch order. */
+  seed: Seed;
+  /** Default true. */
+  dropLast?: boolean;
+  /** Evaluate at epochs 0, evalEvery, 2·evalEvery, … and the last epoch (SHIP: 10). Default 1. */
+  evalEvery?: number;
+  /** Default `batchSize`. */
+  evalBatchSize?: number;
+  /** Default `'val'`. */
+  selection?: Selection;
+  /** With `'val'` selection, leave the best-validation parameters in the model at the end. Default true. */
+  restoreBest?: boolean;
+  checkpointDir?: string;
+  /** Save every this many epochs (and after the last one). Default 1. */
+  checkpointEvery?: number;
+  /** Continue from `checkpointDir` bit-identically; the run options must match the saved ones. */
+  resume?: boolean;
+  /** Checked before every step; an abort throws `signal.reason` (the last epoch-end checkpoint stays valid). */
+  signal?: AbortSignal;
+  onEvent?: (event: TrainEvent) => void;
+}
+
+export interface TrainResult {
+  readonly selection: Selection;
+  readonly selectionWarning?: string;
+  readonly best: BestRecord;
+  readonly history: readonly EpochRecord[];
+  /**
+   * `'val'`: validation metrics at the best epoch and ONE test evaluation of the selected parameters.
+   * `'max-test-over-epochs'`: the test metrics of the best test epoch.
+   */
+  readonly final: { readonly val?: EvalMetrics; readonly test?: EvalMetrics };
+  readonly epochsCompleted: number;
+  readonly globalStep: number;
+}
+
+interface RunState {
+  epochsCompleted: number;
+  globalStep: number;
+  history: EpochRecord[];
+  best: BestRecord | null;
+  bestMetrics: EvalMetrics | null;
+  bestParams: Record<string, HostTensor> | null;
+  /** Epochs completed by the newest checkpoint on disk (loaded or written); null when there is none. */
+  savedEpochs: number | null;
+}
+
+function fingerprint(options: TrainOptions, trainSize: number): RunFingerprint {
+  const nonNegative = (name: string, v: number) => requireNumberInRange(name, v, 0, Number.MAX_VALUE);
+  const optimizer = options.optimizer ?? 'adamw';
+  if (optimizer !== 'adamw' && optimizer !== 'sgd') invalidOption('optimizer', optimizer, '"adamw" or "sgd"');
+  const schedule = options.schedule ?? 'cosine-epoch';
+  if (!['cosine-epoch', 'cosine-step', 'constant'].includes(schedule)) {
+    invalidOption('schedule', schedule, '"cosine-epoch", "cosine-step" or "constant"');
+  }
+  const selection = options.selection ?? 'val';
+  if (selection !== 'val' && selection !== 'max-test-over-epochs') {
+    invalidOption('selection', selection, '"val" or "max-test-over-epochs"');
+  }
+  const warmupEpochs = options.warmupEpochs ?? 0;
+  if (!Number.isInteger(warmupEpochs) || warmupEpochs < 0) {
+    invalidOption('warmupEpochs', warmupEpochs, 'a non-negative integer');
+  }
+  if (typeof options.seed !== 'string' && !Number.isFinite(options.seed)) {
+    invalidOption('seed', options.seed, 'a finite number or a string');
+  }
+  return {
+    epochs: requirePositiveInt('epochs', options.epochs),
+    batchSize: requirePositiveInt('batchSize', options.batchSize),
+    microBatch:
+      options.microBatch === undefined ? null : requirePositiveInt('microBatch', options.microBatch),
+    optimizer,
+    lr: nonNegative('lr', options.lr),
+    weightDecay: nonNegative('weightDecay', options.weightDecay ?? 0),
+    momentum: options.momentum ?? 0,
+    nesterov: options.nesterov ?? false,
+    betas: options.betas ?? [0.9, 0.999],
+    eps: options.eps ?? 1e-8,
+    schedule,
+    warmupEpochs,
+    warmupLrInit: nonNegative('warmupLrInit', options.warmupLrInit ?? 1e-6),
+    lrMin: nonNegative('lrMin', options.lrMin ?? 1e-5),
+    seed: options.seed,
+    dropLast: options.dropLast ?? true,
+    evalEvery: requirePositiveInt('evalEvery', options.evalEvery ?? 1),
+    selection,
+    trainSize,
+  };
+}
+
+function makeSchedule(run: RunFingerprint, stepsPerEpoch: number): LrSchedule {
+  const common = { baseLr: run.lr, warmupLrInit: run.warmupLrInit, lrMin: run.lrMin };
+  if (run.schedule === 'constant') return constantSchedule(run.lr);
+  if (run.schedule === 'cosine-step') {
+    return stepCosineSchedule({
+      ...common,
+      totalSteps: run.epochs * stepsPerEpoch,
+      warmupSteps: run.warmupEpochs * stepsPerEpoch,
+    });
+  }
+  return timmCosineSchedule({ ...common, epochs: run.epochs, warmupEpochs: run.warmupEpochs });
+}
+
+function checkSplits(model: PeftModel, splits: TrainSplits, selection: Selection): void {
+  if (!splits.train) invalidOption('train', splits.train, 'a TrainingData');
+  const classes = splits.train.numClasses;
+  for (const split of ['val', 'test'] as const) {
+    const data = splits[split];
+    if (data && data.numClasses !== classes) {
+      invalidOption(`${split}.numClasses`, data.numClasses, `equal to train.numClasses (${classes})`);
+    }
+  }
+  if (selection === 'max-test-over-epochs' && !splits.test) {
+    invalidOption('selection', selection, '"val" when no test split is given');
+  }
+  if (model.registry.trainableEntries().length === 0) {
+    throw new PeftError('PARAMETER_INVALID', 'the model has no trainable parameters');
+  }
+}
+
+function mismatch(saved: RunFingerprint, current: RunFingerprint, dir: string): string | null {
+  for (const key of Object.keys(current) as (keyof RunFingerprint)[]) {
+    if (JSON.stringify(saved[key]) !== JSON.stringify(current[key])) {
+      return (
+        `cannot resume from ${dir}: option "${key}" was ${JSON.stringify(saved[key])} when the checkpoint was ` +
+        `written and is ${JSON.stringify(current[key])} now`
+      );
+    }
+  }
+  return null;
+}
+
+async function resumeFrom(
+  dir: string,
+  model: PeftModel,
+  optimizer: Optimizer,
+  run: RunFingerprint,
+): Promise<RunState> {
+  const { info, file } = await readCheckpoint(dir);
+  const problem = mismatch(info.options, run, dir);
+  if (problem) throw new PeftError('INVALID_OPTION', problem);
+  const params = tensorsWithPrefix(file, 'param/');
+  const expected = model.registry.trainableEntries().map((e) => e.name);
+  for (const name of expected) {
+    if (!params[name]) {
+      throw new PeftError(
+        'WEIGHTS_MISMATCH',
+        `${file.source}: no tensor "param/${name}" for a trainable parameter`,
+      );
+    }
+  }
+  for (const name of Object.keys(params)) {
+    if (!expected.includes(name)) {
+      throw new PeftError('WEIGHTS_MISMATCH', `${file.source}: "param/${name}" is not a trainable parameter`);
+    }
+  }
+  assignTrainable(model, params, file.source);
+  optimizer.loadState({ ...info.optimizer, tensors: tensorsWithPrefix(file, 'opt/') });
+  model.forwardCounter = info.forwardCounter;
+  return {
+    epochsCompleted: info.epochsCompleted,
+    globalStep: info.globalStep,
+    history: [...info.history],
+    best: info.best,
+    bestMetrics: info.bestMetrics,
+    bestParams: info.hasBestParams ? tensorsWithPrefix(file, 'best/') : null,
+    savedEpochs: info.epochsCompleted,
+  };
+}
+
+function keptCheckpoint(state: RunState, dir: string | undefined): string {
+  return state.savedEpochs === null || dir === undefined
+    ? 'no checkpoint had been written'
+    : `the last good checkpoint (after epoch ${state.savedEpochs - 1}) in ${dir} was kept`;
+}
+
+/**
+ * Trains `model` for `options.epochs` epochs: shuffled batches in an order fixed by (seed, epoch), one optimizer
+ * step per batch (micro-batched when asked), the learning rate from the schedule, evaluation every `evalEvery`
+ * epochs and model selection as `options.selection` says. Emits events; prints nothing.
+ */
+export async function train(
+  model: PeftModel,
+  splits: TrainSplits,
+  options: TrainOptions,
+): Promise<TrainResult> {
+  const started = performance.now();
+  const elapsed = () => performance.now() - started;
+  const emit = (event: TrainEvent) => options.onEvent?.(event);
+  const run = fingerprint(options, splits.train?.size ?? 0);
+  checkSplits(model, splits, run.selection);
+  const stopAt = Math.min(
+    run.epochs,
+    requirePositiveInt('stopAfterEpochs', options.stopAfterEpochs ?? run.epochs),
+  );
+  const evalBatchSize = requirePositiveInt('evalBatchSize', options.evalBatchSize ?? run.batchSize);
+  const checkpointEvery = requirePositiveInt('checkpointEvery', options.checkpointEvery ?? 1);
+  const dir = options.checkpointDir;
+  if (options.resume && dir === undefined) invalidOption('resume', true, 'used together with checkpointDir');
+  const stepsPerEpoch = batchCount(splits.train.size, run.batchSize, run.dropLast);
+  if (stepsPerEpoch === 0) {
+    invalidOption(
+      'batchSize',
+      run.batchSize,
+      `at most the training set size (${splits.train.size}) with dropLast`,
+    );
+  }
+  const schedule = makeSchedule(run, stepsPerEpoch);
+  const optimizer = createOptimizer(run.optimizer, {
+    lr: run.lr,
+    weightDecay: run.weightDecay,
+    momentum: run.momentum,
+    nesterov: run.nesterov,
+    betas: run.betas,
+    eps: run.eps,
+    ...(options.decayFilter ? { decayFilter: options.decayFilter } : {}),
+  });
+  let st: RunState = {
+    epochsCompleted: 0,
+    globalStep: 0,
+    history: [],
+    best: null,
+    bestMetrics: null,
+    bestParams: null,
+    savedEpochs: null,
+  };
+  try {
+    options.signal?.throwIfAborted();
+    if (options.resume && dir !== undefined) {
+      st = await resumeFrom(dir, model, optimizer, run);
+      emit({ type: 'resume', epoch: st.epochsCompleted, step: st.globalStep, dir });
+    }
+    for (let epoch = st.epochsCompleted; epoch < stopAt; epoch++) {
+      await trainEpoch(epoch);
+      if (epoch % run.evalEvery === 0 || epoch === run.epochs - 1) await evaluateEpoch(epoch);
+      st.epochsCompleted = epoch + 1;
+      if (dir !== undefined && (st.epochsCompleted % checkpointEvery === 0 || epoch === stopAt - 1)) {
+        await save(dir, epoch);
+      }
+    }
+    return await finish();
+  } finally {
+    optimizer.dispose();
+  }
+
+  async function trainEpoch(epoch: number): Promise<void> {
+    const epochStart = performance.now();
+    const epochLr = schedule.unit === 'epoch' ? schedule.lrAt(epoch) : schedule.lrAt(st.globalStep);
+    emit({ type: 'epoch-start', epoch, lr: epochLr, steps: stepsPerEpoch, elapsedMs: elapsed() });
+    let steps = 0;
+    let lossSum = 0;
+    const partSums: Record<string, number> = {};
+    const batches = splits.train.batches({
+      batchSize: run.batchSize,
+      shuffle: true,
+      seed: run.seed,
+      epoch,
+      dropLast: run.dropLast,
+    });
+    for await (const { images, labels } of batches) {
+      options.signal?.throwIfAborted();
+      const s = st;
+      const lr = schedule.unit === 'epoch' ? epochLr : schedule.lrAt(s.globalStep);
+      let out: { loss: number; parts: Record<string, number> };
+      try {
+        out = trainStep(model, optimizer, images, labels, {
+          lr,
+          epoch,
+          step: s.globalStep,
+          ...(run.microBatch !== null ? { microBatch: run.microBatch } : {}),
+        });
+      } catch (error) {
+        if (!(error instanceof NonFiniteLossError)) throw error;
+        throw new NonFiniteLossError(
+          `training stopped: non-finite loss (${error.loss}) at epoch ${epoch}, step ${s.globalStep} ` +
+            `(batch ${steps} of the epoch); the update was not applied and ${keptCheckpoint(s, dir)}`,
+          { epoch, step: s.globalStep, loss: error.loss },
+        );
+      }
+      emit({
+        type: 'step',
+        epoch,
+        step: s.globalStep,
+        lr,
+        loss: out.loss,
+        parts: out.parts,
+        elapsedMs: elapsed(),
+      });
+      s.globalStep++;
+      steps++;
+      lossSum += out.loss;
+      for (const [k, v] of Object.entries(out.parts)) partSums[k] = (partSums[k] ?? 0) + v;
+    }
+    const mean = (x: number) => (steps === 0 ? Number.NaN : x / steps);
+    const parts = Object.fromEntries(Object.entries(partSums).map(([k, v]) => [k, mean(v)]));
+    const record: EpochRecord = {
+      epoch,
+      lr: epochLr,
+      loss: mean(lossSum),
+      parts,
+      steps,
+      elapsedMs: performance.now() - epochStart,
+    };
+    st.history.push(record);
+    emit({ type: 'epoch-end', epoch, lr: epochLr, loss: record.loss, parts, steps, elapsedMs: elapsed() });
+  }
+
+  async function evaluateEpoch(epoch: number): Promise<void> {
+    const s = st;
+    const index = s.history.length - 1;
+    const record = s.history[index] as EpochRecord;
+    const results: Partial<Record<EvalSplit, EvalMetrics>> = {};
+    for (const split of ['val', 'test'] as const) {
+      const data = splits[split];
+      // The test split is only looked at during training when selection on it was asked for.
+      if (!data || (split === 'test' && run.selection !== 'max-test-over-epochs')) continue;
+      const metrics = await evaluate(model, data, { batchSize: evalBatchSize });
+      results[split] = metrics;
+      emit({ type: 'eval', epoch, split, metrics: summarize(metrics), elapsedMs: elapsed() });
+    }
+    s.history[index] = {
+      ...record,
+      ...(results.val ? { val: summarize(results.val) } : {}),
+      ...(results.test ? { test: summarize(results.test) } : {}),
+    };
+    const split: EvalSplit = run.selection === 'val' ? 'val' : 'test';
+    const selected = results[split];
+    if (selected && (s.best?.metric == null || selected.top1 > s.best.metric)) {
+      s.best = { epoch, metric: selected.top1, split };
+      s.bestMetrics = selected;
+      // Parameters are only worth keeping when they will be restored.
+      if (split === 'val') s.bestParams = snapshotTrainable(model);
+    }
+  }
+
+  async function save(directory: string, epoch: number): Promise<void> {
+    const s = st;
+    const info: Omit<CheckpointInfo, 'format' | 'version' | 'optimizer' | 'hasBestParams'> = {
+      epochsCompleted: s.epochsCompleted,
+      globalStep: s.globalStep,
+      forwardCounter: model.forwardCounter,
+      shuffle: { seed: run.seed, nextEpoch: s.epochsCompleted },
+      history: s.history,
+      best: s.best,
+      bestMetrics: s.bestMetrics,
+      options: run,
+    };
+    const { nonFinite } = await writeCheckpoint(directory, model, optimizer, info, s.bestParams);
+    if (nonFinite !== null) {
+      throw new NonFiniteLossError(
+        `training stopped: tensor "${nonFinite}" is not finite after epoch ${epoch} (step ${s.globalStep}); ` +
+          `no checkpoint was written and ${keptCheckpoint(s, directory)}`,
+        { epoch, step: s.globalStep, loss: s.history[s.history.length - 1]?.loss ?? Number.NaN },
+      );
+    }
+    s.savedEpochs = s.epochsCompleted;
+    emit({ type: 'checkpoint', epoch, dir: directory, elapsedMs: elapsed() });
+  }
+
+  async function finish(): Promise<TrainResult> {
+    const s = st;
+    const final: { val?: EvalMetrics; test?: EvalMetrics } = {};
+    let best: BestRecord = s.best ?? { epoch: s.epochsCompleted - 1, metric: null, split: null };
+    if (run.selection === 'val') {
+      if (s.best && s.bestMetrics) {
+        final.val = s.bestMetrics;
+        if (s.bestParams && (options.restoreBest ?? true)) assignTrainable(model, s.bestParams, 'best epoch');
+      } else {
+        best = { epoch: s.epochsCompleted - 1, metric: null, split: null };
+      }
+      if (splits.test) final.test = await evaluate(model, splits.test, { batchSize: evalBatchSize });
+    } else if (s.bestMetrics) {
+      final.test = s.bestMetrics;
+    }
+    emit({ type: 'done', best, epochsCompleted: s.epochsCompleted, elapsedMs: elapsed() });
+    return {
+      selection: run.selection,
+      ...(run.selection === 'max-test-over-epochs' ? { selectionWarning: TEST_SELECTION_WARNING } : {}),
+      best,
+      history: s.history,
+      final,
+      epochsCompleted: s.epochsCompleted,
+      globalStep: s.globalStep,
+    };
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Inference throughput: SHIP with the prompt cache vs SHIP without it vs the frozen ViT vs VPT-deep with the same
+ * number of prompt tokens (a benchmark, not a test).
+ *
+ *   pnpm bench:inference [--backend wasm] [--batch 16] [--iters 5] [--image 224] [--patch 16] [--dim 192]
+ *
+ * Geometry defaults to ViT-Tiny/16 at 224² (197 image tokens) with SHIP's cifar100 setting (K = 50, starts
+ * 0,2,4,6,8,11 → 60–70 prompt tokens per block); VPT-deep gets 60 tokens per block. Weights are random: speed
+ * does not depend on them.
+ */
+import { cpus, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { VisionTransformer, customVit } from '@peftjs/backbone';
+import { vpt } from '@peftjs/baselines';
+import {
+  type BackendPreference,
+  type PeftModel,
+  type Tensor4D,
+  createPeftModel,
+  initBackend,
+  tf,
+} from '@peftjs/core';
+import { ship } from '@peftjs/ship';
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'wasm' },
+    batch: { type: 'string', default: '16' },
+    iters: { type: 'string', default: '5' },
+    image: { type: 'string', default: '224' },
+    patch: { type: 'string', default: '16' },
+    dim: { type: 'string', default: '192' },
+  },
+});
+const choice = await initBackend({ prefer: values.backend as BackendPreference, log: false });
+const batch = Number(values.batch);
+const iterations = Number(values.iters);
+const config = customVit({
+  imageSize: Number(values.image),
+  patchSize: Number(values.patch),
+  dim: Number(values.dim),
+  depth: 12,
+  heads: Number(values.dim) / 64,
+  numClasses: 100,
+});
+const starts = [0, 2, 4, 6, 8, 11];
+const vit = VisionTransformer.create(config, { seed: 0 });
+const images = tf.randomNormal(
+  [batch, config.imageSize[0], config.imageSize[1], 3],
+  0,
+  1,
+  'float32',
+  1,
+) as Tensor4D;
+
+async function time(label: string, predict: () => tf.Tensor): Promise<number> {
+  const once = async () => {
+    const logits = predict();
+    await logits.data();
+    logits.dispose();
+  };
+  await once();
+  const start = performance.now();
+  for (let i = 0; i < iterations; i++) await once();
+  const seconds = (performance.now() - start) / 1000;
+  const perSecond = (batch * iterations) / seconds;
+  console.log(
+    `${label.padEnd(34)} ${perSecond.toFixed(1).padStart(8)} images/s  ${((seconds / iterations) * 1000).toFixed(0).padStart(6)} ms/batch`,
+  );
+  return seconds / iterations;
+}
+
+async function shipModel(): Promise<PeftModel> {
+  const model = createPeftModel(vit, ship({ starts, promptLength: 50, hierarchy: { prototypes: 16 } }));
+  // Prototypes would come from `prepare`; random ones have the same cost.
+  model.restoreArtifacts({ 'ship-prompts': { starts, prototypeCount: 200 } });
+  return model;
+}
+
+console.log(`# inference benchmark — ${new Date().toISOString()}`);
+console.log(
+  `machine: ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ` +
+    `node ${process.version}; tfjs ${tf.version.tfjs}; backend ${choice.backend}; batch ${batch}; ${iterations} iterations`,
+);
+console.log(
+  `geometry: ${config.imageSize.join('×')} px, patch ${config.patchSize}, dim ${config.dim}, depth 12; ` +
+    'SHIP K=50, starts 0,2,4,6,8,11 (+10 SSP, +10 AP in the last two hierarchies); VPT-deep 60 tokens',
+);
+const frozen = await time('frozen ViT', () => vit.predict(images));
+const shipUncached = await shipModel();
+await shipUncached.predict(images).data();
+const noCache = await time('SHIP (no cache)', () => shipUncached.predict(images));
+shipUncached.dispose();
+const shipCached = await shipModel();
+shipCached.enablePromptCache();
+const cached = await time('SHIP (prompt cache)', () => shipCached.predict(images));
+shipCached.dispose();
+const vptDeep = createPeftModel(vit, [vpt({ mode: 'deep', tokens: 60 })]);
+const vptTime = await time('VPT-deep (60 tokens)', () => vptDeep.predict(images));
+vptDeep.dispose();
+console.log(
+  `ratios vs frozen ViT: SHIP cached ${(cached / frozen).toFixed(3)}×, SHIP uncached ${(noCache / frozen).toFixed(3)}×, ` +
+    `VPT-deep ${(vptTime / frozen).toFixed(3)}×`,
+);
+console.log(`ship_cached_over_frozen=${(cached / frozen).toFixed(3)}`);
