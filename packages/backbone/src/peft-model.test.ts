@@ -124,6 +124,19 @@ await describeBackends('PEFT model over the ViT', () => {
     model.dispose();
   });
 
+  it('gives every model its own head, so models sharing one backbone train independently', () => {
+    const a = createPeftModel(vit, [], { numClasses: 3, seed: 1 });
+    const b = createPeftModel(vit, [], { numClasses: 3, seed: 2 });
+    expect(a.config.numClasses).toBe(3);
+    expect(vit.config.numClasses).toBe(5);
+    const before = Array.from(b.registry.get('head.weight').dataSync());
+    a.registry.get('head.weight').assign(tf.zerosLike(a.registry.get('head.weight')));
+    expect(Array.from(b.registry.get('head.weight').dataSync())).toEqual(before);
+    expect(Array.from(vit.registry.get('head.bias').dataSync())).toHaveLength(5);
+    a.dispose();
+    b.dispose();
+  });
+
   it('is frozen after build: adding a plugin is an error', () => {
     const model = createPeftModel(vit, []);
     expect(() => model.addPlugin(promptProbe({ tokens: 1, lossWeight: 1 }).plugin)).toThrow(

@@ -473,7 +473,12 @@ export class VisionTransformer implements PeftBackbone {
     );
     const logits = driver.head(
       features as Tensor2D,
-      (f) => linear(f, this.w('head.weight'), this.w('head.bias')) as Tensor2D,
+      (f) =>
+        linear(
+          f,
+          options.head?.weight ?? this.w('head.weight'),
+          options.head?.bias ?? this.w('head.bias'),
+        ) as Tensor2D,
     );
     return {
       logits,

@@ -1,4 +1,4 @@
-export { BASELINES_VERSION, type PluginIdentityOptions } from './common.js';
+export { BASELINES_VERSION, type PluginIdentityOptions, type ResolvedIdentity } from './common.js';
 export * from './linear-probe.js';
 export * from './full-fine-tuning.js';
 export * from './vpt.js';

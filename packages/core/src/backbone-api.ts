@@ -44,6 +44,8 @@ export interface BackboneForwardOptions {
   readonly collect?: boolean;
   /** Reuse image-independent prompt computations across eval calls (see `PromptCache`). */
   readonly promptCache?: PromptCache;
+  /** Classifier to use instead of the backbone's own head (a PEFT model's head), weight stored `[D, C]`. */
+  readonly head?: { readonly weight: Tensor; readonly bias: Tensor };
 }
 
 /**

@@ -15,7 +15,9 @@ export type PeftErrorCode =
   | 'MODEL_FROZEN'
   | 'PARAMETER_INVALID'
   | 'SHAPE_MISMATCH'
-  | 'IO_FAILED';
+  | 'IO_FAILED'
+  | 'NON_FINITE_LOSS'
+  | 'CHECKPOINT_INVALID';
 
 export class PeftError extends Error {
   readonly code: PeftErrorCode;

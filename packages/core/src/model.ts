@@ -1,5 +1,6 @@
 import { type BackboneOutput, type NamedLoss, type PeftBackbone, PromptCache } from './backbone-api.js';
 import { createHookDriver, resolvePluginOrder, sumLosses } from './driver.js';
+import type { VitConfig } from './config.js';
 import { PeftError, requirePositiveInt } from './errors.js';
 import { softmaxCrossEntropy } from './ops.js';
 import type {
@@ -72,8 +73,18 @@ export class PeftModel {
     this.rng = rng;
   }
 
-  get config() {
-    return this.backbone.config;
+  /** The backbone's config with this model's class count (each model owns its head). */
+  get config(): VitConfig {
+    if (!this.registry.has('head.bias')) return this.backbone.config;
+    const numClasses = this.registry.get('head.bias').shape[0] as number;
+    return numClasses === this.backbone.config.numClasses
+      ? this.backbone.config
+      : { ...this.backbone.config, numClasses };
+  }
+
+  private headOption(): { head?: { weight: Variable; bias: Variable } } {
+    if (!this.registry.has('head.weight')) return {};
+    return { head: { weight: this.registry.get('head.weight'), bias: this.registry.get('head.bias') } };
   }
 
   /** Always throws: the plugin list is fixed when the model is built. */
@@ -106,7 +117,7 @@ export class PeftModel {
     if (training) this.promptCache?.clear();
     const rng = training ? this.rng.split(`forward:${this.trainingForwards++}`) : this.rng.split('eval');
     const info = {
-      config: this.backbone.config,
+      config: this.config,
       geometry: this.backbone.geometry,
       training,
       batchSize: images.shape[0],
@@ -117,6 +128,7 @@ export class PeftModel {
       training,
       driver,
       collect,
+      ...this.headOption(),
       ...(this.promptCache && !training ? { promptCache: this.promptCache } : {}),
     });
     driver.auxLoss({ logits: out.logits, tokens: out.tokens });
@@ -261,7 +273,12 @@ export class PeftModel {
         epoch: 0,
       };
       const driver = createHookDriver([], this.registry, info, this.rng.split('frozen'));
-      const out = this.backbone.forward(images, { training: false, driver, collect: true });
+      const out = this.backbone.forward(images, {
+        training: false,
+        driver,
+        collect: true,
+        ...this.headOption(),
+      });
       return { blockOutputs: (out.blockOutputs ?? []) as Tensor3D[], attnLogits: out.attnLogits ?? [] };
     });
   }
@@ -336,7 +353,7 @@ export class PeftModel {
   /** Disposes plugin tensors (the backbone stays usable and keeps its own weights). */
   dispose(): void {
     this.disablePromptCache();
-    this.registry.dispose((e) => e.owner !== BACKBONE_OWNER && e.owner !== HEAD_OWNER);
+    this.registry.dispose((e) => e.owner !== BACKBONE_OWNER);
     this.registry.forget(() => true);
   }
 }
@@ -387,14 +404,32 @@ export function createPeftModel(
 ): PeftModel {
   const ordered = resolvePluginOrder(plugins);
   const rng = new Rng(options.seed ?? 0);
-  if (options.numClasses !== undefined) {
-    requirePositiveInt('numClasses', options.numClasses);
-    backbone.resetHead(options.numClasses, rng.split('head'));
-  }
   const registry = new ParameterRegistry();
   const trainHead = options.trainHead ?? true;
-  for (const entry of backbone.registry.list()) {
-    registry.adopt(entry, { trainable: entry.owner === HEAD_OWNER ? trainHead : false });
+  for (const entry of backbone.registry.list((e) => e.owner !== HEAD_OWNER)) {
+    registry.adopt(entry, { trainable: false });
+  }
+  // Each model owns its head, so several models can share one frozen backbone: a fresh timm-initialised head
+  // when `numClasses` is given, otherwise a copy of the backbone's.
+  const dim = backbone.config.dim;
+  if (options.numClasses !== undefined) {
+    requirePositiveInt('numClasses', options.numClasses);
+    const weight = rng.split('head').fillTruncatedNormal(new Float32Array(dim * options.numClasses), 0.02);
+    registry.register('head.weight', tf.tensor2d(weight, [dim, options.numClasses]), {
+      owner: HEAD_OWNER,
+      trainable: trainHead,
+    });
+    registry.register('head.bias', tf.zeros([options.numClasses]), {
+      owner: HEAD_OWNER,
+      trainable: trainHead,
+    });
+  } else if (backbone.registry.has('head.weight')) {
+    for (const name of ['head.weight', 'head.bias']) {
+      registry.register(name, tf.clone(backbone.registry.get(name)), {
+        owner: HEAD_OWNER,
+        trainable: trainHead,
+      });
+    }
   }
   const model = new PeftModel(backbone, ordered, registry, rng);
   for (const plugin of ordered) {

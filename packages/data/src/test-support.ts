@@ -22,7 +22,12 @@ export async function writeSolidPng(path: string, size: number, colour: Rgb, alp
 }
 
 /** A true one-band PNG (without `b-w`, libvips would write it back out as RGB). */
-export async function writeGreyPng(path: string, width: number, height: number, value: number): Promise<void> {
+export async function writeGreyPng(
+  path: string,
+  width: number,
+  height: number,
+  value: number,
+): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   await sharp(new Uint8Array(width * height).fill(value), { raw: { width, height, channels: 1 } })
     .toColourspace('b-w')

@@ -68,7 +68,7 @@ export function assignTrainable(
     const variable = model.registry.get(name);
     if (variable.shape.join() !== host.shape.join()) {
       throw new PeftError(
-        'WEIGHTS_MISMATCH',
+        'CHECKPOINT_INVALID',
         `${source}: tensor "${name}" has shape [${host.shape}] but the model's parameter has [${variable.shape}]`,
       );
     }
@@ -152,19 +152,19 @@ export async function readCheckpoint(dir: string): Promise<CheckpointContents> {
   try {
     info = JSON.parse(text) as CheckpointInfo;
   } catch (error) {
-    throw new PeftError('IO_FAILED', `${jsonPath}: not valid JSON (${(error as Error).message})`, {
+    throw new PeftError('CHECKPOINT_INVALID', `${jsonPath}: not valid JSON (${(error as Error).message})`, {
       cause: error,
     });
   }
   if (info?.format !== FORMAT || info.version !== 1) {
-    throw new PeftError('IO_FAILED', `${jsonPath}: not a ${FORMAT} version 1 file`);
+    throw new PeftError('CHECKPOINT_INVALID', `${jsonPath}: not a ${FORMAT} version 1 file`);
   }
   const tensorsPath = join(dir, CHECKPOINT_TENSORS);
   const file = await readSafetensors(tensorsPath);
   const meta = file.metadata;
   if (meta.epochsCompleted !== String(info.epochsCompleted) || meta.globalStep !== String(info.globalStep)) {
     throw new PeftError(
-      'WEIGHTS_MISMATCH',
+      'CHECKPOINT_INVALID',
       `${tensorsPath} (epoch ${meta.epochsCompleted}, step ${meta.globalStep}) does not belong to ${jsonPath} ` +
         `(epoch ${info.epochsCompleted}, step ${info.globalStep}); the save was interrupted between the two files`,
     );

@@ -10,7 +10,7 @@ export class NonFiniteLossError extends PeftError {
   readonly loss: number;
 
   constructor(message: string, details: { epoch: number; step: number; loss: number }) {
-    super('PARAMETER_INVALID', message);
+    super('NON_FINITE_LOSS', message);
     this.name = 'NonFiniteLossError';
     this.epoch = details.epoch;
     this.step = details.step;

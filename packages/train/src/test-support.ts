@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { customVit, VisionTransformer } from '@peftjs/backbone';
 import {
   createPeftModel,
-  HEAD_OWNER,
+  BACKBONE_OWNER,
   HOOK_SPEC_VERSION,
   ParameterRegistry,
   type PeftBackbone,
@@ -115,7 +115,19 @@ export function tinyModel(
   };
 }
 
-/** A backbone that is only a set of head-owned parameters (trainable after `createPeftModel`); no forward. */
+/** Makes every tensor of the model trainable (full fine-tuning for the optimizer tests). */
+export const trainEverything: PeftPlugin = {
+  name: 'train-everything',
+  version: '0.0.0',
+  specVersion: HOOK_SPEC_VERSION,
+  prefix: 'train_everything',
+  setup: (ctx) => {
+    ctx.setTrainable(() => true, true);
+  },
+  hooks: {},
+};
+
+/** A backbone that is only a set of parameters (trainable with `trainEverything`); no forward pass. */
 export class ParamsBackbone implements PeftBackbone {
   readonly registry = new ParameterRegistry();
   readonly config: VitConfig = customVit({ imageSize: 8, patchSize: 4, dim: 4, depth: 1, heads: 1 });
@@ -123,7 +135,7 @@ export class ParamsBackbone implements PeftBackbone {
 
   constructor(params: Record<string, { data: number[]; shape: number[] }>) {
     for (const [name, p] of Object.entries(params)) {
-      this.registry.register(name, tf.tensor(p.data, p.shape), { owner: HEAD_OWNER });
+      this.registry.register(name, tf.tensor(p.data, p.shape), { owner: BACKBONE_OWNER });
     }
   }
   forward(): never {

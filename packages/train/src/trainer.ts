@@ -326,34 +326,33 @@ export async function train(
     });
     for await (const { images, labels } of batches) {
       options.signal?.throwIfAborted();
-      const s = st;
-      const lr = schedule.unit === 'epoch' ? epochLr : schedule.lrAt(s.globalStep);
+      const lr = schedule.unit === 'epoch' ? epochLr : schedule.lrAt(st.globalStep);
       let out: { loss: number; parts: Record<string, number> };
       try {
         out = trainStep(model, optimizer, images, labels, {
           lr,
           epoch,
-          step: s.globalStep,
+          step: st.globalStep,
           ...(run.microBatch !== null ? { microBatch: run.microBatch } : {}),
         });
       } catch (error) {
         if (!(error instanceof NonFiniteLossError)) throw error;
         throw new NonFiniteLossError(
-          `training stopped: non-finite loss (${error.loss}) at epoch ${epoch}, step ${s.globalStep} ` +
-            `(batch ${steps} of the epoch); the update was not applied and ${keptCheckpoint(s, dir)}`,
-          { epoch, step: s.globalStep, loss: error.loss },
+          `training stopped: non-finite loss (${error.loss}) at epoch ${epoch}, step ${st.globalStep} ` +
+            `(batch ${steps} of the epoch); the update was not applied and ${keptCheckpoint(st, dir)}`,
+          { epoch, step: st.globalStep, loss: error.loss },
         );
       }
       emit({
         type: 'step',
         epoch,
-        step: s.globalStep,
+        step: st.globalStep,
         lr,
         loss: out.loss,
         parts: out.parts,
         elapsedMs: elapsed(),
       });
-      s.globalStep++;
+      st.globalStep++;
       steps++;
       lossSum += out.loss;
       for (const [k, v] of Object.entries(out.parts)) partSums[k] = (partSums[k] ?? 0) + v;
@@ -373,9 +372,8 @@ export async function train(
   }
 
   async function evaluateEpoch(epoch: number): Promise<void> {
-    const s = st;
-    const index = s.history.length - 1;
-    const record = s.history[index] as EpochRecord;
+    const index = st.history.length - 1;
+    const record = st.history[index] as EpochRecord;
     const results: Partial<Record<EvalSplit, EvalMetrics>> = {};
     for (const split of ['val', 'test'] as const) {
       const data = splits[split];
@@ -385,69 +383,68 @@ export async function train(
       results[split] = metrics;
       emit({ type: 'eval', epoch, split, metrics: summarize(metrics), elapsedMs: elapsed() });
     }
-    s.history[index] = {
+    st.history[index] = {
       ...record,
       ...(results.val ? { val: summarize(results.val) } : {}),
       ...(results.test ? { test: summarize(results.test) } : {}),
     };
     const split: EvalSplit = run.selection === 'val' ? 'val' : 'test';
     const selected = results[split];
-    if (selected && (s.best?.metric == null || selected.top1 > s.best.metric)) {
-      s.best = { epoch, metric: selected.top1, split };
-      s.bestMetrics = selected;
+    if (selected && (st.best?.metric == null || selected.top1 > st.best.metric)) {
+      st.best = { epoch, metric: selected.top1, split };
+      st.bestMetrics = selected;
       // Parameters are only worth keeping when they will be restored.
-      if (split === 'val') s.bestParams = snapshotTrainable(model);
+      if (split === 'val') st.bestParams = snapshotTrainable(model);
     }
   }
 
   async function save(directory: string, epoch: number): Promise<void> {
-    const s = st;
     const info: Omit<CheckpointInfo, 'format' | 'version' | 'optimizer' | 'hasBestParams'> = {
-      epochsCompleted: s.epochsCompleted,
-      globalStep: s.globalStep,
+      epochsCompleted: st.epochsCompleted,
+      globalStep: st.globalStep,
       forwardCounter: model.forwardCounter,
-      shuffle: { seed: run.seed, nextEpoch: s.epochsCompleted },
-      history: s.history,
-      best: s.best,
-      bestMetrics: s.bestMetrics,
+      shuffle: { seed: run.seed, nextEpoch: st.epochsCompleted },
+      history: st.history,
+      best: st.best,
+      bestMetrics: st.bestMetrics,
       options: run,
     };
-    const { nonFinite } = await writeCheckpoint(directory, model, optimizer, info, s.bestParams);
+    const { nonFinite } = await writeCheckpoint(directory, model, optimizer, info, st.bestParams);
     if (nonFinite !== null) {
       throw new NonFiniteLossError(
-        `training stopped: tensor "${nonFinite}" is not finite after epoch ${epoch} (step ${s.globalStep}); ` +
-          `no checkpoint was written and ${keptCheckpoint(s, directory)}`,
-        { epoch, step: s.globalStep, loss: s.history[s.history.length - 1]?.loss ?? Number.NaN },
+        `training stopped: tensor "${nonFinite}" is not finite after epoch ${epoch} (step ${st.globalStep}); ` +
+          `no checkpoint was written and ${keptCheckpoint(st, directory)}`,
+        { epoch, step: st.globalStep, loss: st.history[st.history.length - 1]?.loss ?? Number.NaN },
       );
     }
-    s.savedEpochs = s.epochsCompleted;
+    st.savedEpochs = st.epochsCompleted;
     emit({ type: 'checkpoint', epoch, dir: directory, elapsedMs: elapsed() });
   }
 
   async function finish(): Promise<TrainResult> {
-    const s = st;
     const final: { val?: EvalMetrics; test?: EvalMetrics } = {};
-    let best: BestRecord = s.best ?? { epoch: s.epochsCompleted - 1, metric: null, split: null };
+    let best: BestRecord = st.best ?? { epoch: st.epochsCompleted - 1, metric: null, split: null };
     if (run.selection === 'val') {
-      if (s.best && s.bestMetrics) {
-        final.val = s.bestMetrics;
-        if (s.bestParams && (options.restoreBest ?? true)) assignTrainable(model, s.bestParams, 'best epoch');
+      if (st.best && st.bestMetrics) {
+        final.val = st.bestMetrics;
+        if (st.bestParams && (options.restoreBest ?? true))
+          assignTrainable(model, st.bestParams, 'best epoch');
       } else {
-        best = { epoch: s.epochsCompleted - 1, metric: null, split: null };
+        best = { epoch: st.epochsCompleted - 1, metric: null, split: null };
       }
       if (splits.test) final.test = await evaluate(model, splits.test, { batchSize: evalBatchSize });
-    } else if (s.bestMetrics) {
-      final.test = s.bestMetrics;
+    } else if (st.bestMetrics) {
+      final.test = st.bestMetrics;
     }
-    emit({ type: 'done', best, epochsCompleted: s.epochsCompleted, elapsedMs: elapsed() });
+    emit({ type: 'done', best, epochsCompleted: st.epochsCompleted, elapsedMs: elapsed() });
     return {
       selection: run.selection,
       ...(run.selection === 'max-test-over-epochs' ? { selectionWarning: TEST_SELECTION_WARNING } : {}),
       best,
-      history: s.history,
+      history: st.history,
       final,
-      epochsCompleted: s.epochsCompleted,
-      globalStep: s.globalStep,
+      epochsCompleted: st.epochsCompleted,
+      globalStep: st.globalStep,
     };
   }
 }
