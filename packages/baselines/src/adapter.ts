@@ -133,6 +133,7 @@ export function adapter(options: AdapterOptions): PeftPlugin {
 
   return {
     name: o.name,
+    type: 'adapter',
     version: BASELINES_VERSION,
     specVersion: HOOK_SPEC_VERSION,
     prefix: o.prefix,

@@ -30,6 +30,7 @@ export function bitfit(options: BitFitOptions = {}): PeftPlugin {
   const id = resolveIdentity('bitfit', options, { name: 'bitfit', prefix: 'bitfit' });
   return {
     name: id.name,
+    type: 'bitfit',
     version: BASELINES_VERSION,
     specVersion: HOOK_SPEC_VERSION,
     prefix: id.prefix,

@@ -24,6 +24,7 @@ export function fullFineTuning(options: FullFineTuningOptions = {}): PeftPlugin 
   });
   return {
     name: id.name,
+    type: 'full-fine-tuning',
     version: BASELINES_VERSION,
     specVersion: HOOK_SPEC_VERSION,
     prefix: id.prefix,

@@ -19,6 +19,7 @@ export function linearProbe(options: LinearProbeOptions = {}): PeftPlugin {
   const id = resolveIdentity('linearProbe', options, { name: 'linear-probe', prefix: 'linear_probe' });
   return {
     name: id.name,
+    type: 'linear-probe',
     version: BASELINES_VERSION,
     specVersion: HOOK_SPEC_VERSION,
     prefix: id.prefix,

@@ -228,6 +228,7 @@ export function lora(options: LoraOptions): PeftPlugin {
 
   const plugin: PeftPlugin = {
     name: o.name,
+    type: 'lora',
     version: BASELINES_VERSION,
     specVersion: HOOK_SPEC_VERSION,
     prefix: o.prefix,

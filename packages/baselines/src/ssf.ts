@@ -106,6 +106,7 @@ export function ssf(options: SsfOptions = {}): PeftPlugin {
 
   return {
     name: o.name,
+    type: 'ssf',
     version: BASELINES_VERSION,
     specVersion: HOOK_SPEC_VERSION,
     prefix: o.prefix,

@@ -84,6 +84,7 @@ export function vpt(options: VptOptions): PeftPlugin {
 
   return {
     name: o.name,
+    type: 'vpt',
     version: BASELINES_VERSION,
     specVersion: HOOK_SPEC_VERSION,
     prefix: o.prefix,

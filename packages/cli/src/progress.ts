@@ -1,0 +1,70 @@
+import type { TrainEvent } from '@peftjs/train';
+
+/** Where the CLI writes: injectable so tests capture output. */
+export interface Output {
+  write(text: string): void;
+  readonly isTTY: boolean;
+}
+
+export function streamOutput(stream: NodeJS.WriteStream): Output {
+  return { write: (text) => stream.write(text), isTTY: Boolean(stream.isTTY) };
+}
+
+/**
+ * Progress for long work: a redrawn bar on a terminal, plain lines otherwise (logs, CI). Phases are named by the
+ * caller (`features`, `k-means`, `epochs`).
+ */
+export class Progress {
+  private lastLine = '';
+
+  constructor(private readonly out: Output) {}
+
+  /** A bar (TTY) or nothing (plain mode reports only at milestones via `line`). */
+  bar(label: string, done: number, total: number, detail = ''): void {
+    if (!this.out.isTTY) return;
+    const width = 24;
+    const filled = total > 0 ? Math.round((done / total) * width) : 0;
+    const text = `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${detail}`;
+    this.out.write(`\r${text.padEnd(this.lastLine.length)}`);
+    this.lastLine = text;
+  }
+
+  /** A line that stays (ends any bar first). */
+  line(text: string): void {
+    if (this.lastLine) {
+      this.out.write('\n');
+      this.lastLine = '';
+    }
+    this.out.write(`${text}\n`);
+  }
+
+  /** Renders training events. */
+  trainEvent(event: TrainEvent, epochs: number): void {
+    switch (event.type) {
+      case 'step':
+        this.bar(
+          `epoch ${event.epoch + 1}/${epochs}`,
+          event.step + 1,
+          event.step + 1,
+          `loss ${event.loss.toFixed(4)} lr ${event.lr.toExponential(2)}`,
+        );
+        break;
+      case 'epoch-end':
+        this.line(
+          `epoch ${event.epoch + 1}/${epochs}  loss ${event.loss.toFixed(4)}  lr ${event.lr.toExponential(2)}  ` +
+            `${(event.elapsedMs / 1000).toFixed(1)} s`,
+        );
+        break;
+      case 'eval':
+        this.line(
+          `  eval ${event.split} @ epoch ${event.epoch + 1}: top-1 ${(event.metrics.top1 * 100).toFixed(2)} %`,
+        );
+        break;
+      case 'resume':
+        this.line(`resumed at epoch ${event.epoch + 1} from ${event.dir}`);
+        break;
+      default:
+        break;
+    }
+  }
+}

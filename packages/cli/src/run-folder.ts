@@ -1,0 +1,163 @@
+import { appendFile, mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { type BackendChoice, type JsonObject, writeFileAtomic } from '@peftjs/core';
+import { affinityHeatmapPng } from '@peftjs/hierarchy';
+import type { EpochRecord, TrainResult } from '@peftjs/train';
+import { lineChart, renderPng } from './plots.js';
+
+const PACKAGES = [
+  '@peftjs/core',
+  '@peftjs/backbone',
+  '@peftjs/ship',
+  '@peftjs/baselines',
+  '@peftjs/data',
+  '@peftjs/train',
+  '@peftjs/cli',
+  '@tensorflow/tfjs',
+];
+
+/** Versions of the packages a run used, read from their manifests. */
+export function packageVersions(): Record<string, string> {
+  const require = createRequire(import.meta.url);
+  const versions: Record<string, string> = {};
+  for (const name of PACKAGES) {
+    try {
+      versions[name] = (require(`${name}/package.json`) as { version: string }).version;
+    } catch {
+      // A package not resolvable from here (e.g. tfjs hoisted elsewhere) is recorded as unknown, not fatal.
+      versions[name] = 'unknown';
+    }
+  }
+  return versions;
+}
+
+export function machineDescription(): string {
+  return `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
+}
+
+/** The files of one run: manifest.json, log.jsonl, checkpoints/, adapter/, report.md and plots. */
+export class RunFolder {
+  constructor(readonly dir: string) {}
+
+  async create(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+  }
+
+  path(...parts: string[]): string {
+    return join(this.dir, ...parts);
+  }
+
+  /** One JSON object per line; appended as events arrive. */
+  async log(record: Record<string, unknown>): Promise<void> {
+    await appendFile(
+      this.path('log.jsonl'),
+      `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`,
+    );
+  }
+
+  async writeJson(name: string, value: unknown): Promise<void> {
+    await writeFileAtomic(this.path(name), `${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  async writeFile(name: string, data: Uint8Array | string): Promise<void> {
+    await writeFileAtomic(this.path(name), data);
+  }
+}
+
+export interface ManifestInput {
+  config: unknown;
+  backend: BackendChoice;
+  data: Record<string, unknown>;
+  selection: string;
+  selectionWarning?: string;
+  weights: { path: string; layout: string };
+}
+
+export function manifest(input: ManifestInput): JsonObject {
+  return JSON.parse(
+    JSON.stringify({
+      tool: 'peft',
+      created: new Date().toISOString(),
+      machine: machineDescription(),
+      packages: packageVersions(),
+      backend: {
+        name: input.backend.backend,
+        requested: input.backend.requested,
+        skipped: input.backend.skipped,
+      },
+      seed: (input.config as { seed: unknown }).seed,
+      config: input.config,
+      weights: input.weights,
+      data: input.data,
+      normalization: input.data.normalization ?? null,
+      selection: input.selection,
+      ...(input.selectionWarning ? { selectionWarning: input.selectionWarning } : {}),
+    }),
+  ) as JsonObject;
+}
+
+/** Loss and accuracy curves, the SHIP affinity heatmap when there is one, and report.md tying them together. */
+export async function writeReport(
+  folder: RunFolder,
+  input: {
+    title: string;
+    method: string;
+    parameters: { total: number; trainable: number; trainableWithoutHead: number };
+    histories: { label: string; history: readonly EpochRecord[] }[];
+    result: TrainResult;
+    test: { top1: number; top5: number | null; count: number };
+    affinity?: { matrix: number[][]; starts: number[] };
+    wallSeconds: number;
+    backend: string;
+  },
+): Promise<void> {
+  const losses = input.histories.flatMap(({ label, history }) =>
+    history.map((h) => ({ x: h.epoch + 1, y: h.loss, series: `${label} loss` })),
+  );
+  const accuracy = input.histories.flatMap(({ label, history }) =>
+    history
+      .filter((h) => h.val)
+      .map((h) => ({ x: h.epoch + 1, y: (h.val?.top1 ?? 0) * 100, series: `${label} val top-1` })),
+  );
+  await folder.writeFile(
+    'loss.png',
+    await renderPng(lineChart(losses, { x: 'epoch', y: 'training loss', title: 'Training loss' })),
+  );
+  const plots = ['![training loss](loss.png)'];
+  if (accuracy.length > 0) {
+    await folder.writeFile(
+      'accuracy.png',
+      await renderPng(lineChart(accuracy, { x: 'epoch', y: 'top-1 (%)', title: 'Validation accuracy' })),
+    );
+    plots.push('![validation accuracy](accuracy.png)');
+  }
+  if (input.affinity) {
+    await folder.writeFile('affinity.png', affinityHeatmapPng(input.affinity.matrix, input.affinity.starts));
+    plots.push(`![layer affinity; hierarchy starts ${input.affinity.starts.join(', ')}](affinity.png)`);
+  }
+  const r = input.result;
+  const lines = [
+    `# ${input.title}`,
+    '',
+    `- method: **${input.method}**; backend: ${input.backend}; wall time ${input.wallSeconds.toFixed(1)} s; ${machineDescription()}`,
+    `- parameters: total ${input.parameters.total.toLocaleString('en-US')}, trainable ${input.parameters.trainable.toLocaleString('en-US')}, ` +
+      `trainable without head ${input.parameters.trainableWithoutHead.toLocaleString('en-US')}`,
+    `- model selection: **${r.selection}**${r.selectionWarning ? ` — ${r.selectionWarning}` : ''}`,
+    `- test: top-1 **${(input.test.top1 * 100).toFixed(2)} %**${input.test.top5 === null ? '' : `, top-5 ${(input.test.top5 * 100).toFixed(2)} %`} on ${input.test.count} images (evaluated once)`,
+    '',
+    ...plots,
+    '',
+    '| run | epoch | loss | val top-1 |',
+    '|---|---|---|---|',
+    ...input.histories.flatMap(({ label, history }) =>
+      history.map(
+        (h) =>
+          `| ${label} | ${h.epoch + 1} | ${h.loss.toFixed(4)} | ${h.val ? (h.val.top1 * 100).toFixed(2) : ''} |`,
+      ),
+    ),
+    '',
+  ];
+  await folder.writeFile('report.md', lines.join('\n'));
+}
