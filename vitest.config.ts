@@ -40,8 +40,8 @@ export default defineConfig({
     include: ['**/src/**/*.test.ts', '**/test/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**', '**/build/**'],
     setupFiles: [resolve(repoRoot, 'vitest.setup.ts')],
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
     pool: 'forks',
     // tfjs keeps one global engine per process; files run in separate processes, tests within a file in order.
     fileParallelism: true,

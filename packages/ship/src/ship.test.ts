@@ -211,10 +211,11 @@ await describeBackends('SHIP on a small real task (MNIST)', () => {
     const model = await shipModel();
     const optimizer = tf.train.adam(0.05);
     const losses: number[] = [];
+    // Three fixed batches of 8, cycled: the cpu backend is slow, and the same batches make losses comparable.
     const step = (i: number) => {
-      const start = (i % 3) * 16;
-      const x = tf.slice(images, [start, 0, 0, 0], [16, -1, -1, -1]) as Tensor4D;
-      const y = tf.slice(labels, [start], [16]);
+      const start = (i % 3) * 8;
+      const x = tf.slice(images, [start, 0, 0, 0], [8, -1, -1, -1]) as Tensor4D;
+      const y = tf.slice(labels, [start], [8]);
       const { loss, grads } = model.lossAndGradients(x, y);
       losses.push(loss.dataSync()[0]!);
       model.applyGradients(optimizer, grads);
@@ -228,7 +229,7 @@ await describeBackends('SHIP on a small real task (MNIST)', () => {
     expect(last).toBeLessThan(first * 0.8);
     optimizer.dispose();
     model.dispose();
-  });
+  }, 300_000);
 });
 
 describe('degenerate hierarchies', () => {
