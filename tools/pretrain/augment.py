@@ -4,7 +4,9 @@ A mask m in [0, 1] becomes an RGB image ``bg * (1 - m) + fg * m`` where the
 background is a solid colour, a linear two-colour gradient or a smooth random
 colour texture (a solid colour plus low-frequency colour noise), and the foreground a solid colour or a gradient; colours are
 drawn uniformly in RGB with a minimum fg/bg distance so the shape stays
-visible. Then: random inversion, random greyscale, Gaussian pixel noise.
+visible. Then: random inversion, random greyscale, a blend with a plain
+black/white rendering (colour curriculum, see ``colourise``), Gaussian pixel
+noise.
 
 Geometry (before colouring, applied to the mask with one ``grid_sample``):
 random-resized-crop style zoom (shown side 0.6-1.3 of the canvas, aspect
@@ -87,8 +89,16 @@ def _gradient(g: torch.Generator, b: int, c0: torch.Tensor, c1: torch.Tensor) ->
     return c0[:, :, None, None] * (1 - t[:, None]) + c1[:, :, None, None] * t[:, None]
 
 
-def colourise(m: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """m [B, 1, OUT, OUT] in [0, 1] -> normalised RGB [B, 3, OUT, OUT]."""
+def colourise(m: torch.Tensor, g: torch.Generator, strength: float = 1.0, plain_p: float = 0.0) -> torch.Tensor:
+    """m [B, 1, OUT, OUT] in [0, 1] -> normalised RGB [B, 3, OUT, OUT].
+
+    ``strength`` in [0, 1] blends a plain version (white shape on black, or
+    inverted, each with probability 1/2) with the fully coloured one:
+    ``(1 - s) * plain + s * coloured``; with probability ``plain_p`` a sample is
+    plain (s = 0). Training ramps ``strength`` from 0 to 1 (a curriculum: a
+    ViT trained from scratch on fully random colours from step 0 stayed at the
+    label prior), held-out sets use strength 1.
+    """
     b = m.shape[0]
     u = torch.rand(b, 8, generator=g)
     bg0 = torch.rand(b, 3, generator=g)
@@ -111,6 +121,10 @@ def colourise(m: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     img = torch.where(inv, 1 - img, img)
     grey = (u[:, 3] < 0.1)[:, None, None, None]
     img = torch.where(grey, img.mean(dim=1, keepdim=True).expand_as(img), img)
+    plain = m.expand(b, 3, OUT, OUT)
+    plain = torch.where((u[:, 5] < 0.5)[:, None, None, None], 1 - plain, plain)
+    s = torch.where(u[:, 6] < plain_p, 0.0, float(strength))[:, None, None, None]
+    img = (1 - s) * plain + s * img
     noise = torch.randn(img.shape, generator=g) * (u[:, 4] * 0.05)[:, None, None, None]
     img = (img + noise).clamp(0, 1)
     return (img - MEAN) / STD

@@ -40,8 +40,8 @@ class Sampler:
         self.rng.bit_generator.state = s["rng"]
         self.g.set_state(s["g"])
 
-    def batch(self, n: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(images [n, 3, 32, 32], labels [n], family index [n])."""
+    def batch(self, n: int, strength: float = 1.0, plain_p: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(images [n, 3, 32, 32], labels [n], family index [n]); strength/plain_p: see ``colourise``."""
         fam = self.rng.choice(3, size=n, p=self.weights)
         imgs: List[torch.Tensor] = []
         labels: List[np.ndarray] = []
@@ -67,7 +67,7 @@ class Sampler:
             labels.append(cls + self.offsets[f])
             fams.append(np.full(k, f))
         m = torch.cat(imgs)
-        x = colourise(m, self.g)
+        x = colourise(m, self.g, strength, plain_p)
         y = torch.from_numpy(np.concatenate(labels)).long()
         fm = torch.from_numpy(np.concatenate(fams)).long()
         return x, y, fm

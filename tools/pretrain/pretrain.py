@@ -95,6 +95,9 @@ def parse_args(argv=None):
     ap.add_argument("--min-lr", type=float, default=1e-5)
     ap.add_argument("--wd", type=float, default=0.05, help="AdamW weight decay (not on norms, biases, tokens)")
     ap.add_argument("--warmup", type=float, default=0.05, help="warm-up, fraction of the budget")
+    ap.add_argument("--colour-ramp", type=float, default=0.3,
+                    help="colour strength rises linearly 0 -> 1 over this fraction of the budget (0: full from the start)")
+    ap.add_argument("--plain-p", type=float, default=0.1, help="share of samples kept plain black/white")
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--drop-path", type=float, default=0.0)
     ap.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (0: off)")
@@ -239,7 +242,8 @@ def main(argv=None) -> None:
         lr = lr_at(progress, args)
         for gr in opt.param_groups:
             gr["lr"] = lr
-        x, y, fam = sampler.batch(args.batch_size)
+        strength = min(1.0, progress / args.colour_ramp) if args.colour_ramp > 0 else 1.0
+        x, y, fam = sampler.batch(args.batch_size, strength, args.plain_p)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing)
         opt.zero_grad(set_to_none=True)
@@ -262,7 +266,7 @@ def main(argv=None) -> None:
         if step % args.log_every == 0:
             rec = {"step": step, "images": images, "loss": round(win["loss"] / win["n"], 4),
                    "train_acc": {n: round(float(win["correct"][i] / max(1, win["count"][i])), 4) for i, n in enumerate(FAMILIES)},
-                   "lr": float(f"{lr:.3g}"), "images_per_s": round(win["n"] / win["t"], 1),
+                   "lr": float(f"{lr:.3g}"), "colour": round(strength, 3), "images_per_s": round(win["n"] / win["t"], 1),
                    "train_seconds": round(train_s, 1)}
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")

@@ -2,9 +2,11 @@
 // Install script of @peftjs/native: compiles the optional N-API addon with node-gyp.
 // It never fails an install. On success it prints one line saying so; on any failure it prints ONE line with the
 // reason, keeps the full compiler output in build/native-build.log, and exits 0 (PEFT.js then uses WebAssembly).
-// PEFTJS_NATIVE=off skips the build; PEFTJS_NATIVE_BUILD_VERBOSE=1 streams node-gyp's output.
+// An addon already built from the same sources for the same Node is kept (pnpm runs this on every install);
+// `--force` rebuilds. PEFTJS_NATIVE=off skips the build; PEFTJS_NATIVE_BUILD_VERBOSE=1 streams node-gyp's output.
 
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
@@ -17,10 +19,24 @@ const statusPath = join(buildDir, 'native-build.json');
 const logPath = join(buildDir, 'native-build.log');
 const verbose = process.env.PEFTJS_NATIVE_BUILD_VERBOSE === '1';
 
+/** Fingerprint of everything the binary depends on: sources, build file, this script, Node version and arch. */
+function sourceFingerprint() {
+  const hash = createHash('sha256');
+  hash.update(`${process.version} ${process.platform}-${process.arch}\n`);
+  for (const file of ['binding.gyp', 'src/gemm.h', 'src/gemm.cc', 'src/addon.cc', 'scripts/build-native.mjs']) {
+    hash.update(`${file}\n`);
+    hash.update(existsSync(join(root, file)) ? readFileSync(join(root, file)) : 'missing');
+  }
+  return hash.digest('hex');
+}
+
+const fingerprint = sourceFingerprint();
+
 function record(ok, reason, log) {
   try {
     mkdirSync(buildDir, { recursive: true });
-    writeFileSync(statusPath, `${JSON.stringify({ ok, reason, node: process.version, at: new Date().toISOString() })}\n`);
+    const status = { ok, reason, fingerprint, node: process.version, at: new Date().toISOString() };
+    writeFileSync(statusPath, `${JSON.stringify(status)}\n`);
     if (log !== undefined) writeFileSync(logPath, log);
   } catch {
     // A read-only install location: the line on stdout is all we can give.
@@ -69,16 +85,24 @@ function localHeaders() {
   return version === process.version ? prefix : null;
 }
 
-/** The most telling line of a failed build's output. */
+/** The most telling line of a failed build's output: a compiler error, a Python exception, then gyp's own. */
 function failureLine(output) {
   const lines = output
     .split('\n')
     .map((line) => line.trim())
     .filter(Boolean);
-  const compilerError = lines.find((line) => /\berror\b/i.test(line) && !line.startsWith('gyp ERR!'));
-  if (compilerError) return compilerError;
-  const gypError = lines.find((line) => /^gyp ERR! (stack )?Error:/.test(line)) ?? lines.find((line) => line.startsWith('gyp ERR!'));
-  return gypError ?? lines.at(-1) ?? 'unknown error';
+  const patterns = [
+    /(^|: )(fatal )?error: /i,
+    /^[A-Za-z]+(Error|Exception): /,
+    /(not found|No such file or directory|command not found)/,
+    /^gyp ERR! (stack )?Error:/,
+    /^gyp ERR!/,
+  ];
+  for (const pattern of patterns) {
+    const hit = lines.find((line) => pattern.test(line) && !line.startsWith('gyp info'));
+    if (hit) return hit.length > 240 ? `${hit.slice(0, 237)}...` : hit;
+  }
+  return lines.at(-1) ?? 'unknown error';
 }
 
 if (process.env.PEFTJS_NATIVE === 'off') {
@@ -86,6 +110,18 @@ if (process.env.PEFTJS_NATIVE === 'off') {
   process.exit(0);
 }
 if (process.arch !== 'x64') giveUp(`needs x86-64 with AVX2/FMA, this is ${process.platform}-${process.arch}`);
+
+if (!process.argv.includes('--force') && existsSync(addonPath)) {
+  try {
+    const previous = JSON.parse(readFileSync(statusPath, 'utf8'));
+    if (previous.ok && previous.fingerprint === fingerprint) {
+      console.log('@peftjs/native: native kernels up to date');
+      process.exit(0);
+    }
+  } catch {
+    // no usable status: rebuild
+  }
+}
 
 const nodeGyp = findNodeGyp();
 if (!nodeGyp) giveUp('node-gyp not found (it ships with npm)');
