@@ -35,7 +35,13 @@ function extractBlocks(guide: string, markdown: string): Block[] {
       continue;
     }
     if (open) {
-      blocks.push({ guide, index: blocks.length, line: open.line, info: open.info, code: open.body.join('\n') });
+      blocks.push({
+        guide,
+        index: blocks.length,
+        line: open.line,
+        info: open.info,
+        code: open.body.join('\n'),
+      });
       open = null;
     } else {
       open = { info: (fence[1] ?? '').trim(), line: i + 1, body: [] };

@@ -40,9 +40,9 @@ MNIST_DIR = os.path.join(
 @dataclass
 class CorpusConfig:
     seed: int = 0
-    fractal_classes: int = 30
-    contour_vertices: Tuple[int, ...] = (3, 4, 5, 6, 7, 8)
-    contour_freqs: Tuple[int, ...] = (0, 2, 5, 9)
+    fractal_classes: int = 24
+    contour_vertices: Tuple[int, ...] = (3, 4, 5, 6, 8)
+    contour_freqs: Tuple[int, ...] = (0, 3, 5, 8)
     train_per_class: int = 600  # formula-driven instances per class (train bank)
     test_per_class: int = 40  # held-out instances per class
     ifs_points: int = 8000  # chaos-game points per fractal instance

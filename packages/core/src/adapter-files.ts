@@ -74,9 +74,19 @@ export function backboneFingerprint(backbone: PeftBackbone): string {
   return `sha256:${hash.digest('hex')}`;
 }
 
+/** The backbone geometry with keys in a fixed order, so configs built in different ways compare equal. */
 function geometryOf(config: VitConfig): AdapterConfig['base']['config'] {
-  const { numClasses: _n, dropPathRate: _d, ...geometry } = config;
-  return { ...geometry, imageSize: [config.imageSize[0], config.imageSize[1]] };
+  return {
+    imageSize: [config.imageSize[0], config.imageSize[1]],
+    patchSize: config.patchSize,
+    channels: config.channels,
+    dim: config.dim,
+    depth: config.depth,
+    heads: config.heads,
+    mlpHidden: config.mlpHidden,
+    layerNormEps: config.layerNormEps,
+    qkvBias: config.qkvBias,
+  };
 }
 
 /** The tensors an adapter holds: everything but frozen backbone weights. */
@@ -200,7 +210,9 @@ export async function loadAdapter(
   }
   const config = checkConfigShape(readJson(configText, configPath), configPath);
 
-  const expectedGeometry = JSON.stringify(config.base.config);
+  const expectedGeometry = JSON.stringify(
+    geometryOf({ ...config.base.config, numClasses: 1, dropPathRate: 0 }),
+  );
   const actualGeometry = JSON.stringify(geometryOf(base.config));
   if (expectedGeometry !== actualGeometry) {
     throw new PeftError(

@@ -32,6 +32,13 @@ export interface BackendChoice {
   readonly skipped: readonly { backend: ConcreteBackend; reason: string }[];
   /** Where the choice came from. */
   readonly source: 'option' | 'env' | 'default';
+  /**
+   * The native AVX2/FMA matmul (`@peftjs/native`) replacing tfjs's on the wasm and cpu backends: `isa` when
+   * installed, otherwise the reason it is not (not built, CPU without AVX2, `PEFTJS_NATIVE=off`, other backend).
+   */
+  readonly native:
+    | { readonly installed: true; readonly isa: string }
+    | { readonly installed: false; readonly reason: string };
 }
 
 export interface InitBackendOptions {
@@ -47,6 +54,37 @@ export interface InitBackendOptions {
 }
 
 const defaultImport = (specifier: string): Promise<unknown> => import(specifier);
+
+interface NativeModule {
+  loadNativeKernels(
+    env?: Record<string, string | undefined>,
+  ): { ok: true; isa: string } | { ok: false; reason: string };
+  installNativeMatMul(backend: 'wasm' | 'cpu'): boolean;
+}
+
+/**
+ * Puts the native matmul under the wasm or cpu backend when it loads. Imported lazily: browsers and machines
+ * where the addon did not build simply keep tfjs's kernels, and the reason is reported.
+ */
+async function installNative(
+  backend: ConcreteBackend,
+  env: Record<string, string | undefined>,
+  importModule: (specifier: string) => Promise<unknown>,
+): Promise<BackendChoice['native']> {
+  if (backend !== 'wasm' && backend !== 'cpu')
+    return { installed: false, reason: `not used with the ${backend} backend` };
+  let native: NativeModule;
+  try {
+    native = (await importModule('@peftjs/native')) as NativeModule;
+  } catch (error) {
+    return { installed: false, reason: `@peftjs/native did not load: ${messageOf(error)}` };
+  }
+  const status = native.loadNativeKernels(env);
+  if (!status.ok) return { installed: false, reason: status.reason };
+  if (!native.installNativeMatMul(backend))
+    return { installed: false, reason: `could not register the kernel on ${backend}` };
+  return { installed: true, isa: status.isa };
+}
 
 function messageOf(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
@@ -147,7 +185,8 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       const tfBackend = await activate(backend, importModule);
       await tf.ready();
       installFastMatMulGradient();
-      const choice: BackendChoice = { requested, backend, tfBackend, skipped, source };
+      const native = await installNative(backend, env, importModule);
+      const choice: BackendChoice = { requested, backend, tfBackend, skipped, source, native };
       current = choice;
       emit(options.log, env, describeChoice(choice));
       return choice;
@@ -176,7 +215,12 @@ export function currentBackend(): BackendChoice | null {
 
 export function describeChoice(choice: BackendChoice): string {
   const skipped = choice.skipped.map((s) => `${s.backend} skipped: ${s.reason}`).join('; ');
-  return `[peftjs] backend ${choice.backend} (requested ${choice.requested} via ${choice.source})${skipped ? `; ${skipped}` : ''}`;
+  const native = choice.native.installed
+    ? ` + native ${choice.native.isa} matmul`
+    : choice.backend === 'wasm' || choice.backend === 'cpu'
+      ? ` (native matmul unavailable: ${choice.native.reason})`
+      : '';
+  return `[peftjs] backend ${choice.backend}${native} (requested ${choice.requested} via ${choice.source})${skipped ? `; ${skipped}` : ''}`;
 }
 
 function emit(log: InitBackendOptions['log'], env: Record<string, string | undefined>, line: string): void {

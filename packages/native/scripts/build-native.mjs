@@ -23,7 +23,13 @@ const verbose = process.env.PEFTJS_NATIVE_BUILD_VERBOSE === '1';
 function sourceFingerprint() {
   const hash = createHash('sha256');
   hash.update(`${process.version} ${process.platform}-${process.arch}\n`);
-  for (const file of ['binding.gyp', 'src/gemm.h', 'src/gemm.cc', 'src/addon.cc', 'scripts/build-native.mjs']) {
+  for (const file of [
+    'binding.gyp',
+    'src/gemm.h',
+    'src/gemm.cc',
+    'src/addon.cc',
+    'scripts/build-native.mjs',
+  ]) {
     hash.update(`${file}\n`);
     hash.update(existsSync(join(root, file)) ? readFileSync(join(root, file)) : 'missing');
   }
@@ -140,12 +146,16 @@ const result = spawnSync(nodeGyp[0], args, {
 const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
 if (result.error) giveUp(`node-gyp could not run: ${result.error.message}`, output);
 if (result.status !== 0) giveUp(`node-gyp exited with ${result.status}: ${failureLine(output)}`, output);
-if (!existsSync(addonPath)) giveUp('node-gyp succeeded but build/Release/peftjs_native.node is missing', output);
+if (!existsSync(addonPath))
+  giveUp('node-gyp succeeded but build/Release/peftjs_native.node is missing', output);
 
 // Load it once in a child process so a broken binary is reported here, not at the first matmul.
 const probe = spawnSync(
   process.execPath,
-  ['-e', `const m = require(${JSON.stringify(addonPath)}); process.stdout.write(JSON.stringify({ supported: m.supported, reason: m.reason, isa: m.isa }))`],
+  [
+    '-e',
+    `const m = require(${JSON.stringify(addonPath)}); process.stdout.write(JSON.stringify({ supported: m.supported, reason: m.reason, isa: m.isa }))`,
+  ],
   { encoding: 'utf8' },
 );
 let info = null;
@@ -156,7 +166,10 @@ try {
 }
 if (probe.status !== 0 || info === null) {
   rmSync(addonPath, { force: true });
-  giveUp(`the built addon does not load: ${failureLine(`${probe.stdout}${probe.stderr}`)}`, `${output}\n${probe.stderr}`);
+  giveUp(
+    `the built addon does not load: ${failureLine(`${probe.stdout}${probe.stderr}`)}`,
+    `${output}\n${probe.stderr}`,
+  );
 }
 const seconds = ((Date.now() - started) / 1000).toFixed(1);
 if (!info.supported) {
@@ -165,4 +178,6 @@ if (!info.supported) {
   process.exit(0);
 }
 record(true, '', output);
-console.log(`@peftjs/native: native ${info.isa} kernels built in ${seconds} s${headers ? ` (headers from ${headers})` : ''}`);
+console.log(
+  `@peftjs/native: native ${info.isa} kernels built in ${seconds} s${headers ? ` (headers from ${headers})` : ''}`,
+);

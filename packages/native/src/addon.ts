@@ -53,7 +53,9 @@ function firstLine(error: unknown): string {
 export function loadAddon(): LoadResult {
   if (loaded) return loaded;
   if (process.platform === 'win32' || process.arch !== 'x64') {
-    loaded = { reason: `needs x86-64 Linux/macOS with AVX2 and FMA, this is ${process.platform}-${process.arch}` };
+    loaded = {
+      reason: `needs x86-64 Linux/macOS with AVX2 and FMA, this is ${process.platform}-${process.arch}`,
+    };
   } else if (!existsSync(ADDON_PATH)) {
     const why = buildFailureReason();
     loaded = {

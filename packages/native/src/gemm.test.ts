@@ -99,14 +99,23 @@ describe.skipIf(!status.ok)('nativeGemm against a naive reference', () => {
   });
 
   it('k = 0 gives zeros and empty shapes do nothing', () => {
-    const out = nativeGemm(new Float32Array(0), new Float32Array(0), { m: 3, n: 4, k: 0 }, new Float32Array(12).fill(5));
+    const out = nativeGemm(
+      new Float32Array(0),
+      new Float32Array(0),
+      { m: 3, n: 4, k: 0 },
+      new Float32Array(12).fill(5),
+    );
     expect(Array.from(out)).toEqual(new Array(12).fill(0));
     expect(nativeGemm(new Float32Array(0), new Float32Array(6), { m: 0, n: 3, k: 2 }).length).toBe(0);
   });
 
   it('rejects arrays that are too small or of the wrong type instead of reading past them', () => {
-    expect(() => nativeGemm(new Float32Array(5), new Float32Array(6), { m: 2, n: 2, k: 3 })).toThrow(/a is too small/);
-    expect(() => nativeGemm(new Float32Array(6), new Float32Array(5), { m: 2, n: 2, k: 3 })).toThrow(/b is too small/);
+    expect(() => nativeGemm(new Float32Array(5), new Float32Array(6), { m: 2, n: 2, k: 3 })).toThrow(
+      /a is too small/,
+    );
+    expect(() => nativeGemm(new Float32Array(6), new Float32Array(5), { m: 2, n: 2, k: 3 })).toThrow(
+      /b is too small/,
+    );
     expect(() =>
       nativeGemm(new Float32Array(6), new Float32Array(6), { m: 2, n: 2, k: 3 }, new Float32Array(3)),
     ).toThrow(/c is too small/);
@@ -116,6 +125,8 @@ describe.skipIf(!status.ok)('nativeGemm against a naive reference', () => {
     expect(() =>
       nativeGemm(new Float64Array(6) as unknown as Float32Array, new Float32Array(6), { m: 2, n: 2, k: 3 }),
     ).toThrow(/Float32Array/);
-    expect(() => nativeGemm(new Float32Array(6), new Float32Array(6), { m: 2.5, n: 2, k: 3 })).toThrow(/integer/);
+    expect(() => nativeGemm(new Float32Array(6), new Float32Array(6), { m: 2.5, n: 2, k: 3 })).toThrow(
+      /integer/,
+    );
   });
 });

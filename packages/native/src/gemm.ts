@@ -62,7 +62,23 @@ export function runPlan(
   const { batch, m, n, k, transposeA, transposeB } = plan;
   if (batch === 0 || m === 0 || n === 0) return;
   if (plan.pairs === null) {
-    addon.gemm(a, aOffset, b, bOffset, out, outOffset, batch, m, n, k, transposeA, transposeB, plan.strideA, plan.strideB, threads);
+    addon.gemm(
+      a,
+      aOffset,
+      b,
+      bOffset,
+      out,
+      outOffset,
+      batch,
+      m,
+      n,
+      k,
+      transposeA,
+      transposeB,
+      plan.strideA,
+      plan.strideB,
+      threads,
+    );
     return;
   }
   const sizeA = m * k;
@@ -118,7 +134,12 @@ export interface GemmOptions {
  * Allocates `out` (batch·m·n floats) when not given. Throws when the addon is unavailable (check
  * {@link loadNativeKernels} first) or when an array is too small for the requested shape.
  */
-export function nativeGemm(a: Float32Array, b: Float32Array, options: GemmOptions, out?: Float32Array): Float32Array {
+export function nativeGemm(
+  a: Float32Array,
+  b: Float32Array,
+  options: GemmOptions,
+  out?: Float32Array,
+): Float32Array {
   const addon = requireAddon();
   const { m, n, k } = options;
   const batch = options.batch ?? 1;

@@ -7,7 +7,13 @@
  * if (status.ok) installNativeMatMul('wasm');
  * ```
  */
-export { type GemmOptions, type NativeStatus, loadNativeKernels, nativeGemm, setNativeThreads } from './gemm.js';
+export {
+  type GemmOptions,
+  type NativeStatus,
+  loadNativeKernels,
+  nativeGemm,
+  setNativeThreads,
+} from './gemm.js';
 export {
   type NativeBackendName,
   installNativeMatMul,

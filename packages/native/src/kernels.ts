@@ -59,7 +59,16 @@ function wasmKernel(stock: KernelConfig): KernelFunc {
       if (!outData) throw new Error('BatchMatMul: the wasm backend lost the output buffer');
       // Read the heap view only now: allocating the output may have grown (and replaced) WebAssembly memory.
       const heap = backend.wasm.HEAPF32;
-      runPlan(addon, plan, heap, aData.memoryOffset / 4, heap, bData.memoryOffset / 4, heap, outData.memoryOffset / 4);
+      runPlan(
+        addon,
+        plan,
+        heap,
+        aData.memoryOffset / 4,
+        heap,
+        bData.memoryOffset / 4,
+        heap,
+        outData.memoryOffset / 4,
+      );
     } catch (error) {
       backend.disposeData(out.dataId, true);
       throw error;
@@ -77,7 +86,8 @@ function cpuKernel(stock: KernelConfig): KernelFunc {
     const backend = args.backend as CpuBackendLike;
     const aValues = backend.data.get(a.dataId)?.values;
     const bValues = backend.data.get(b.dataId)?.values;
-    if (!(aValues instanceof Float32Array) || !(bValues instanceof Float32Array)) return stock.kernelFunc(args);
+    if (!(aValues instanceof Float32Array) || !(bValues instanceof Float32Array))
+      return stock.kernelFunc(args);
     const plan = planMatMul(a.shape, b.shape, attrs.transposeA === true, attrs.transposeB === true);
     const values = new Float32Array(plan.batch * plan.m * plan.n);
     runPlan(addon, plan, aValues, 0, bValues, 0, values, 0);

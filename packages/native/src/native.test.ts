@@ -8,7 +8,8 @@ describe('loading the native kernels', () => {
     const status = loadNativeKernels();
     // Only an explicit PEFTJS_NATIVE=off may leave a CI machine without the addon.
     if (!process.env.CI || process.env.PEFTJS_NATIVE === 'off') {
-      if (!status.ok) console.warn(`[@peftjs/native tests] native kernels unavailable here: ${status.reason}`);
+      if (!status.ok)
+        console.warn(`[@peftjs/native tests] native kernels unavailable here: ${status.reason}`);
       return;
     }
     expect(status, status.ok ? '' : `native kernels unavailable under CI: ${status.reason}`).toMatchObject({

@@ -3,7 +3,13 @@ import { planMatMul } from './plan.js';
 
 describe('planMatMul (pure shape logic, runs without the addon)', () => {
   it('reads m, n, k under each transpose flag', () => {
-    expect(planMatMul([3, 5], [5, 7], false, false)).toMatchObject({ m: 3, n: 7, k: 5, outShape: [3, 7], batch: 1 });
+    expect(planMatMul([3, 5], [5, 7], false, false)).toMatchObject({
+      m: 3,
+      n: 7,
+      k: 5,
+      outShape: [3, 7],
+      batch: 1,
+    });
     expect(planMatMul([5, 3], [5, 7], true, false)).toMatchObject({ m: 3, n: 7, k: 5 });
     expect(planMatMul([3, 5], [7, 5], false, true)).toMatchObject({ m: 3, n: 7, k: 5 });
     expect(planMatMul([5, 3], [7, 5], true, true)).toMatchObject({ m: 3, n: 7, k: 5 });

@@ -74,7 +74,9 @@ export function planMatMul(
   transposeB: boolean,
 ): MatMulPlan {
   if (aShape.length < 2 || bShape.length < 2) {
-    throw new Error(`Error in matMul: inputs must have rank >= 2, got ranks ${aShape.length} and ${bShape.length}.`);
+    throw new Error(
+      `Error in matMul: inputs must have rank >= 2, got ranks ${aShape.length} and ${bShape.length}.`,
+    );
   }
   const ra = aShape.length;
   const rb = bShape.length;

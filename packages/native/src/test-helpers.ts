@@ -78,7 +78,8 @@ export async function useBackend(name: 'wasm' | 'cpu'): Promise<void> {
  */
 export function nativeStatusForTests(): ReturnType<typeof loadNativeKernels> {
   const status = loadNativeKernels();
-  if (!status.ok) console.warn(`[@peftjs/native tests] native kernels unavailable, skipping: ${status.reason}`);
+  if (!status.ok)
+    console.warn(`[@peftjs/native tests] native kernels unavailable, skipping: ${status.reason}`);
   return status;
 }
 
