@@ -16,7 +16,7 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const { values } = parseArgs({
   options: {
     task: { type: 'string', default: 'count' },
-    epochs: { type: 'string', default: '10' },
+    epochs: { type: 'string', default: '6' },
     train: { type: 'string', default: '800' },
     val: { type: 'string', default: '200' },
     test: { type: 'string', default: '1000' },

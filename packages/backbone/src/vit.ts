@@ -27,6 +27,7 @@ import {
   gelu,
   layerNorm,
   linear,
+  repeatBatch,
   requirePositiveInt,
   tf,
   transposeLast2,
@@ -363,12 +364,8 @@ export class VisionTransformer implements PeftBackbone {
       ? { h: cached.h as Tensor3D, q: cached.q as Tensor4D, k: cached.k as Tensor4D, v: cached.v as Tensor4D }
       : this.attentionInputs(sideX, block, driver);
     const mainInputs = this.attentionInputs(mainX, block, driver);
-    const widen = <T extends Tensor3D | Tensor4D>(m: T, s: T, axis: number): T => {
-      const shape: number[] = [...s.shape];
-      shape[0] = batch;
-      const broadcast = tf.broadcastTo(s as tf.Tensor, shape);
-      return tf.concat([m as tf.Tensor, broadcast], axis) as T;
-    };
+    const widen = <T extends Tensor3D | Tensor4D>(m: T, s: T, axis: number): T =>
+      tf.concat([m as tf.Tensor, repeatBatch(s as tf.Tensor, batch)], axis) as T;
     const attention = driver.attention(
       {
         block,
@@ -442,7 +439,7 @@ export class VisionTransformer implements PeftBackbone {
     const attnLogits: Tensor4D[] = [];
 
     const patches = this.embedPatches(images);
-    const cls = tf.broadcastTo(this.w('cls_token'), [batch, 1, dim]);
+    const cls = repeatBatch(this.w('cls_token') as Tensor3D, batch);
     const embedded = tf.add(tf.concat([cls, patches], 1), this.w('pos_embed')) as Tensor3D;
     let stream = driver.embed(new TokenStream(embedded));
 

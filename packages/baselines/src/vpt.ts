@@ -5,6 +5,7 @@ import {
   type PeftPlugin,
   type Tensor3D,
   type TokenStream,
+  repeatBatch,
   requirePositiveInt,
   tf,
 } from '@peftjs/core';
@@ -73,9 +74,8 @@ export function vpt(options: VptOptions): PeftPlugin {
   function promptTokens(ctx: HookContext, name: string, site: string): Tensor3D {
     const prompt = ctx.param(name) as unknown as Tensor3D;
     if (!ctx.training || o.dropout === 0) return prompt;
-    const [, n, dim] = prompt.shape;
     // VPT drops out each sample's copy independently (dropout after expanding to the batch).
-    const batched = tf.broadcastTo(prompt, [ctx.batchSize, n, dim]) as Tensor3D;
+    const batched = repeatBatch(prompt as Tensor3D, ctx.batchSize);
     return dropout(batched, o.dropout, ctx.rng.split(`dropout:${site}`));
   }
 

@@ -45,6 +45,16 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   });
 }
 
+/**
+ * Repeats a batch-1 tensor `batch` times along axis 0. Same values as `tf.broadcastTo`, but built by
+ * concatenation: tfjs-wasm's Tile kernel (behind broadcastTo) is an order of magnitude slower than Concat.
+ */
+export function repeatBatch<T extends Tensor>(x: T, batch: number): T {
+  if (x.shape[0] !== 1) throw new Error(`repeatBatch needs a batch-1 tensor; got [${x.shape}]`);
+  if (batch === 1) return x;
+  return tf.concat(new Array<Tensor>(batch).fill(x), 0) as T;
+}
+
 /** Cross-entropy with integer labels, mean over the batch, from raw logits (log-softmax form, stable). */
 export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: Tensor1D): tf.Scalar {
   return tf.tidy((): tf.Scalar => {

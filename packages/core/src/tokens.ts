@@ -1,4 +1,5 @@
 import { PeftError } from './errors.js';
+import { repeatBatch } from './ops.js';
 import { tf } from './tf.js';
 import type { Tensor3D } from './tf.js';
 
@@ -148,9 +149,7 @@ export class TokenStream {
     const [batch, , dim] = this.image.shape;
     const parts = [
       this.image,
-      ...this.segments.map((s) =>
-        s.tokens.shape[0] === batch ? s.tokens : tf.broadcastTo(s.tokens, [batch, s.tokens.shape[1], dim]),
-      ),
+      ...this.segments.map((s) => (s.tokens.shape[0] === batch ? s.tokens : repeatBatch(s.tokens, batch))),
     ];
     return tf.concat(parts, 1) as Tensor3D;
   }

@@ -6,6 +6,7 @@ import {
   type TokenStream,
   clsSaliency,
   l2Normalize,
+  repeatBatch,
   requireNumberInRange,
   requirePositiveInt,
   selectTokens,
@@ -42,7 +43,7 @@ function promptTokens(stream: TokenStream): Tensor3D | null {
   if (stream.segments.length === 0) return null;
   const batch = stream.batchSize;
   const parts = stream.segments.map((s) =>
-    s.tokens.shape[0] === batch ? s.tokens : tf.broadcastTo(s.tokens, [batch, ...s.tokens.shape.slice(1)]),
+    s.tokens.shape[0] === batch ? s.tokens : repeatBatch(s.tokens, batch),
   );
   return parts.length === 1 ? (parts[0] as Tensor3D) : (tf.concat(parts, 1) as Tensor3D);
 }
