@@ -30,18 +30,20 @@ const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
 const say = (line) => process.stdout.write(`[${seconds().padStart(6)} s] ${line}\n`);
 
 const backend = await initBackend({ log: false });
-say(
-  `backend ${backend.backend}${backend.skipped.length ? ` (skipped: ${backend.skipped.map((s) => s.backend).join(', ')})` : ''}`,
-);
+const native = backend.native.installed
+  ? ` + native ${backend.native.isa} matmul`
+  : ` (native matmul unavailable: ${backend.native.reason})`;
+say(`backend ${backend.backend}${native}`);
 const counts = { train800: Number(values.train), val200: Number(values.val), test: Number(values.test) };
-const folder = join(values.data, values.task);
-if (!existsSync(join(folder, 'test.txt'))) {
+// One cache folder per split size, so a different size never reuses stale images.
+const dataRoot = join(values.data, `${counts.train800}-${counts.val200}-${counts.test}`);
+if (!existsSync(join(dataRoot, values.task, 'test.txt'))) {
   say(
     `generating mini-VTAB task "${values.task}" (${counts.train800}/${counts.val200}/${counts.test} images, seed 0)`,
   );
-  await generateTask(values.task, { root: values.data, seed: 0, counts });
+  await generateTask(values.task, { root: dataRoot, seed: 0, counts });
 }
-const task = await readVtabTask(values.data, values.task);
+const task = await readVtabTask(dataRoot, values.task);
 const { model: vit, layout } = await loadVit(values.weights);
 say(
   `backbone ${values.weights.split('/').pop()} (${layout} naming): depth ${vit.config.depth}, width ${vit.config.dim}, ` +

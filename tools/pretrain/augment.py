@@ -9,9 +9,11 @@ black/white rendering (colour curriculum, see ``colourise``), Gaussian pixel
 noise.
 
 Geometry (before colouring, applied to the mask with one ``grid_sample``):
-random-resized-crop style zoom (shown side 0.6-1.3 of the canvas, aspect
-3/4-4/3), translation, rotation (any angle for formula-driven shapes, +-12
-degrees for digits) and horizontal flips (not for digits).
+mild random-resized-crop style zoom (shown side ZOOM of the canvas, aspect
+jitter ASPECT), translation, rotation (fractals +-30 degrees, contours any
+angle, digits +-10 degrees) and horizontal flips (not for digits). Stronger
+geometry (zoom 0.6-1.3, any rotation) made learning several times slower at
+the budgets used here (see ATTEMPTS.md).
 
 Output images are NCHW float32 in [-1, 1], i.e. ``(x - 0.5) / 0.5`` of RGB in
 [0, 1] (mean = std = 0.5 per channel).
@@ -29,7 +31,12 @@ MEAN = 0.5
 STD = 0.5
 
 
-def geometric(masks: torch.Tensor, g: torch.Generator, rotate_any: bool, flip: bool, train: bool) -> torch.Tensor:
+ZOOM = (0.8, 1.15)  # side of the shown window, in canvas units (<1 zooms in)
+ASPECT = 1.1  # aspect-ratio jitter, log-uniform in [1/ASPECT, ASPECT]
+SHIFT = 0.1  # extra translation, in half-canvas units
+
+
+def geometric(masks: torch.Tensor, g: torch.Generator, max_rot_deg: float, flip: bool, train: bool) -> torch.Tensor:
     """masks float [B, 1, S, S] in [0, 1] -> [B, 1, OUT, OUT]."""
     b = masks.shape[0]
     if not train:
@@ -38,18 +45,15 @@ def geometric(masks: torch.Tensor, g: torch.Generator, rotate_any: bool, flip: b
         theta[:, 1, 1] = 1.0
     else:
         u = torch.rand(b, 6, generator=g)
-        side = 0.6 + 0.7 * u[:, 0]  # side of the shown window, in canvas units
-        log_ar = (u[:, 1] - 0.5) * 2 * math.log(4 / 3)
+        side = ZOOM[0] + (ZOOM[1] - ZOOM[0]) * u[:, 0]
+        log_ar = (u[:, 1] - 0.5) * 2 * math.log(ASPECT)
         sx = side * torch.exp(log_ar / 2)
         sy = side * torch.exp(-log_ar / 2)
-        room_x = (1 - sx).abs() + 0.08
-        room_y = (1 - sy).abs() + 0.08
+        room_x = (1 - sx).clamp(min=0) + SHIFT
+        room_y = (1 - sy).clamp(min=0) + SHIFT
         tx = (u[:, 2] * 2 - 1) * room_x
         ty = (u[:, 3] * 2 - 1) * room_y
-        if rotate_any:
-            ang = u[:, 4] * 2 * math.pi
-        else:
-            ang = (u[:, 4] * 2 - 1) * math.radians(12)
+        ang = (u[:, 4] * 2 - 1) * math.radians(max_rot_deg)
         fx = torch.where((u[:, 5] < 0.5) & torch.tensor(flip), -1.0, 1.0)
         cos, sin = torch.cos(ang), torch.sin(ang)
         theta = torch.stack(

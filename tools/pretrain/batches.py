@@ -55,13 +55,13 @@ class Sampler:
                 cls = self.rng.integers(0, 10, size=k)
                 idx = np.array([self._digit_by_class[c][self.rng.integers(len(self._digit_by_class[c]))] for c in cls])
                 m = b.digit_train[idx]
-                geo = dict(rotate_any=False, flip=False)
+                geo = dict(max_rot_deg=10.0, flip=False)
             else:
                 src = b.fractal_train if f == 0 else b.contour_train
                 cls = self.rng.integers(0, src.shape[0], size=k)
                 inst = self.rng.integers(0, src.shape[1], size=k)
                 m = src[cls, inst]
-                geo = dict(rotate_any=True, flip=True)
+                geo = dict(max_rot_deg=30.0 if f == 0 else 180.0, flip=True)
             mt = torch.from_numpy(m).float().div_(255.0).unsqueeze(1)
             imgs.append(geometric(mt, self.g, train=True, **geo))
             labels.append(cls + self.offsets[f])
@@ -83,10 +83,10 @@ def heldout(bank: Bank, seed: int = 12345) -> Dict[str, Tuple[torch.Tensor, torc
         k, per = src_test.shape[:2]
         m = torch.from_numpy(src_test.reshape(k * per, *src_test.shape[2:])).float().div_(255.0).unsqueeze(1)
         y = torch.arange(k).repeat_interleave(per) + off
-        x = colourise(geometric(m, g, rotate_any=False, flip=False, train=False), g)
+        x = colourise(geometric(m, g, 0.0, False, train=False), g)
         out[name] = (x, y)
         off += k
     m = torch.from_numpy(bank.digit_test).float().div_(255.0).unsqueeze(1)
-    x = colourise(geometric(m, g, rotate_any=False, flip=False, train=False), g)
+    x = colourise(geometric(m, g, 0.0, False, train=False), g)
     out["digit"] = (x, torch.from_numpy(bank.digit_test_labels).long() + off)
     return out
