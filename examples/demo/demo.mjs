@@ -15,7 +15,7 @@ import { evaluate, train } from '@peftjs/train';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const { values } = parseArgs({
   options: {
-    task: { type: 'string', default: 'count' },
+    task: { type: 'string', default: 'orientation' },
     epochs: { type: 'string', default: '6' },
     train: { type: 'string', default: '800' },
     val: { type: 'string', default: '200' },

@@ -41,7 +41,10 @@ class Sampler:
         self.g.set_state(s["g"])
 
     def batch(self, n: int, strength: float = 1.0, plain_p: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(images [n, 3, 32, 32], labels [n], family index [n]); strength/plain_p: see ``colourise``."""
+        """(images [n, 3, 32, 32], labels [n], family index [n]).
+
+        ``strength`` in [0, 1] is the curriculum difficulty: colour strength and polarity (see ``colourise``)
+        and the amount of geometric jitter; ``plain_p``: share of plain white-on-black samples."""
         fam = self.rng.choice(3, size=n, p=self.weights)
         imgs: List[torch.Tensor] = []
         labels: List[np.ndarray] = []
@@ -63,7 +66,7 @@ class Sampler:
                 m = src[cls, inst]
                 geo = dict(max_rot_deg=30.0 if f == 0 else 180.0, flip=True)
             mt = torch.from_numpy(m).float().div_(255.0).unsqueeze(1)
-            imgs.append(geometric(mt, self.g, train=True, **geo))
+            imgs.append(geometric(mt, self.g, train=True, amount=strength, **geo))
             labels.append(cls + self.offsets[f])
             fams.append(np.full(k, f))
         m = torch.cat(imgs)
@@ -73,9 +76,10 @@ class Sampler:
         return x, y, fm
 
 
-def heldout(bank: Bank, seed: int = 12345) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+def heldout(bank: Bank, seed: int = 12345, strength: float = 1.0) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
     """Fixed held-out set per family: unseen bank instances / MNIST test digits,
-    whole canvas (no crop, rotation or flip), random colouring from a fixed seed."""
+    whole canvas (no crop, rotation or flip), random colouring from a fixed seed
+    (``strength`` 0: plain white-on-black instead)."""
     g = torch.Generator().manual_seed(seed)
     off = 0
     out = {}
@@ -83,10 +87,10 @@ def heldout(bank: Bank, seed: int = 12345) -> Dict[str, Tuple[torch.Tensor, torc
         k, per = src_test.shape[:2]
         m = torch.from_numpy(src_test.reshape(k * per, *src_test.shape[2:])).float().div_(255.0).unsqueeze(1)
         y = torch.arange(k).repeat_interleave(per) + off
-        x = colourise(geometric(m, g, 0.0, False, train=False), g)
+        x = colourise(geometric(m, g, 0.0, False, train=False), g, strength)
         out[name] = (x, y)
         off += k
     m = torch.from_numpy(bank.digit_test).float().div_(255.0).unsqueeze(1)
-    x = colourise(geometric(m, g, 0.0, False, train=False), g)
+    x = colourise(geometric(m, g, 0.0, False, train=False), g, strength)
     out["digit"] = (x, torch.from_numpy(bank.digit_test_labels).long() + off)
     return out

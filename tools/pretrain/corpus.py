@@ -50,7 +50,7 @@ class CorpusConfig:
     ifs_similarity_max: float = 0.80  # max cosine similarity to an accepted class
     ifs_sigma: float = 0.03  # instance perturbation of IFS parameters
     digit_test: int = 2000  # held-out MNIST test digits
-    version: int = 1
+    version: int = 2
 
     def key(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True).encode()
@@ -211,15 +211,15 @@ def render_contours(vertices: int, freq: int, n: int, rng: np.random.Generator) 
     # per-instance draws
     phase = rng.uniform(0, 2 * np.pi, size=(n, 1, 1))
     wphase = rng.uniform(0, 2 * np.pi, size=(n, 1, 1))
-    amp = rng.uniform(0.10, 0.22, size=(n, 1, 1)) if freq > 0 else np.zeros((n, 1, 1))
-    radius = rng.uniform(0.62, 0.92, size=(n, 1, 1)) * (CANVAS / 2) / (1 + amp)
-    width = rng.uniform(1.0, 3.2, size=(n, 1, 1))
-    rings = rng.integers(1, 4, size=n)
+    amp = rng.uniform(0.12, 0.25, size=(n, 1, 1)) if freq > 0 else np.zeros((n, 1, 1))
+    radius = rng.uniform(0.70, 0.95, size=(n, 1, 1)) * (CANVAS / 2) / (1 + amp)
+    width = rng.uniform(1.6, 4.0, size=(n, 1, 1))
+    rings = rng.integers(1, 3, size=n)
     filled = rng.random(n) < 0.3
-    ratio = rng.uniform(0.45, 0.75, size=n)
+    ratio = rng.uniform(0.45, 0.65, size=n)
     local = np.mod(theta - phase, sector) - sector / 2
     shape = np.cos(np.pi / vertices) / np.cos(local) * (1 + amp * np.sin(freq * theta + wphase))
-    for k in range(3):
+    for k in range(2):
         active = (rings > k)[:, None, None]
         r = radius * (ratio[:, None, None] ** k) * shape
         d = rho - r

