@@ -10,8 +10,8 @@ noise.
 
 Geometry (before colouring, applied to the mask with one ``grid_sample``):
 mild random-resized-crop style zoom (shown side ZOOM of the canvas, aspect
-jitter ASPECT), translation, rotation (fractals +-30 degrees, contours any
-angle, digits +-10 degrees) and horizontal flips (not for digits). Stronger
+jitter ASPECT), translation, rotation (fractals and contours +-30 degrees,
+digits +-10 degrees) and horizontal flips (not for digits). Stronger
 geometry (zoom 0.6-1.3, any rotation) made learning several times slower at
 the budgets used here (see ATTEMPTS.md).
 

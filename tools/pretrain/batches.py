@@ -64,7 +64,7 @@ class Sampler:
                 cls = self.rng.integers(0, src.shape[0], size=k)
                 inst = self.rng.integers(0, src.shape[1], size=k)
                 m = src[cls, inst]
-                geo = dict(max_rot_deg=30.0 if f == 0 else 180.0, flip=True)
+                geo = dict(max_rot_deg=30.0, flip=True)
             mt = torch.from_numpy(m).float().div_(255.0).unsqueeze(1)
             imgs.append(geometric(mt, self.g, train=True, amount=strength, **geo))
             labels.append(cls + self.offsets[f])

