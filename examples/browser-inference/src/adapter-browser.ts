@@ -1,19 +1,15 @@
 /**
- * Browser counterpart of `loadAdapter` (@peftjs/core), which reads the two adapter files with node:fs: fetch
- * `adapter_config.json` and `adapter_model.safetensors` over HTTP and rebuild the model the same way — plugins from
- * their saved options, artifacts restored, every saved tensor assigned by name with its shape checked.
- * Not done here: the base-weights fingerprint check (core computes it with node:crypto).
+ * Adapter loading in the page: fetch `adapter_config.json` and `adapter_model.safetensors` over HTTP and hand them to
+ * core's `loadAdapterFromBytes` — the same code `loadAdapter` runs in Node (plugins rebuilt from their saved options,
+ * artifacts restored, fingerprint and every tensor checked).
  */
 import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
-  type AdapterConfig,
   type PeftBackbone,
   type PeftModel,
   type PluginFactory,
-  createPeftModel,
-  parseSafetensors,
-  tf,
+  loadAdapterFromBytes,
 } from '@peftjs/core';
 
 async function fetchOk(url: string): Promise<Response> {
@@ -32,35 +28,7 @@ export async function loadAdapterFromUrl(
   factories: Readonly<Record<string, PluginFactory>>,
 ): Promise<PeftModel> {
   const dir = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
-  const config = (await (await fetchOk(dir + ADAPTER_CONFIG_FILE)).json()) as AdapterConfig;
-  if (config.format !== 'peftjs-adapter')
-    throw new Error(`${dir}${ADAPTER_CONFIG_FILE}: not a PEFT.js adapter`);
-  const plugins = config.plugins.map((record) => {
-    const factory = factories[record.type];
-    if (!factory) throw new Error(`no factory for plugin type "${record.type}"`);
-    return factory(record.options);
-  });
-  const model = createPeftModel(base, plugins, { seed: config.seed, numClasses: config.numClasses });
-  try {
-    model.restoreArtifacts(Object.fromEntries(config.plugins.map((p) => [p.name, p.artifacts])));
-    const file = parseSafetensors(await fetchBytes(dir + ADAPTER_WEIGHTS_FILE), {
-      source: ADAPTER_WEIGHTS_FILE,
-    });
-    for (const name of file.names()) {
-      if (!model.registry.has(name)) throw new Error(`${name}: no such tensor in the rebuilt model`);
-      const host = file.getHost(name);
-      const target = model.registry.get(name);
-      if (target.shape.join(',') !== host.shape.join(',')) {
-        throw new Error(`${name}: saved [${host.shape}] vs model [${target.shape}]`);
-      }
-      const value = tf.tensor(host.data, host.shape, 'float32');
-      target.assign(value);
-      value.dispose();
-    }
-    model.clearPromptCache();
-    return model;
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
+  const configText = await (await fetchOk(dir + ADAPTER_CONFIG_FILE)).text();
+  const weights = await fetchBytes(dir + ADAPTER_WEIGHTS_FILE);
+  return loadAdapterFromBytes(base, configText, weights, { factories, source: dir });
 }

@@ -1,6 +1,3 @@
-import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-write.js';
 import type { VitConfig } from './config.js';
 import { PeftError } from './errors.js';
@@ -10,7 +7,13 @@ import type { JsonObject, PeftPlugin, PluginTier } from './plugin.js';
 import { BACKBONE_OWNER, type ParameterKind } from './registry.js';
 import { parseSafetensors, serializeSafetensors } from './safetensors.js';
 import { tf } from './tf.js';
+import { Sha256 } from './sha256.js';
 import { PEFTJS_VERSION } from './version.js';
+
+/** Joins a folder and a file name with `/` (valid on every platform Node runs on, and in URLs). */
+function joinPath(dir: string, file: string): string {
+  return dir.endsWith('/') || dir.endsWith('\\') ? `${dir}${file}` : `${dir}/${file}`;
+}
 
 /**
  * PEFT-style adapter files: `adapter_config.json` (how to rebuild the plugins, against which base model) and
@@ -62,7 +65,7 @@ export type PluginFactory = (options: JsonObject) => PeftPlugin;
 
 /** Hash of every frozen backbone weight (not the head), so an adapter is only ever loaded onto its own base. */
 export function backboneFingerprint(backbone: PeftBackbone): string {
-  const hash = createHash('sha256');
+  const hash = new Sha256();
   const entries = backbone.registry
     .list((e) => e.owner === BACKBONE_OWNER)
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -71,7 +74,7 @@ export function backboneFingerprint(backbone: PeftBackbone): string {
     const values = entry.variable.dataSync() as Float32Array;
     hash.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
   }
-  return `sha256:${hash.digest('hex')}`;
+  return `sha256:${hash.hex()}`;
 }
 
 /** The backbone geometry with keys in a fixed order, so configs built in different ways compare equal. */
@@ -143,9 +146,8 @@ export async function saveAdapter(model: PeftModel, dir: string): Promise<Adapte
       base_fingerprint: config.base.fingerprint,
     },
   );
-  await mkdir(dir, { recursive: true });
-  await writeFileAtomic(join(dir, ADAPTER_WEIGHTS_FILE), weights);
-  await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
+  await writeFileAtomic(joinPath(dir, ADAPTER_WEIGHTS_FILE), weights);
+  await writeFileAtomic(joinPath(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
   return config;
 }
 
@@ -196,11 +198,12 @@ export async function loadAdapter(
   dir: string,
   options: LoadAdapterOptions,
 ): Promise<PeftModel> {
-  const configPath = join(dir, ADAPTER_CONFIG_FILE);
-  const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
+  const configPath = joinPath(dir, ADAPTER_CONFIG_FILE);
+  const weightsPath = joinPath(dir, ADAPTER_WEIGHTS_FILE);
   let configText: string;
   let weightBytes: Uint8Array;
   try {
+    const { readFile } = await import('node:fs/promises');
     configText = await readFile(configPath, 'utf8');
     weightBytes = await readFile(weightsPath);
   } catch (error) {
@@ -208,6 +211,22 @@ export async function loadAdapter(
       cause: error,
     });
   }
+  return loadAdapterFromBytes(base, configText, weightBytes, { ...options, source: dir });
+}
+
+/**
+ * `loadAdapter` for an adapter already in memory (browsers fetch the two files): `configText` is
+ * `adapter_config.json`, `weightBytes` is `adapter_model.safetensors`.
+ */
+export function loadAdapterFromBytes(
+  base: PeftBackbone,
+  configText: string,
+  weightBytes: Uint8Array,
+  options: LoadAdapterOptions & { source?: string },
+): PeftModel {
+  const dir = options.source ?? 'adapter';
+  const configPath = joinPath(dir, ADAPTER_CONFIG_FILE);
+  const weightsPath = joinPath(dir, ADAPTER_WEIGHTS_FILE);
   const config = checkConfigShape(readJson(configText, configPath), configPath);
 
   const expectedGeometry = JSON.stringify(

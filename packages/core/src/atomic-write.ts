@@ -1,6 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { PeftError } from './errors.js';
 
 /**
@@ -9,6 +6,10 @@ import { PeftError } from './errors.js';
  * On failure the temporary file is removed and the target is untouched.
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  // Node-only modules are imported on use, so this package stays importable in browsers.
+  const { mkdir, rename, rm, writeFile } = await import('node:fs/promises');
+  const { basename, dirname, join } = await import('node:path');
+  const { randomBytes } = await import('node:crypto');
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const temp = join(dir, `.peftjs-tmp-${basename(path)}-${randomBytes(6).toString('hex')}`);

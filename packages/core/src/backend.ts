@@ -1,5 +1,3 @@
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { PeftError, invalidOption } from './errors.js';
 import { installFastMatMulGradient } from './ops.js';
 import { tf } from './tf.js';
@@ -51,6 +49,8 @@ export interface InitBackendOptions {
   env?: Record<string, string | undefined>;
   /** Keep tfjs debug checks and its console notices (default false: tfjs runs with its `PROD` flag). */
   debug?: boolean;
+  /** Where the tfjs-backend-wasm `.wasm` files are served (browsers); Node finds the installed package itself. */
+  wasmPaths?: string;
 }
 
 const defaultImport = (specifier: string): Promise<unknown> => import(specifier);
@@ -101,8 +101,10 @@ function isWasmModule(value: unknown): value is WasmModule {
   );
 }
 
-/** The folder holding the .wasm binaries of the installed tfjs-backend-wasm package (no network needed). */
-export function wasmBinaryDirectory(): string {
+/** The folder holding the .wasm binaries of the installed tfjs-backend-wasm package (Node; no network needed). */
+export async function wasmBinaryDirectory(): Promise<string> {
+  const { createRequire } = await import('node:module');
+  const { dirname, join } = await import('node:path');
   const require = createRequire(import.meta.url);
   return `${join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`;
 }
@@ -112,6 +114,7 @@ let wasmPathsSet = false;
 async function activate(
   backend: ConcreteBackend,
   importModule: (specifier: string) => Promise<unknown>,
+  wasmPaths?: string,
 ): Promise<string> {
   switch (backend) {
     case 'tensorflow-gpu':
@@ -127,7 +130,7 @@ async function activate(
       const wasm = await importModule('@tensorflow/tfjs-backend-wasm');
       if (!isWasmModule(wasm)) throw new Error('@tensorflow/tfjs-backend-wasm has no setWasmPaths export');
       if (!wasmPathsSet) {
-        wasm.setWasmPaths(wasmBinaryDirectory());
+        wasm.setWasmPaths(wasmPaths ?? (await wasmBinaryDirectory()));
         wasmPathsSet = true;
       }
       if (!(await tf.setBackend('wasm')))
@@ -182,7 +185,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   const skipped: { backend: ConcreteBackend; reason: string }[] = [];
   for (const backend of candidates) {
     try {
-      const tfBackend = await activate(backend, importModule);
+      const tfBackend = await activate(backend, importModule, options.wasmPaths);
       await tf.ready();
       installFastMatMulGradient();
       const native = await installNative(backend, env, importModule);

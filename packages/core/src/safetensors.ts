@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic-write.js';
 import { invalidOption, PeftError, requirePositiveInt } from './errors.js';
 
@@ -497,6 +496,7 @@ export async function readSafetensors(
 ): Promise<SafetensorsFile> {
   let buffer: Uint8Array;
   try {
+    const { readFile } = await import('node:fs/promises');
     buffer = await readFile(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
