@@ -7,7 +7,6 @@ import {
   type TokenStream,
   repeatBatch,
   requirePositiveInt,
-  tf,
 } from '@peftjs/core';
 import {
   BASELINES_VERSION,

@@ -146,7 +146,7 @@ export class TokenStream {
   /** The full `[B, N, D]` sequence. */
   toTensor(): Tensor3D {
     if (this.segments.length === 0) return this.image;
-    const [batch, , dim] = this.image.shape;
+    const batch = this.image.shape[0];
     const parts = [
       this.image,
       ...this.segments.map((s) => (s.tokens.shape[0] === batch ? s.tokens : repeatBatch(s.tokens, batch))),
