@@ -75,8 +75,8 @@ export async function runAblation(options: AblationOptions = {}): Promise<Ablati
     numClasses: 10,
   });
   const vit = VisionTransformer.create(config, { seed: 0 });
-  const trainSet = mnistDigits(0, trainImages);
-  const testSet = mnistDigits(5000, testImages);
+  const trainSet = await mnistDigits(0, trainImages);
+  const testSet = await mnistDigits(5000, testImages);
   const trainData = arrayData(trainSet.images, trainSet.labels, [28, 28, 1], 10);
   const testData = arrayData(testSet.images, testSet.labels, [28, 28, 1], 10);
   const prepareImages = tf.tensor4d(trainSet.images, [trainImages, 28, 28, 1]);

@@ -71,8 +71,8 @@ export async function runQuickstart(options: QuickstartOptions = {}): Promise<Qu
     const { model: vit } = await loadVit(weights, { numClasses: 10, seed });
     log(`loaded ${weights}: dim ${vit.config.dim}, depth ${vit.config.depth}`);
 
-    const trainSet = mnistDigits(0, trainImages);
-    const testSet = mnistDigits(5000, testImages);
+    const trainSet = await mnistDigits(0, trainImages);
+    const testSet = await mnistDigits(5000, testImages);
     const trainData = arrayData(trainSet.images, trainSet.labels, [28, 28, 1], 10);
     const testData = arrayData(testSet.images, testSet.labels, [28, 28, 1], 10);
 
