@@ -27,6 +27,7 @@ import {
   gelu,
   layerNorm,
   linear,
+  mergeHeads,
   repeatBatch,
   requirePositiveInt,
   tf,
@@ -233,17 +234,10 @@ export class VisionTransformer implements PeftBackbone {
   /** Standard joint softmax attention over all tokens. */
   static jointAttention(args: AttentionArgs): AttentionResult {
     const { q, k, v, scale } = args;
-    const [batch, heads, tokens, headDim] = q.shape;
     // timm scales q before the product; keys are transposed explicitly (transposed matmuls are slow on wasm).
     const logits = tf.matMul(tf.mul(q, scale), transposeLast2(k)) as Tensor4D;
     const probs = tf.softmax(logits);
-    const context = tf.matMul(probs, v);
-    const output = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [
-      batch,
-      tokens,
-      heads * headDim,
-    ]) as Tensor3D;
-    return { output, logits };
+    return { output: mergeHeads(tf.matMul(probs, v) as Tensor4D), logits };
   }
 
   /** Per-sample stochastic depth with 1/(1−p) rescaling; identity in eval mode or at rate 0. */

@@ -30,6 +30,12 @@ export function transposeLast2<T extends Tensor>(x: T): T {
   return tf.transpose(x, perm) as T;
 }
 
+/** Heads back into the width: `[B, H, N, dh]` → `[B, N, H·dh]`. */
+export function mergeHeads(x: tf.Tensor4D): tf.Tensor3D {
+  const [batch, heads, tokens, headDim] = x.shape;
+  return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [batch, tokens, heads * headDim]);
+}
+
 /**
  * `x · W + b` for x of any rank ≥ 2 with W stored `[in, out]`: the input is folded to 2-D so the backend sees one
  * large GEMM with no transposes (the fast path of the wasm backend).

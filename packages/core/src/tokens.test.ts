@@ -39,6 +39,8 @@ describe('TokenStream', () => {
     expect(x.shape).toEqual([2, 4, 3]);
     const row = x.arraySync()[1];
     expect(row?.map((t) => t[0])).toEqual([0, 0, 7, 7]);
+    expect(s.promptTensor()?.shape).toEqual([2, 2, 3]);
+    expect(new TokenStream(filled(2, 2, 3, 0)).promptTensor()).toBeNull();
     const back = TokenStream.fromTensor(x, s.layout());
     expect(back.segment('p')?.tokens.shape).toEqual([2, 2, 3]);
     expect(back.image.shape).toEqual([2, 2, 3]);

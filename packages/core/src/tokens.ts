@@ -143,15 +143,23 @@ export class TokenStream {
     };
   }
 
+  /** Every segment's tokens, batch-1 segments repeated to the batch. */
+  private batchedSegments(): Tensor3D[] {
+    const batch = this.image.shape[0];
+    return this.segments.map((s) => (s.tokens.shape[0] === batch ? s.tokens : repeatBatch(s.tokens, batch)));
+  }
+
   /** The full `[B, N, D]` sequence. */
   toTensor(): Tensor3D {
     if (this.segments.length === 0) return this.image;
-    const batch = this.image.shape[0];
-    const parts = [
-      this.image,
-      ...this.segments.map((s) => (s.tokens.shape[0] === batch ? s.tokens : repeatBatch(s.tokens, batch))),
-    ];
-    return tf.concat(parts, 1) as Tensor3D;
+    return tf.concat([this.image, ...this.batchedSegments()], 1) as Tensor3D;
+  }
+
+  /** All prompt tokens `[B, N_p, D]` in segment order, or null without prompts. */
+  promptTensor(): Tensor3D | null {
+    const parts = this.batchedSegments();
+    if (parts.length === 0) return null;
+    return parts.length === 1 ? (parts[0] as Tensor3D) : (tf.concat(parts, 1) as Tensor3D);
   }
 
   /** The same stream with image-independent segments moved after all the others (attention is order-free). */

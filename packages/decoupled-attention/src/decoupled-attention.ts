@@ -6,6 +6,7 @@ import {
   type Tensor3D,
   type Tensor4D,
   invalidOption,
+  mergeHeads,
   requireNumberInRange,
   tf,
   transposeLast2,
@@ -41,11 +42,6 @@ export interface DecoupledAttentionOptions {
 function sliceTokens(x: Tensor4D, start: number, length: number): Tensor4D {
   const [batch, heads, , dim] = x.shape;
   return tf.slice(x, [0, 0, start, 0], [batch, heads, length, dim]);
-}
-
-function mergeHeads(x: Tensor4D): Tensor3D {
-  const [batch, heads, tokens, dim] = x.shape;
-  return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [batch, tokens, heads * dim]);
 }
 
 /** The decoupled attention computation itself, usable outside the plugin (tests, caches). */

@@ -3,10 +3,8 @@ import {
   type PeftPlugin,
   type Scalar,
   type Tensor3D,
-  type TokenStream,
   clsSaliency,
   l2Normalize,
-  repeatBatch,
   requireNumberInRange,
   requirePositiveInt,
   selectTokens,
@@ -39,15 +37,6 @@ export function promptMatchingDistance(prompts: Tensor3D, salient: Tensor3D): Sc
   });
 }
 
-function promptTokens(stream: TokenStream): Tensor3D | null {
-  if (stream.segments.length === 0) return null;
-  const batch = stream.batchSize;
-  const parts = stream.segments.map((s) =>
-    s.tokens.shape[0] === batch ? s.tokens : repeatBatch(s.tokens, batch),
-  );
-  return parts.length === 1 ? (parts[0] as Tensor3D) : (tf.concat(parts, 1) as Tensor3D);
-}
-
 export function promptMatchingLoss(options: PromptMatchingLossOptions = {}): PeftPlugin {
   const enabled = options.enabled ?? true;
   const weight = requireNumberInRange('weight', options.weight ?? 0.5, 0, Number.MAX_VALUE);
@@ -74,7 +63,7 @@ export function promptMatchingLoss(options: PromptMatchingLossOptions = {}): Pef
         if (!active(ctx.training, ctx.epoch) || block !== (options.block ?? ctx.config.depth - 1))
           return undefined;
         const selection = ctx.scratch.get('selection') as Tensor3D | undefined;
-        const prompts = promptTokens(stream);
+        const prompts = stream.promptTensor();
         if (!selection || !prompts) return undefined;
         ctx.addLoss('pml', promptMatchingDistance(prompts, selectTokens(selection, stream.image)), weight);
         return undefined;
