@@ -15,6 +15,7 @@ import {
   type BackendChoice,
   type HostTensor,
   type PeftModel,
+  Rng,
   type Tensor4D,
   createPeftModel,
   initBackend,
@@ -25,7 +26,7 @@ import {
   tf,
 } from '@peftjs/core';
 import { type ImageDataset, asPrepareData, decodeImage, formatProblem, normalize } from '@peftjs/data';
-import { analyseLayers, kmeans, layerFeatures } from '@peftjs/hierarchy';
+import { affinityHeatmapPng, analyseLayers, kmeans, layerFeatures } from '@peftjs/hierarchy';
 import { type TrainOptions, type TrainResult, evaluate, train, vtabProtocol } from '@peftjs/train';
 import { UsageError } from './config.js';
 import { buildRunData, checkRunSplits, readRunSplits } from './data-source.js';
@@ -311,7 +312,6 @@ export async function hierarchyCommand(
   );
   const folder = new RunFolder(config.out);
   await folder.create();
-  const { affinityHeatmapPng } = await import('@peftjs/hierarchy');
   await folder.writeJson('hierarchy.json', { threshold: options.threshold, token: 'cls', starts, affinity });
   await folder.writeFile('affinity.png', affinityHeatmapPng(affinity, starts));
   model.dispose();
@@ -326,7 +326,6 @@ export async function prototypesCommand(
   ctx: CommandContext,
   options: { k: number },
 ): Promise<void> {
-  const { Rng } = await import('@peftjs/core');
   await backendFor(config, ctx);
   const base = await loadBase(config);
   const splits = await readRunSplits(config, base.model.config);

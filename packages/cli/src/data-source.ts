@@ -39,7 +39,7 @@ function subsetIdx(data: IdxDataset, start: number, end: number): IdxDataset {
   };
 }
 
-function require(value: string | undefined, option: string): string {
+function requireOption(value: string | undefined, option: string): string {
   if (!value) throw new UsageError(`option "${option}" is required for this data format`);
   return value;
 }
@@ -53,7 +53,7 @@ export interface RunSplits {
 /** Reads the split lists (no image is decoded, nothing is validated beyond parsing). */
 export async function readRunSplits(config: RunConfig, model: VitConfig): Promise<RunSplits> {
   const { data } = config;
-  const root = require(data.root, 'data.root');
+  const root = requireOption(data.root, 'data.root');
   if (model.channels !== 1 && model.channels !== 3) {
     throw new UsageError(`the model has ${model.channels} input channels; data loading supports 1 or 3`);
   }
@@ -66,7 +66,7 @@ export async function readRunSplits(config: RunConfig, model: VitConfig): Promis
   let lists: Split[] = [];
   let numClasses: number;
   if (data.format === 'vtab') {
-    const task = require(data.task, 'data.task');
+    const task = requireOption(data.task, 'data.task');
     const known = (VTAB_TASKS as Record<string, { numClasses: number }>)[task];
     const read = await readVtabTask(
       root,
