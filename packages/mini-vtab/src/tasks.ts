@@ -21,6 +21,20 @@ function mod(a: number, p: number): number {
   return ((a % p) + p) % p;
 }
 
+/** One shape of a random kind, angle and contrasting colour (the draw order of the stream is part of the seed contract). */
+function drawShape(
+  rng: Rng,
+  canvas: Canvas,
+  background: readonly [number, number, number],
+  x: number,
+  y: number,
+  r: number,
+  bounds?: { x0: number; y0: number; x1: number; y1: number },
+): void {
+  const kind = SHAPES[rng.int(SHAPES.length)] ?? 'circle';
+  canvas.fill(shapeTest(kind, x, y, r, rng.uniform(0, TAU)), contrastingColor(rng, background), bounds);
+}
+
 function placeShapes(
   rng: Rng,
   canvas: Canvas,
@@ -44,8 +58,7 @@ function placeShapes(
       continue;
     }
     placed.push({ x, y, r });
-    const kind = SHAPES[rng.int(SHAPES.length)] ?? 'circle';
-    canvas.fill(shapeTest(kind, x, y, r, rng.uniform(0, TAU)), contrastingColor(rng, background), {
+    drawShape(rng, canvas, background, x, y, r, {
       x0: x - r * 1.6,
       y0: y - r * 1.6,
       x1: x + r * 1.6,
@@ -81,8 +94,7 @@ export const PROCEDURAL_TASKS: readonly ProceduralTask[] = [
       const x = (label % 4) * cell + rng.uniform(Math.min(r, cell / 2), Math.max(cell - r, cell / 2));
       const y =
         Math.floor(label / 4) * cell + rng.uniform(Math.min(r, cell / 2), Math.max(cell - r, cell / 2));
-      const kind = SHAPES[rng.int(SHAPES.length)] ?? 'circle';
-      canvas.fill(shapeTest(kind, x, y, r, rng.uniform(0, TAU)), contrastingColor(rng, background));
+      drawShape(rng, canvas, background, x, y, r);
       canvas.noise(rng, 0.05);
       return canvas;
     },
@@ -115,8 +127,7 @@ export const PROCEDURAL_TASKS: readonly ProceduralTask[] = [
       const r = size * (0.06 + (label + rng.uniform(0.15, 0.85)) * 0.05);
       const x = rng.uniform(r + 1, size - r - 1);
       const y = rng.uniform(r + 1, size - r - 1);
-      const kind = SHAPES[rng.int(SHAPES.length)] ?? 'circle';
-      canvas.fill(shapeTest(kind, x, y, r, rng.uniform(0, TAU)), contrastingColor(rng, background));
+      drawShape(rng, canvas, background, x, y, r);
       canvas.noise(rng, 0.05);
       return canvas;
     },
