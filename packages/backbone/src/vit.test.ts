@@ -3,8 +3,8 @@ import { type SafetensorsFile, type Tensor, type Tensor4D, readSafetensors, tf }
 import { describeBackends, expectNoLeakedTensors, expectTensorClose } from '@peftjs/core/testing';
 import { beforeAll, expect, it } from 'vitest';
 import { loadVit } from './load.js';
-import { vitParameterSpecs } from './parameters.js';
-import { toStorageLayout, type VisionTransformer } from './vit.js';
+import { toStorageLayout, vitParameterSpecs } from './parameters.js';
+import type { VisionTransformer } from './vit.js';
 
 const fixture = (name: string, file: string) =>
   fileURLToPath(new URL(`../test/fixtures/${name}/${file}`, import.meta.url));

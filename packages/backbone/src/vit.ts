@@ -35,7 +35,7 @@ import {
   validateVitConfig,
   vitGeometry,
 } from '@peftjs/core';
-import { type ParameterSpec, storageShape, vitParameterSpecs } from './parameters.js';
+import { type ParameterSpec, toStorageLayout, toTorchLayout, vitParameterSpecs } from './parameters.js';
 
 interface RowInputs {
   h: Tensor3D;
@@ -49,39 +49,6 @@ interface BlockResult {
   /** The block's `[B, N, D]` output when it was computed as one tensor. */
   output: Tensor3D | null;
   logits: Tensor4D;
-}
-
-/** Converts a tensor from timm / PyTorch layout to PEFT.js storage layout. */
-export function toStorageLayout(spec: ParameterSpec, torchTensor: Tensor): Tensor {
-  return tf.tidy(() => {
-    switch (spec.layout) {
-      case 'same':
-        return tf.reshape(torchTensor, storageShape(spec));
-      case 'linear':
-        return tf.transpose(torchTensor);
-      case 'patch':
-        // OIHW [D, C, p, p] → HWIO [p, p, C, D] → [p·p·C, D] (rows in (row, col, channel) order of a patch).
-        return tf.reshape(tf.transpose(torchTensor, [2, 3, 1, 0]), storageShape(spec));
-    }
-  });
-}
-
-/** Inverse of `toStorageLayout`. */
-export function toTorchLayout(spec: ParameterSpec, stored: Tensor): Tensor {
-  return tf.tidy(() => {
-    const s = spec.torchShape;
-    switch (spec.layout) {
-      case 'same':
-        return tf.reshape(stored, [...s]);
-      case 'linear':
-        return tf.transpose(stored);
-      case 'patch':
-        return tf.transpose(
-          tf.reshape(stored, [s[2] as number, s[3] as number, s[1] as number, s[0] as number]),
-          [3, 2, 0, 1],
-        );
-    }
-  });
 }
 
 export interface CreateVitOptions {
