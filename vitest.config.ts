@@ -37,7 +37,7 @@ function sourceAliases(): { find: RegExp; replacement: string }[] {
 export default defineConfig({
   resolve: { alias: sourceAliases() },
   test: {
-    include: ['**/src/**/*.test.ts', '**/test/**/*.test.ts'],
+    include: ['**/src/**/*.test.ts', '**/test/**/*.test.ts', 'scripts/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**', '**/build/**'],
     setupFiles: [resolve(repoRoot, 'vitest.setup.ts')],
     testTimeout: 300_000,

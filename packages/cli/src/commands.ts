@@ -313,7 +313,7 @@ export async function hierarchyCommand(
   const folder = new RunFolder(config.out);
   await folder.create();
   await folder.writeJson('hierarchy.json', { threshold: options.threshold, token: 'cls', starts, affinity });
-  await folder.writeFile('affinity.png', affinityHeatmapPng(affinity, starts));
+  await folder.writeFile('affinity.png', await affinityHeatmapPng(affinity, starts));
   model.dispose();
   ctx.out.write(
     `hierarchy starts ${starts.join(', ')} (τ = ${options.threshold}); wrote ${folder.path('hierarchy.json')} and affinity.png\n`,

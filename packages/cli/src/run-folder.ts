@@ -134,7 +134,10 @@ export async function writeReport(
     plots.push('![validation accuracy](accuracy.png)');
   }
   if (input.affinity) {
-    await folder.writeFile('affinity.png', affinityHeatmapPng(input.affinity.matrix, input.affinity.starts));
+    await folder.writeFile(
+      'affinity.png',
+      await affinityHeatmapPng(input.affinity.matrix, input.affinity.starts),
+    );
     plots.push(`![layer affinity; hierarchy starts ${input.affinity.starts.join(', ')}](affinity.png)`);
   }
   const r = input.result;

@@ -15,8 +15,8 @@ describe('affinityHeatmapPng', () => {
     [0.2, 0.3, 0.7, 1],
   ];
 
-  it('draws L·cell pixels with boundaries before each start > 0', () => {
-    const bytes = affinityHeatmapPng(A, [0, 2], { cellSize: 10 });
+  it('draws L·cell pixels with boundaries before each start > 0', async () => {
+    const bytes = await affinityHeatmapPng(A, [0, 2], { cellSize: 10 });
     expect(bytes).toBeInstanceOf(Uint8Array);
     const png = PNG.sync.read(Buffer.from(bytes));
     expect([png.width, png.height]).toEqual([40, 40]);
@@ -36,15 +36,15 @@ describe('affinityHeatmapPng', () => {
     expect(r + g + b).toBeLessThan(200);
   });
 
-  it('defaults to 24-pixel cells and validates its inputs', () => {
-    const png = PNG.sync.read(Buffer.from(affinityHeatmapPng(A, [0, 1, 3])));
+  it('defaults to 24-pixel cells and validates its inputs', async () => {
+    const png = PNG.sync.read(Buffer.from(await affinityHeatmapPng(A, [0, 1, 3])));
     expect(png.width).toBe(96);
     // 2 px lines at 24-pixel cells, straddling the edge at 24 (start 1) and 72 (start 3).
     for (const x of [23, 24, 71, 72]) expect(pixel(png, x, 50)).toEqual([...HEATMAP_BOUNDARY_COLOR, 255]);
     expect(pixel(png, 25, 50)).not.toEqual([...HEATMAP_BOUNDARY_COLOR, 255]);
-    expect(() => affinityHeatmapPng(A, [1, 2])).toThrow(/starts\[0\] must be 0/);
-    expect(() => affinityHeatmapPng(A, [0, 4])).toThrow(/starts\[1\] = 4/);
-    expect(() => affinityHeatmapPng(A, [0], { cellSize: 0 })).toThrow(/option "cellSize"/);
-    expect(() => affinityHeatmapPng([[1, 2]], [0])).toThrow(/row 0 has 2 columns/);
+    await expect(affinityHeatmapPng(A, [1, 2])).rejects.toThrow(/starts\[0\] must be 0/);
+    await expect(affinityHeatmapPng(A, [0, 4])).rejects.toThrow(/starts\[1\] = 4/);
+    await expect(affinityHeatmapPng(A, [0], { cellSize: 0 })).rejects.toThrow(/option "cellSize"/);
+    await expect(affinityHeatmapPng([[1, 2]], [0])).rejects.toThrow(/row 0 has 2 columns/);
   });
 });

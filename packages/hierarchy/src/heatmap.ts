@@ -1,7 +1,7 @@
 import { PeftError, invalidOption } from '@peftjs/core';
-import { PNG } from 'pngjs';
 import { requireSquareMatrix, requireStarts } from './validate.js';
 
+/** Options of `affinityHeatmapPng`; invalid values throw `INVALID_OPTION`. */
 export interface HeatmapOptions {
   /** Pixels per matrix cell (square). Default 24. */
   cellSize?: number;
@@ -38,13 +38,14 @@ export function heatmapColor(t: number): [number, number, number] {
 /**
  * A PNG of the affinity matrix (row i, column j = cell at y = i, x = j; low values dark, high values bright) with
  * red lines at every hierarchy boundary, i.e. just before each start > 0, on both axes. The image is exactly
- * `L · cellSize` pixels square; lines are drawn over the cells next to the boundary.
+ * `L · cellSize` pixels square; lines are drawn over the cells next to the boundary. Asynchronous because it loads
+ * pngjs (Node only) on first use; invalid input rejects with a `PeftError`.
  */
-export function affinityHeatmapPng(
+export async function affinityHeatmapPng(
   affinity: number[][],
   starts: number[],
   options: HeatmapOptions = {},
-): Uint8Array {
+): Promise<Uint8Array> {
   const layers = requireSquareMatrix('affinity', affinity);
   const bounds = requireStarts('starts', starts, layers);
   const cell = options.cellSize ?? 24;
@@ -70,6 +71,8 @@ export function affinityHeatmapPng(
     high = b;
   }
   const size = layers * cell;
+  // pngjs needs Node's zlib and stream: loaded on use so the package imports in browsers and bundles cleanly.
+  const { PNG } = await import('pngjs');
   const png = new PNG({ width: size, height: size, colorType: 6 });
   const paint = (px: number, py: number, rgb: readonly [number, number, number]) => {
     const o = (py * size + px) * 4;
