@@ -5,16 +5,26 @@ import { z } from 'zod';
  * did-you-mean suggestions are all generated from it.
  */
 export interface OptionSpec {
+  /**
+   * Dotted option name: `key` at the top level or `section.key` (sections `model`, `method`, `data`,
+   * `train`); also the `--path=value` flag.
+   */
   readonly path: string;
+  /** zod schema a value must satisfy. */
   readonly schema: z.ZodType;
+  /** Value used when the option is not given; without one the option stays unset. */
   readonly default?: unknown;
+  /** One-line help shown by `--help`. */
   readonly description: string;
 }
 
-const backends = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+const backends = ['auto', 'tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
+/** The PEFT methods `method.name` accepts. */
 export const METHODS = ['ship', 'vpt', 'lora', 'adapter', 'bitfit', 'ssf', 'linear', 'full'] as const;
+/** One of `METHODS`. */
 export type MethodName = (typeof METHODS)[number];
 
+/** The option table (see `OptionSpec`), in `--help` order. */
 export const OPTIONS: readonly OptionSpec[] = [
   {
     path: 'backend',
@@ -193,40 +203,97 @@ export const OPTIONS: readonly OptionSpec[] = [
 
 const SECTIONS = ['model', 'method', 'data', 'train'] as const;
 
+/** A resolved, validated run config: `OPTIONS` as nested sections, defaults filled in. */
 export interface RunConfig {
+  /** tfjs backend preference (default `auto`). */
   backend: (typeof backends)[number];
+  /** Root seed of initialisation, shuffling, k-means and dropout (default 1). */
   seed: number | string;
+  /** Run folder for manifest, log, checkpoints, adapter and report (default `runs/peft`). */
   out: string;
-  model: { weights?: string; heads?: number; layerNormEps?: number; dropPathRate: number };
-  method: { name: MethodName; options: Record<string, unknown> };
+  /** The backbone. */
+  model: {
+    /** ViT weights: `.safetensors` (timm or HF naming) or Google `.npz`. */
+    weights?: string;
+    /** Attention heads, when they cannot be inferred (width not a multiple of 64). */
+    heads?: number;
+    /** LayerNorm epsilon (default: 1e-6 for timm weights, 1e-12 for HF). */
+    layerNormEps?: number;
+    /** Stochastic-depth rate of the last block (default 0; the SHIP code uses 0.1). */
+    dropPathRate: number;
+  };
+  /** The PEFT method. */
+  method: {
+    /** The method (default `ship`). */
+    name: MethodName;
+    /** The method's own options (see its package), e.g. `{ "threshold": 0.93 }` for ship. Default `{}`. */
+    options: Record<string, unknown>;
+  };
+  /** The dataset. */
   data: {
+    /** Dataset layout (default `vtab`). */
     format: 'vtab' | 'imagefolder' | 'idx';
+    /**
+     * vtab: folder holding `<task>/`; imagefolder: folder holding `train/`, `val/`, `test/`; idx: folder with
+     * the IDX files.
+     */
     root?: string;
+    /** vtab: task folder name (e.g. `dtd`). */
     task?: string;
+    /** Class count (default: the known VTAB count, else the largest label + 1). */
     numClasses?: number;
+    /** Pixel normalisation preset (default `inception`). */
     normalization: 'inception' | 'imagenet';
+    /** Decoded-image cache per split, in MB (default 256). */
     cacheMb: number;
+    /** idx: training images file name (default `train-images-idx3-ubyte`). */
     trainImages: string;
+    /** idx: training labels file name (default `train-labels-idx1-ubyte`). */
     trainLabels: string;
+    /** idx: test images file name (default `t10k-images-idx3-ubyte`). */
     testImages: string;
+    /** idx: test labels file name (default `t10k-labels-idx1-ubyte`). */
     testLabels: string;
   };
+  /** Training. */
   train: {
+    /**
+     * `vtab`: choose epochs on val200 (trained on train800), refit on train800val200, test once; `single`:
+     * one run selected on validation (default `vtab`).
+     */
     protocol: 'vtab' | 'single';
+    /** Epochs, the cosine's t_initial (default 100). */
     epochs: number;
+    /** Batch size (default 64). */
     batchSize: number;
+    /** Examples per forward/backward pass (gradient accumulation); default the whole batch. */
     microBatch?: number;
+    /** Optimizer (default `adamw`). */
     optimizer: 'adamw' | 'sgd';
+    /** Peak learning rate (default 1e-3). */
     lr: number;
+    /** Weight decay, not applied to biases and norms (default 1e-3). */
     weightDecay: number;
+    /** SGD momentum (default 0.9). */
     momentum: number;
+    /** Learning-rate schedule (default `cosine-epoch`). */
     schedule: 'cosine-epoch' | 'cosine-step' | 'constant';
+    /** Warm-up epochs (default 10). */
     warmupEpochs: number;
+    /** Learning rate at the start of the warm-up (default 1e-6). */
     warmupLrInit: number;
+    /** Cosine floor (default 1e-5). */
     lrMin: number;
+    /** Evaluate every N epochs and at the last (default 10). */
     evalEvery: number;
+    /** Checkpoint every N epochs and at the end (default 10). */
     checkpointEvery: number;
+    /**
+     * Model selection (default `val`); `max-test-over-epochs` reproduces the official SHIP code (optimistic,
+     * labelled in reports).
+     */
     selection: 'val' | 'max-test-over-epochs';
+    /** Continue from the run folder's checkpoint (single protocol; default false). */
     resume: boolean;
   };
 }

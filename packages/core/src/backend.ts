@@ -4,30 +4,42 @@ import { tf } from './tf.js';
 
 /**
  * Which engine runs the tensors. `auto` tries the fastest one that loads: libtensorflow with CUDA
- * (`@tensorflow/tfjs-node-gpu`), libtensorflow on CPU (`@tensorflow/tfjs-node`), WebAssembly (bundled, offline),
- * then pure JavaScript.
+ * (`@tensorflow/tfjs-node-gpu`), WebGPU on a hardware adapter (`@tensorflow/tfjs-backend-webgpu`; in Node through
+ * the `webgpu` package's Dawn build), libtensorflow on CPU (`@tensorflow/tfjs-node`), WebAssembly (bundled,
+ * offline), then pure JavaScript.
  */
-export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
+/** A backend that actually runs: every `BackendPreference` except `auto`. */
 export type ConcreteBackend = Exclude<BackendPreference, 'auto'>;
 
+/** Every accepted value of `InitBackendOptions.prefer` and `PEFTJS_BACKEND`. */
 export const BACKEND_PREFERENCES: readonly BackendPreference[] = [
   'auto',
   'tensorflow-gpu',
+  'webgpu',
   'tensorflow',
   'wasm',
   'cpu',
 ];
-const AUTO_ORDER: readonly ConcreteBackend[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+const AUTO_ORDER: readonly ConcreteBackend[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
 
+/** What `initBackend` selected, and why. */
 export interface BackendChoice {
   /** What was asked for (after reading `PEFTJS_BACKEND`). */
   readonly requested: BackendPreference;
   /** The PEFT.js name of the backend in use. */
   readonly backend: ConcreteBackend;
-  /** The tfjs engine's own name for it (`tensorflow`, `wasm`, `cpu`). */
+  /** The tfjs engine's own name for it (`tensorflow`, `webgpu`, `wasm`, `cpu`). */
   readonly tfBackend: string;
+  /** The GPU adapter behind the `webgpu` backend (vendor, architecture, device, description as reported). */
+  readonly adapter?: string;
   /** Backends tried before the chosen one, each with the reason it was skipped. */
-  readonly skipped: readonly { backend: ConcreteBackend; reason: string }[];
+  readonly skipped: readonly {
+    /** The backend that was tried. */
+    backend: ConcreteBackend;
+    /** First line of the error it failed with. */
+    reason: string;
+  }[];
   /** Where the choice came from. */
   readonly source: 'option' | 'env' | 'default';
   /**
@@ -35,11 +47,26 @@ export interface BackendChoice {
    * installed, otherwise the reason it is not (not built, CPU without AVX2, `PEFTJS_NATIVE=off`, other backend).
    */
   readonly native:
-    | { readonly installed: true; readonly isa: string }
-    | { readonly installed: false; readonly reason: string };
+    | {
+        /** The native matmul is in use. */
+        readonly installed: true;
+        /** Instruction set of the loaded kernels (`avx2+fma`). */
+        readonly isa: string;
+      }
+    | {
+        /** tfjs's own matmul is in use. */
+        readonly installed: false;
+        /** Why the native matmul is not installed. */
+        readonly reason: string;
+      };
 }
 
+/** Options of `initBackend`. */
 export interface InitBackendOptions {
+  /**
+   * Backend to use (default: `PEFTJS_BACKEND`, else `auto`). An explicit backend that cannot load throws
+   * `BACKEND_UNAVAILABLE`; a value outside `BACKEND_PREFERENCES` throws `INVALID_OPTION`.
+   */
   prefer?: BackendPreference;
   /** Receives one line describing the choice. Default: stderr, unless `PEFTJS_LOG=silent`. `false` silences. */
   log?: ((line: string) => void) | false;
@@ -53,7 +80,8 @@ export interface InitBackendOptions {
   wasmPaths?: string;
 }
 
-const defaultImport = (specifier: string): Promise<unknown> => import(specifier);
+// Optional backends are resolved at run time by name; the comment keeps bundlers (Vite) from warning about it.
+const defaultImport = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);
 
 interface NativeModule {
   loadNativeKernels(
@@ -111,11 +139,70 @@ export async function wasmBinaryDirectory(): Promise<string> {
 
 let wasmPathsSet = false;
 
+/** The parts of the WebGPU API `initBackend` reads (the DOM typings are not in a Node build). */
+interface GpuAdapterLike {
+  readonly isFallbackAdapter?: boolean;
+  readonly info?: GpuAdapterInfoLike;
+  requestAdapterInfo?: () => Promise<GpuAdapterInfoLike>;
+}
+interface GpuAdapterInfoLike {
+  readonly vendor?: string;
+  readonly architecture?: string;
+  readonly device?: string;
+  readonly description?: string;
+  readonly isFallbackAdapter?: boolean;
+}
+interface GpuLike {
+  requestAdapter(options?: {
+    powerPreference?: 'high-performance' | 'low-power';
+  }): Promise<GpuAdapterLike | null>;
+}
+/** The `webgpu` npm package: Dawn for Node, `create(flags)` returns a `navigator.gpu`; `globals` holds the enums. */
+interface DawnModule {
+  create(flags: string[]): GpuLike;
+  globals?: Record<string, unknown>;
+}
+
+function isDawnModule(value: unknown): value is DawnModule {
+  return typeof value === 'object' && value !== null && typeof (value as DawnModule).create === 'function';
+}
+
+/**
+ * Finds a hardware WebGPU adapter: the browser's `navigator.gpu`, or in Node the `webgpu` package (Dawn), which
+ * needs a Vulkan loader and a GPU driver. Software adapters (SwiftShader, llvmpipe) are refused: measured here
+ * they run 13–18× slower than wasm, so picking one would silently make training slower, not faster.
+ */
+async function webGpuAdapter(importModule: (specifier: string) => Promise<unknown>): Promise<string> {
+  const scope = globalThis as { navigator?: { gpu?: GpuLike } };
+  if (!scope.navigator?.gpu) {
+    const dawn = await importModule('webgpu');
+    if (!isDawnModule(dawn)) throw new Error('the "webgpu" package has no create() export');
+    // tfjs-backend-webgpu reads navigator.gpu and the GPUBufferUsage/GPUMapMode/... enums from the global scope.
+    if (dawn.globals) Object.assign(globalThis, dawn.globals);
+    const gpu = dawn.create([]);
+    if (scope.navigator) Object.defineProperty(scope.navigator, 'gpu', { value: gpu, configurable: true });
+    else
+      Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  }
+  const gpu = scope.navigator?.gpu as GpuLike;
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter)
+    throw new Error('no WebGPU adapter (needs a GPU, its driver and, in Node, the Vulkan loader)');
+  const info = adapter.info ?? (await adapter.requestAdapterInfo?.()) ?? {};
+  const name =
+    [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unnamed';
+  if (adapter.isFallbackAdapter || info.isFallbackAdapter)
+    throw new Error(
+      `only a software WebGPU adapter is available (${name}); refused because it is slower than wasm`,
+    );
+  return name;
+}
+
 async function activate(
   backend: ConcreteBackend,
   importModule: (specifier: string) => Promise<unknown>,
   wasmPaths?: string,
-): Promise<string> {
+): Promise<{ tfBackend: string; adapter?: string }> {
   switch (backend) {
     case 'tensorflow-gpu':
     case 'tensorflow': {
@@ -124,7 +211,15 @@ async function activate(
       if (!tf.findBackend('tensorflow'))
         throw new Error(`${specifier} loaded but registered no "tensorflow" backend`);
       if (!(await tf.setBackend('tensorflow'))) throw new Error('tf.setBackend("tensorflow") failed');
-      return 'tensorflow';
+      return { tfBackend: 'tensorflow' };
+    }
+    case 'webgpu': {
+      const adapter = await webGpuAdapter(importModule);
+      await importModule('@tensorflow/tfjs-backend-webgpu');
+      if (!tf.findBackend('webgpu'))
+        throw new Error('@tensorflow/tfjs-backend-webgpu loaded but registered no "webgpu" backend');
+      if (!(await tf.setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") failed');
+      return { tfBackend: 'webgpu', adapter };
     }
     case 'wasm': {
       const wasm = await importModule('@tensorflow/tfjs-backend-wasm');
@@ -135,11 +230,11 @@ async function activate(
       }
       if (!(await tf.setBackend('wasm')))
         throw new Error('tf.setBackend("wasm") failed to initialise WebAssembly');
-      return 'wasm';
+      return { tfBackend: 'wasm' };
     }
     case 'cpu': {
       if (!(await tf.setBackend('cpu'))) throw new Error('tf.setBackend("cpu") failed');
-      return 'cpu';
+      return { tfBackend: 'cpu' };
     }
   }
 }
@@ -152,7 +247,7 @@ let current: BackendChoice | null = null;
 
 /**
  * Selects and initialises the tfjs backend. With `auto` (the default) backends are tried in the order
- * tensorflow-gpu → tensorflow → wasm → cpu and the first that loads wins; every skipped one is reported with its
+ * tensorflow-gpu → webgpu (hardware adapters only) → tensorflow → wasm → cpu and the first that loads wins; every skipped one is reported with its
  * reason. An explicit preference that cannot load is an error. `PEFTJS_BACKEND` sets the preference when the
  * option is absent.
  */
@@ -185,11 +280,19 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   const skipped: { backend: ConcreteBackend; reason: string }[] = [];
   for (const backend of candidates) {
     try {
-      const tfBackend = await activate(backend, importModule, options.wasmPaths);
+      const { tfBackend, adapter } = await activate(backend, importModule, options.wasmPaths);
       await tf.ready();
       installFastMatMulGradient();
       const native = await installNative(backend, env, importModule);
-      const choice: BackendChoice = { requested, backend, tfBackend, skipped, source, native };
+      const choice: BackendChoice = {
+        requested,
+        backend,
+        tfBackend,
+        skipped,
+        source,
+        native,
+        ...(adapter !== undefined ? { adapter } : {}),
+      };
       current = choice;
       emit(options.log, env, describeChoice(choice));
       return choice;
@@ -216,6 +319,10 @@ export function currentBackend(): BackendChoice | null {
   return current;
 }
 
+/**
+ * The one-line summary `initBackend` logs: backend, native matmul status, what was requested and from where,
+ * and every skipped backend with its reason.
+ */
 export function describeChoice(choice: BackendChoice): string {
   const skipped = choice.skipped.map((s) => `${s.backend} skipped: ${s.reason}`).join('; ');
   const native = choice.native.installed
@@ -223,7 +330,8 @@ export function describeChoice(choice: BackendChoice): string {
     : choice.backend === 'wasm' || choice.backend === 'cpu'
       ? ` (native matmul unavailable: ${choice.native.reason})`
       : '';
-  return `[peftjs] backend ${choice.backend}${native} (requested ${choice.requested} via ${choice.source})${skipped ? `; ${skipped}` : ''}`;
+  const adapter = choice.adapter !== undefined ? ` on ${choice.adapter}` : '';
+  return `[peftjs] backend ${choice.backend}${adapter}${native} (requested ${choice.requested} via ${choice.source})${skipped ? `; ${skipped}` : ''}`;
 }
 
 function emit(log: InitBackendOptions['log'], env: Record<string, string | undefined>, line: string): void {
