@@ -6,18 +6,23 @@
  *
  *   pnpm bench:accuracy [--tasks count,position,orientation,size,texture,optdigits,fashion] [--seeds 1,2,3]
  *                       [--methods linear,full,vpt-shallow,vpt-deep,lora,adapter,ship,ship-no-ap,ship-no-pml,ship-no-da,ship-tau1]
- *                       [--epochs 20] [--counts 800,200,1000] [--out docs/results.md]
+ *                       [--epochs 20] [--counts 800,200,1000] [--out docs/results.md] [--shard 0/2] [--report-only]
+ *
+ * Every finished (seed, task, method) run is appended to a JSONL file next to the data (`--results`), and runs already
+ * there are skipped, so an interrupted benchmark resumes and several processes (`--shard i/n`) can share one machine's
+ * cores; `--report-only` writes the report from that file. Jobs run seed-major, so a cut-short run still has whole seeds.
  *
  * The backbone is the bundled self-pretrained tiny ViT (models/), not an ImageNet-21k ViT-B/16.
  */
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { VisionTransformer, loadVit } from '@peftjs/backbone';
 import { adapter, fullFineTuning, linearProbe, lora, vpt } from '@peftjs/baselines';
-import { type PeftPlugin, createPeftModel, initBackend, tf } from '@peftjs/core';
+import { renderPng } from '@peftjs/cli';
+import { type PeftPlugin, createPeftModel, initBackend, tf, writeFileAtomic } from '@peftjs/core';
 import { ImageDataset, asPrepareData, readVtabTask } from '@peftjs/data';
 import { MINI_VTAB_TASKS, generateTask } from '@peftjs/mini-vtab';
 import { ship } from '@peftjs/ship';
@@ -38,6 +43,9 @@ const { values } = parseArgs({
     weights: { type: 'string', default: 'models/peftjs-vit-tiny12-p8-32.safetensors' },
     data: { type: 'string', default: '.cache/mini-vtab' },
     out: { type: 'string', default: 'docs/results.md' },
+    results: { type: 'string' },
+    shard: { type: 'string', default: '0/1' },
+    'report-only': { type: 'boolean', default: false },
   },
 });
 
@@ -46,6 +54,11 @@ const [train800, val200, test] = values.counts.split(',').map(Number) as [number
 const epochs = Number(values.epochs);
 const seeds = values.seeds.split(',').map(Number);
 const dataRoot = join(values.data, `${train800}-${val200}-${test}`);
+const resultsFile =
+  values.results ?? join(dataRoot, `results-${basename(values.weights, '.safetensors')}-e${epochs}.jsonl`);
+const [shardIndex, shardCount] = values.shard.split('/').map(Number) as [number, number];
+if (!(shardCount >= 1 && shardIndex >= 0 && shardIndex < shardCount))
+  throw new Error(`--shard must be i/n with 0 ≤ i < n, got "${values.shard}"`);
 
 /** Method name → plugins and learning rate (prompt methods need ≥ 5e-3 here; full fine-tuning 1e-4). */
 const METHODS: Record<string, { lr: number; plugins: () => PeftPlugin[] }> = {
@@ -79,20 +92,34 @@ const METHODS: Record<string, { lr: number; plugins: () => PeftPlugin[] }> = {
   },
 };
 
-interface Cell {
-  top1: number[];
+/** One finished run, as stored in the results file. */
+interface RunRecord {
+  method: string;
+  task: string;
+  seed: number;
+  top1: number;
   params: number;
   seconds: number;
+  epochsChosen?: number;
 }
-const results = new Map<string, Map<string, Cell>>();
-const record = (method: string, task: string, top1: number, params: number, seconds: number) => {
-  const row = results.get(method) ?? new Map<string, Cell>();
-  const cell = row.get(task) ?? { top1: [], params, seconds: 0 };
-  cell.top1.push(top1);
-  cell.seconds += seconds;
-  row.set(task, cell);
-  results.set(method, row);
-};
+
+async function readRecords(): Promise<RunRecord[]> {
+  if (!existsSync(resultsFile)) return [];
+  const text = await readFile(resultsFile, 'utf8');
+  return text
+    .split('\n')
+    .map((line, i) => [line, i] as const)
+    .filter(([line]) => line.trim() !== '')
+    .map(([line, i]) => {
+      try {
+        return JSON.parse(line) as RunRecord;
+      } catch (error) {
+        throw new Error(`${resultsFile}:${i + 1}: not a JSON run record (${(error as Error).message})`);
+      }
+    });
+}
+
+const runKey = (r: Pick<RunRecord, 'method' | 'task' | 'seed'>) => `${r.method}|${r.task}|${r.seed}`;
 
 /** Pixel-space kNN on the normalised images, k ∈ {1, 3, 5, 9} chosen on val200, then test once. */
 async function pixelKnn(
@@ -140,122 +167,195 @@ async function pixelKnn(
   return accuracy(trainval, tst, k);
 }
 
-const { model: pretrained } = await loadVit(values.weights);
-const random = VisionTransformer.create(pretrained.config, { seed: 12345 });
+const KNN = 'ref: pixel kNN (k on val)';
+const SCRATCH = 'ref: from scratch (full FT, random init)';
+const RANDOM_LINEAR = 'ref: linear probe, random backbone';
 const started = Date.now();
-for (const task of values.tasks.split(',')) {
-  if (!existsSync(join(dataRoot, task, 'test.txt'))) {
-    try {
+const tasks = values.tasks.split(',').filter(Boolean);
+const refs = values.references.split(',').filter(Boolean);
+const methods = values.methods.split(',').filter(Boolean);
+for (const method of methods)
+  if (!METHODS[method])
+    throw new Error(`unknown method "${method}"; known: ${Object.keys(METHODS).join(', ')}`);
+const methodNames = [
+  ...methods,
+  ...(refs.includes('scratch') ? [SCRATCH] : []),
+  ...(refs.includes('random-linear') ? [RANDOM_LINEAR] : []),
+];
+
+if (!values['report-only']) {
+  const { model: pretrained } = await loadVit(values.weights);
+  const random = VisionTransformer.create(pretrained.config, { seed: 12345 });
+  const done = new Set((await readRecords()).map(runKey));
+  await mkdir(dirname(resultsFile), { recursive: true });
+  const save = async (r: RunRecord) => {
+    await appendFile(resultsFile, `${JSON.stringify(r)}\n`);
+    console.log(
+      `${r.task} ${r.method} seed ${r.seed}: test top-1 ${(r.top1 * 100).toFixed(2)} % (${r.seconds.toFixed(0)} s)`,
+    );
+  };
+  // Seed-major job list, dealt round-robin to shards; kNN is deterministic and runs once per task (shard 0).
+  const jobs: { seed: number; task: string; method: string }[] = [];
+  for (const seed of seeds)
+    for (const task of tasks)
+      for (const method of [...methodNames, ...(refs.includes('knn') && seed === seeds[0] ? [KNN] : [])])
+        jobs.push({ seed, task, method });
+  const mine = jobs.filter((_, i) => i % shardCount === shardIndex).filter((j) => !done.has(runKey(j)));
+  console.log(`${mine.length} runs for shard ${values.shard} (results: ${resultsFile})`);
+  for (const { seed, task, method } of mine) {
+    if (!existsSync(join(dataRoot, task, 'test.txt')))
       await generateTask(task, { root: dataRoot, seed: 0, counts: { train800, val200, test } });
-    } catch (error) {
-      console.error(`${task}: skipped — ${(error as Error).message}`);
+    const info = await readVtabTask(dataRoot, task);
+    const options = {
+      imageSize: pretrained.config.imageSize,
+      channels: 3 as const,
+      normalization: 'inception' as const,
+      numClasses: info.numClasses,
+    };
+    const data = {
+      select: new ImageDataset(info.splits.train800, options),
+      val: new ImageDataset(info.splits.val200, options),
+      trainval: new ImageDataset(info.splits.train800val200, options),
+      test: new ImageDataset(info.splits.test, options),
+    };
+    const t0 = performance.now();
+    if (method === KNN) {
+      const top1 = await pixelKnn(task, data);
+      await save({ method, task, seed, top1, params: 0, seconds: (performance.now() - t0) / 1000 });
       continue;
     }
-  }
-  const info = await readVtabTask(dataRoot, task);
-  const options = {
-    imageSize: pretrained.config.imageSize,
-    channels: 3 as const,
-    normalization: 'inception' as const,
-    numClasses: info.numClasses,
-  };
-  const data = {
-    select: new ImageDataset(info.splits.train800, options),
-    val: new ImageDataset(info.splits.val200, options),
-    trainval: new ImageDataset(info.splits.train800val200, options),
-    test: new ImageDataset(info.splits.test, options),
-  };
-  const runs: [string, VisionTransformer, () => PeftPlugin[], number][] = [];
-  for (const method of values.methods.split(',')) {
-    const spec = METHODS[method];
-    if (!spec) throw new Error(`unknown method "${method}"; known: ${Object.keys(METHODS).join(', ')}`);
-    runs.push([method, pretrained, spec.plugins, spec.lr]);
-  }
-  const refs = values.references.split(',').filter(Boolean);
-  if (refs.includes('scratch'))
-    runs.push(['ref: from scratch (full FT, random init)', random, () => [fullFineTuning()], 1e-3]);
-  if (refs.includes('random-linear'))
-    runs.push(['ref: linear probe, random backbone', random, () => [linearProbe()], 5e-3]);
-  for (const [method, vit, plugins, lr] of runs) {
-    for (const seed of seeds) {
-      const t0 = performance.now();
-      let prepareOn = data.select;
-      let params = 0;
-      const outcome = await vtabProtocol(
-        async () => {
-          const model = createPeftModel(vit, plugins(), { seed, numClasses: info.numClasses });
-          if (model.plugins.some((p) => p.prepare)) await model.prepare(asPrepareData(prepareOn, 64));
-          params = model.parameterReport().trainableWithoutHead;
-          return model;
+    const [vit, plugins, lr] =
+      method === SCRATCH
+        ? ([random, () => [fullFineTuning()], 1e-3] as const)
+        : method === RANDOM_LINEAR
+          ? ([random, () => [linearProbe()], 5e-3] as const)
+          : ([
+              pretrained,
+              (METHODS[method] as (typeof METHODS)[string]).plugins,
+              (METHODS[method] as (typeof METHODS)[string]).lr,
+            ] as const);
+    let prepareOn = data.select;
+    let params = 0;
+    const outcome = await vtabProtocol(
+      async () => {
+        const model = createPeftModel(vit, plugins(), { seed, numClasses: info.numClasses });
+        if (model.plugins.some((p) => p.prepare)) await model.prepare(asPrepareData(prepareOn, 64));
+        params = model.parameterReport().trainableWithoutHead;
+        return model;
+      },
+      { train800: data.select, val200: data.val, train800val200: data.trainval, test: data.test },
+      {
+        epochs,
+        batchSize: 64,
+        microBatch: 32,
+        lr,
+        weightDecay: 1e-4,
+        warmupEpochs: Math.min(2, Math.max(1, Math.floor(epochs / 5))),
+        evalEvery: 1,
+        seed,
+        onStage: (stage) => {
+          prepareOn = stage.phase === 'final' ? data.trainval : data.select;
         },
-        { train800: data.select, val200: data.val, train800val200: data.trainval, test: data.test },
-        {
-          epochs,
-          batchSize: 64,
-          microBatch: 32,
-          lr,
-          weightDecay: 1e-4,
-          warmupEpochs: 2,
-          evalEvery: 1,
-          seed,
-          onStage: (stage) => {
-            prepareOn = stage.phase === 'final' ? data.trainval : data.select;
-          },
-        },
-      );
-      outcome.model.dispose();
-      const seconds = (performance.now() - t0) / 1000;
-      record(method, task, outcome.test.top1, params, seconds);
-      console.log(
-        `${task} ${method} seed ${seed}: test top-1 ${(outcome.test.top1 * 100).toFixed(2)} % (${seconds.toFixed(0)} s)`,
-      );
-    }
-  }
-  if (refs.includes('knn')) {
-    const t0 = performance.now();
-    const top1 = await pixelKnn(task, data);
-    for (const _ of seeds)
-      record('ref: pixel kNN (k on val)', task, top1, 0, (performance.now() - t0) / 1000 / seeds.length);
-    console.log(`${task} pixel kNN: ${(top1 * 100).toFixed(2)} %`);
+      },
+    );
+    outcome.model.dispose();
+    await save({
+      method,
+      task,
+      seed,
+      top1: outcome.test.top1,
+      params,
+      seconds: (performance.now() - t0) / 1000,
+      epochsChosen: outcome.selected.epochs,
+    });
   }
 }
 
 // Report: mean ± std per task, group means (mean over tasks of a group, then over groups), parameters, time.
-const tasks = values.tasks.split(',').filter((t) => [...results.values()].some((row) => row.has(t)));
+const records = (await readRecords()).filter(
+  (r) =>
+    tasks.includes(r.task) && seeds.includes(r.seed) && (methodNames.includes(r.method) || r.method === KNN),
+);
+const byMethod = new Map<string, Map<string, RunRecord[]>>();
+for (const name of [...methodNames, KNN]) {
+  const row = new Map<string, RunRecord[]>();
+  for (const r of records.filter((r) => r.method === name)) row.set(r.task, [...(row.get(r.task) ?? []), r]);
+  if (row.size > 0) byMethod.set(name, row);
+}
+const shownTasks = tasks.filter((t) => records.some((r) => r.task === t));
 const groupOf = (t: string) => MINI_VTAB_TASKS.find((x) => x.name === t)?.group ?? 'structured';
-const groups = ['natural', 'specialized', 'structured'].filter((g) => tasks.some((t) => groupOf(t) === g));
+const groups = ['natural', 'specialized', 'structured'].filter((g) =>
+  shownTasks.some((t) => groupOf(t) === g),
+);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs: number[]) => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
+const complete = (row: Map<string, RunRecord[]>) =>
+  shownTasks.every((t) => (row.get(t)?.length ?? 0) === (row.get(t)?.[0]?.method === KNN ? 1 : seeds.length));
+const summary = [...byMethod].map(([method, row]) => {
+  const groupMeans = groups.map((g) => {
+    const xs = shownTasks
+      .filter((t) => groupOf(t) === g && row.has(t))
+      .map((t) => mean((row.get(t) ?? []).map((r) => r.top1)));
+    return xs.length ? mean(xs) * 100 : Number.NaN;
+  });
+  return { method, row, groupMeans, overall: mean(groupMeans.filter((m) => !Number.isNaN(m))) };
+});
 const lines = [
   '# Mini-VTAB results',
   '',
   `Backbone: the bundled **self-pretrained tiny ViT** (${values.weights}; depth 12, width 128, 32×32 px, patch 8), not an ImageNet-21k ViT-B/16.`,
-  `Protocol: VTAB-1k style — train on train800, choose the epoch count on val200, refit on train800val200, evaluate the test split once; ${epochs} epochs max, AdamW, batch 64, warm-up 2, wd 1e-4, no tuning on the test split.`,
-  `Data: @peftjs/mini-vtab (${train800}/${val200}/${test} images per task, generator seed 0). Seeds: ${seeds.join(', ')}. Backend ${backend.backend}${backend.native.installed ? ' + native matmul' : ''}; ${cpus()[0]?.model ?? 'CPU'} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ${new Date().toISOString()}; total ${((Date.now() - started) / 60000).toFixed(1)} min.`,
-  `Command: \`pnpm bench:accuracy ${process.argv.slice(2).join(' ')}\``,
+  `Protocol: VTAB-1k style — train on train800, choose the epoch count on val200, refit on train800val200 for that many epochs (same schedule), evaluate the test split once; ${epochs} epochs max, AdamW, batch 64, wd 1e-4, no tuning on the test split.`,
+  `Data: @peftjs/mini-vtab (${train800}/${val200}/${test} images per task or all that exist, generator seed 0). Seeds: ${seeds.join(', ')}. Backend ${backend.backend}${backend.native.installed ? ' + native matmul' : ''}; ${cpus()[0]?.model ?? 'CPU'} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; report written ${new Date().toISOString()}.`,
+  `Command: \`pnpm bench:accuracy ${process.argv.slice(2).join(' ')}\` (results file ${resultsFile}).`,
   '',
-  `| method | ${tasks.join(' | ')} | ${groups.map((g) => `${g} mean`).join(' | ')} | group mean | trainable params (no head) | wall s |`,
-  `|---|${tasks.map(() => '---').join('|')}|${groups.map(() => '---').join('|')}|---|---|---|`,
+  `| method | ${shownTasks.join(' | ')} | ${groups.map((g) => `${g} mean`).join(' | ')} | group mean | trainable params (no head) | wall s |`,
+  `|---|${shownTasks.map(() => '---').join('|')}|${groups.map(() => '---').join('|')}|---|---|---|`,
 ];
-for (const [method, row] of results) {
-  const cells = tasks.map((t) => {
-    const c = row.get(t);
-    return c ? `${(mean(c.top1) * 100).toFixed(1)} ± ${(std(c.top1) * 100).toFixed(1)}` : '';
+for (const { method, row, groupMeans, overall } of summary) {
+  const cells = shownTasks.map((t) => {
+    const xs = (row.get(t) ?? []).map((r) => r.top1);
+    return xs.length
+      ? `${(mean(xs) * 100).toFixed(1)} ± ${(std(xs) * 100).toFixed(1)}${xs.length < seeds.length && method !== KNN ? ` (n=${xs.length})` : ''}`
+      : '—';
   });
-  const groupMeans = groups.map((g) => {
-    const xs = tasks.filter((t) => groupOf(t) === g && row.has(t)).map((t) => mean(row.get(t)?.top1 ?? []));
-    return xs.length ? mean(xs) * 100 : Number.NaN;
-  });
-  const params = [...row.values()][0]?.params ?? 0;
-  const seconds = [...row.values()].reduce((a, c) => a + c.seconds, 0);
+  const params = [...row.values()][0]?.[0]?.params ?? 0;
+  const seconds = [...row.values()].flat().reduce((a, r) => a + r.seconds, 0);
   lines.push(
-    `| ${method} | ${cells.join(' | ')} | ${groupMeans.map((m) => (Number.isNaN(m) ? '' : m.toFixed(1))).join(' | ')} | ${mean(groupMeans.filter((m) => !Number.isNaN(m))).toFixed(1)} | ${params.toLocaleString('en-US')} | ${seconds.toFixed(0)} |`,
+    `| ${method}${complete(row) ? '' : ' (incomplete)'} | ${cells.join(' | ')} | ${groupMeans.map((m) => (Number.isNaN(m) ? '' : m.toFixed(1))).join(' | ')} | ${overall.toFixed(1)} | ${params.toLocaleString('en-US')} | ${seconds.toFixed(0)} |`,
   );
 }
 lines.push(
   '',
-  'Numbers are test top-1 (%), mean ± std over seeds; the kNN row is deterministic (std 0).',
+  'Numbers are test top-1 (%), mean ± std (population) over seeds; the kNN row is deterministic (one run, std 0).',
+  "Group mean = mean over groups of the mean over that group's tasks, as VTAB reports it. Wall s = total over seeds and tasks.",
+  '',
+  '![Group mean per method](results.png)',
   '',
 );
-await writeFile(values.out, lines.join('\n'));
-console.log(`wrote ${values.out}`);
+await mkdir(dirname(values.out), { recursive: true });
+await writeFileAtomic(values.out, lines.join('\n'));
+const png = await renderPng({
+  $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+  title: 'Mini-VTAB test top-1 (%), self-pretrained tiny ViT',
+  background: 'white',
+  width: 90,
+  height: 220,
+  data: {
+    values: summary
+      .flatMap(({ method, groupMeans, overall }) => [
+        ...groups.map((g, i) => ({ method, group: g, top1: groupMeans[i] })),
+        { method, group: 'group mean', top1: overall },
+      ])
+      .filter((d) => Number.isFinite(d.top1)),
+  },
+  mark: 'bar',
+  encoding: {
+    column: { field: 'group', type: 'nominal', title: null },
+    x: { field: 'method', type: 'nominal', title: null, sort: null, axis: { labelAngle: -60 } },
+    y: { field: 'top1', type: 'quantitative', title: 'top-1 %' },
+    color: { field: 'method', type: 'nominal', legend: null, sort: null },
+  },
+});
+const pngPath = join(dirname(values.out), 'results.png');
+await writeFileAtomic(pngPath, png);
+console.log(`wrote ${values.out} and ${pngPath} (${((Date.now() - started) / 60000).toFixed(1)} min)`);
