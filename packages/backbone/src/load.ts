@@ -11,6 +11,7 @@ import { readNpz } from './io/npz.js';
 import { TIMM_DEFAULTS } from './presets.js';
 import { VisionTransformer } from './vit.js';
 
+/** Options of `loadVit` and `vitFromTensors`. */
 export interface LoadVitOptions {
   /** The full config; when absent it is inferred from tensor shapes (see `inferVitConfig`). */
   config?: VitConfig;
@@ -28,11 +29,18 @@ export interface LoadVitOptions {
   seed?: Seed;
 }
 
+/** A ViT loaded from a checkpoint, with what was learned about the file. */
 export interface LoadedVit {
+  /** The model, weights loaded (the caller owns it: `dispose()` when done). */
   readonly model: VisionTransformer;
+  /** The naming family detected in (or forced on) the file. */
   readonly layout: WeightLayout;
   /** Tensors present in the file that a ViT classifier does not use (pre-logits, pooler), reported not loaded. */
   readonly dropped: readonly string[];
+  /**
+   * The file's string metadata: safetensors `__metadata__`, `options.metadata` for `vitFromTensors`, `{}`
+   * for npz.
+   */
   readonly metadata: Readonly<Record<string, string>>;
 }
 

@@ -10,14 +10,25 @@ import { type Tensor, type VitConfig, tf, vitGeometry } from '@peftjs/core';
  */
 export type StorageLayout = 'same' | 'linear' | 'patch';
 
+/** One tensor of the ViT parameter table. */
 export interface ParameterSpec {
+  /** timm name, e.g. `blocks.0.attn.qkv.weight`; also the registry name. */
   readonly name: string;
   /** Shape in timm / PyTorch layout (what checkpoints contain). */
   readonly torchShape: readonly number[];
+  /** How the stored tensor differs from `torchShape` (see `StorageLayout`). */
   readonly layout: StorageLayout;
+  /**
+   * Part of the network: patch/position embedding and CLS token, a transformer block, the final norm, or the
+   * classifier (registered under owner `'head'`, the rest under `'backbone'`).
+   */
   readonly group: 'embedding' | 'block' | 'norm' | 'head';
 }
 
+/**
+ * Every tensor of a ViT with `config`, in timm order: embeddings, each block (qkv bias only with `qkvBias`),
+ * final norm, then the head unless `options.head` is false.
+ */
 export function vitParameterSpecs(config: VitConfig, options: { head?: boolean } = {}): ParameterSpec[] {
   const { dim, depth, mlpHidden, channels, patchSize: p, numClasses } = config;
   const { numImageTokens } = vitGeometry(config);

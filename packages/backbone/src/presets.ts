@@ -2,12 +2,17 @@ import { PeftError, type VitConfig, validateVitConfig } from '@peftjs/core';
 
 /** Width / depth / heads of timm's named ViT sizes. */
 export const VIT_SIZES = {
+  /** ViT-Ti: 192 wide, 12 blocks, 3 heads. */
   tiny: { dim: 192, depth: 12, heads: 3 },
+  /** ViT-S: 384 wide, 12 blocks, 6 heads. */
   small: { dim: 384, depth: 12, heads: 6 },
+  /** ViT-B: 768 wide, 12 blocks, 12 heads. */
   base: { dim: 768, depth: 12, heads: 12 },
+  /** ViT-L: 1024 wide, 24 blocks, 16 heads. */
   large: { dim: 1024, depth: 24, heads: 16 },
 } as const;
 
+/** A timm ViT size name: `tiny`, `small`, `base` or `large`. */
 export type VitSize = keyof typeof VIT_SIZES;
 
 /** `vit_{tiny|small|base|large}_patch{16|32}_{imageSize}`, the timm model names. */
@@ -16,7 +21,16 @@ export type VitPresetName = `vit_${VitSize}_patch${16 | 32}_${number}`;
 const PRESET_PATTERN = /^vit_(tiny|small|base|large)_patch(16|32)_(\d+)$/;
 
 /** Defaults shared by every preset: timm's LayerNorm eps, qkv bias, MLP ratio 4, no stochastic depth. */
-export const TIMM_DEFAULTS = { layerNormEps: 1e-6, qkvBias: true, dropPathRate: 0, channels: 3 } as const;
+export const TIMM_DEFAULTS = {
+  /** LayerNorm epsilon of timm's ViTs. */
+  layerNormEps: 1e-6,
+  /** The fused qkv projection has a bias. */
+  qkvBias: true,
+  /** No stochastic depth. */
+  dropPathRate: 0,
+  /** RGB input. */
+  channels: 3,
+} as const;
 
 /**
  * The config of a timm preset (e.g. `vit_base_patch16_224`), with optional overrides such as the number of

@@ -51,6 +51,7 @@ interface BlockResult {
   logits: Tensor4D;
 }
 
+/** Options of `VisionTransformer.create`. */
 export interface CreateVitOptions {
   /** Seed of the random initialisation (timm's scheme). Default 0. */
   seed?: Seed;
@@ -64,8 +65,14 @@ export interface CreateVitOptions {
  * Input images are NHWC `[B, H, W, C]`, already normalised.
  */
 export class VisionTransformer implements PeftBackbone {
+  /** Architecture and the class count of the current head. */
   readonly config: VitConfig;
+  /** Patch grid, token counts and head width derived from `config`. */
   readonly geometry: VitGeometry;
+  /**
+   * Every weight by timm name: owner `'backbone'`, and `'head'` for `head.weight` `[D, C]` and `head.bias`
+   * `[C]`.
+   */
   readonly registry: ParameterRegistry;
   private headConfig: { numClasses: number };
 
@@ -146,6 +153,7 @@ export class VisionTransformer implements PeftBackbone {
     return vit;
   }
 
+  /** Number of classes of the current head. */
   get numClasses(): number {
     return this.headConfig.numClasses;
   }
@@ -392,6 +400,11 @@ export class VisionTransformer implements PeftBackbone {
     return 1 / Math.sqrt(this.geometry.headDim);
   }
 
+  /**
+   * Runs the ViT on normalised images `[B, H, W, C]`, calling `options.driver` at every hook site. Throws
+   * `SHAPE_MISMATCH` when the images do not match `config.imageSize` and `config.channels`. The caller owns
+   * (and disposes) the outputs.
+   */
   forward(images: Tensor4D, options: BackboneForwardOptions): BackboneOutput {
     const { driver, training } = options;
     const { depth, dim } = this.config;
@@ -457,9 +470,13 @@ export class VisionTransformer implements PeftBackbone {
 
   /** Per-block outputs `[B, N, D]`, attention logits `[B, H, N, N]`, final CLS features and logits, without plugins. */
   forwardIntermediates(images: Tensor4D): {
+    /** Class logits `[B, C]`. */
     logits: Tensor2D;
+    /** Final-normed CLS features `[B, D]`. */
     features: Tensor2D;
+    /** Every block's output `[B, N, D]` (before the final norm), one per block. */
     blockOutputs: Tensor3D[];
+    /** Every block's pre-softmax attention logits `[B, H, N, N]`. */
     attnLogits: Tensor4D[];
   } {
     return tf.tidy(() => {
@@ -484,6 +501,7 @@ export class VisionTransformer implements PeftBackbone {
     return this.registry.list((e) => e.owner === BACKBONE_OWNER).reduce((n, e) => n + e.variable.size, 0);
   }
 
+  /** Disposes every weight, head included; the model is unusable afterwards. */
   dispose(): void {
     this.registry.dispose();
   }

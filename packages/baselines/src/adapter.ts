@@ -29,6 +29,10 @@ import {
   uniformTensor,
 } from './common.js';
 
+/**
+ * Adapter design: `houlsby` (sequential, after attention and MLP) or `adaptformer` (parallel to the MLP); see
+ * `AdapterOptions.kind`.
+ */
 export type AdapterKind = 'houlsby' | 'adaptformer';
 
 export interface AdapterOptions extends PluginIdentityOptions {
@@ -48,15 +52,24 @@ export interface AdapterOptions extends PluginIdentityOptions {
   dropout?: number;
 }
 
+/** `AdapterOptions` validated, with defaults applied (what the plugin saves as its options). */
 export interface ResolvedAdapterOptions extends ResolvedIdentity {
+  /** Adapter design. */
   kind: AdapterKind;
+  /** Bottleneck width m. */
   bottleneck: number;
   /** 1 for Houlsby (no scale). */
   scale: number;
+  /** Whether the up-projection starts at zero. */
   zeroInit: boolean;
+  /** Dropout rate on the bottleneck activations while training. */
   dropout: number;
 }
 
+/**
+ * Validates `AdapterOptions` (throws `INVALID_OPTION` naming the option, e.g. a `scale` given for Houlsby)
+ * and fills in defaults.
+ */
 export function resolveAdapterOptions(options: AdapterOptions): ResolvedAdapterOptions {
   requireOptionsObject('adapter', options);
   const kind = requireOneOf('adapter.kind', options.kind, ['houlsby', 'adaptformer'] as const);

@@ -13,6 +13,7 @@ import {
   resolveIdentity,
 } from './common.js';
 
+/** Options of `bitfit`: only the plugin's identity (name, prefix, tier). */
 export type BitFitOptions = PluginIdentityOptions;
 
 /**

@@ -25,9 +25,13 @@ export interface PluginIdentityOptions {
   tier?: PluginTier;
 }
 
+/** Validated `PluginIdentityOptions` with defaults applied. */
 export interface ResolvedIdentity {
+  /** Plugin name (the method's name unless overridden). */
   name: string;
+  /** Tensor namespace (the method's name unless overridden). */
   prefix: string;
+  /** Hook tier, present only when it was set. */
   tier?: PluginTier;
 }
 

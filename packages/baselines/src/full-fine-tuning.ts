@@ -7,6 +7,7 @@ import {
   resolveIdentity,
 } from './common.js';
 
+/** Options of `fullFineTuning`: only the plugin's identity (name, prefix, tier). */
 export type FullFineTuningOptions = PluginIdentityOptions;
 
 /**

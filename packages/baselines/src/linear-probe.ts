@@ -7,6 +7,7 @@ import {
   resolveIdentity,
 } from './common.js';
 
+/** Options of `linearProbe`: only the plugin's identity (name, prefix, tier). */
 export type LinearProbeOptions = PluginIdentityOptions;
 
 /**

@@ -40,6 +40,7 @@ import {
  * or the MLP's two linears.
  */
 export type LoraTarget = 'q' | 'k' | 'v' | 'proj' | 'fc1' | 'fc2';
+/** Every `LoraTarget`: the values `LoraOptions.targets` accepts, in forward order. */
 export const LORA_TARGETS: readonly LoraTarget[] = ['q', 'k', 'v', 'proj', 'fc1', 'fc2'];
 
 export interface LoraOptions extends PluginIdentityOptions {
@@ -55,15 +56,24 @@ export interface LoraOptions extends PluginIdentityOptions {
   blocks?: readonly number[] | null;
 }
 
+/** `LoraOptions` validated, with defaults applied (what the plugin saves as its options). */
 export interface ResolvedLoraOptions extends ResolvedIdentity {
+  /** Rank r of each update. */
   rank: number;
+  /** Scaling numerator: updates are multiplied by alpha / r. */
   alpha: number;
+  /** Dropout rate on each LoRA branch's input while training. */
   dropout: number;
+  /** Layers that get an update, distinct, in the order given. */
   targets: LoraTarget[];
   /** null: every block. */
   blocks: number[] | null;
 }
 
+/**
+ * Validates `LoraOptions` (throws `INVALID_OPTION` naming the option) and fills in defaults; block indices
+ * are sorted and checked against the depth only in `setup`.
+ */
 export function resolveLoraOptions(options: LoraOptions): ResolvedLoraOptions {
   requireOptionsObject('lora', options);
   const alpha = options.alpha;

@@ -38,6 +38,7 @@ import {
  * position embedding, so that one is not offered.
  */
 export type SsfSite = 'norm1' | 'qkv' | 'proj' | 'norm2' | 'fc1' | 'fc2' | 'norm';
+/** Every `SsfSite`, in forward order. */
 export const SSF_SITES: readonly SsfSite[] = ['norm1', 'qkv', 'proj', 'norm2', 'fc1', 'fc2', 'norm'];
 
 /**
@@ -53,11 +54,15 @@ export interface SsfOptions extends PluginIdentityOptions {
   init?: SsfInit;
 }
 
+/** `SsfOptions` validated, with defaults applied (what the plugin saves as its options). */
 export interface ResolvedSsfOptions extends ResolvedIdentity {
+  /** Sites that get a scale and shift, distinct, in the order given. */
   sites: SsfSite[];
+  /** Initialisation of γ and β. */
   init: SsfInit;
 }
 
+/** Validates `SsfOptions` (throws `INVALID_OPTION` naming the option) and fills in defaults. */
 export function resolveSsfOptions(options: SsfOptions = {}): ResolvedSsfOptions {
   requireOptionsObject('ssf', options);
   return {

@@ -21,6 +21,10 @@ import {
   uniformTensor,
 } from './common.js';
 
+/**
+ * `shallow`: one prompt inserted before block 0; `deep`: a fresh prompt at every block (see
+ * `VptOptions.mode`).
+ */
 export type VptMode = 'shallow' | 'deep';
 
 export interface VptOptions extends PluginIdentityOptions {
@@ -32,12 +36,17 @@ export interface VptOptions extends PluginIdentityOptions {
   dropout?: number;
 }
 
+/** `VptOptions` validated, with defaults applied (what the plugin saves as its options). */
 export interface ResolvedVptOptions extends ResolvedIdentity {
+  /** Shallow or deep prompting. */
   mode: VptMode;
+  /** Prompt tokens n per insertion. */
   tokens: number;
+  /** Dropout rate on the prompt tokens while training. */
   dropout: number;
 }
 
+/** Validates `VptOptions` (throws `INVALID_OPTION` naming the option) and fills in defaults. */
 export function resolveVptOptions(options: VptOptions): ResolvedVptOptions {
   requireOptionsObject('vpt', options);
   return {

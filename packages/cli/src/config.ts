@@ -31,6 +31,10 @@ export function levenshtein(a: string, b: string): number {
   return row[b.length] as number;
 }
 
+/**
+ * A ` (did you mean "x"?)` suffix naming the candidate closest to `word` (case-insensitive Levenshtein
+ * distance), or `''` when even the closest is more than max(2, ⌊length/3⌋) edits away.
+ */
 export function didYouMean(word: string, candidates: readonly string[]): string {
   let best = '';
   let bestDistance = Number.POSITIVE_INFINITY;

@@ -15,7 +15,15 @@ import { UsageError, didYouMean, parseFlagValue, resolveConfig } from './config.
 import { OPTIONS, optionPaths } from './options.js';
 import { type Output, Progress } from './progress.js';
 
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+/** Process exit codes `runCli` returns. */
+export const EXIT = {
+  /** The command succeeded. */
+  ok: 0,
+  /** The command failed (an error, or `data check` found problems); the reason went to stderr. */
+  failure: 1,
+  /** The command line was wrong (unknown command, flag or option, bad value) or no command was given. */
+  usage: 2,
+} as const;
 
 interface CommandSpec {
   readonly summary: string;
@@ -90,9 +98,16 @@ const COMMANDS: Record<string, CommandSpec> = {
   },
 };
 
+/** A command line split by `parseArgs`. */
 interface ParsedArgs {
+  /** The command (`train`, `eval`, …; `data check` for the two-word one), or `''` when none was given. */
   command: string;
+  /** Arguments that are not flags, after the command. */
   positional: string[];
+  /**
+   * Flag values by name (without `--`), parsed as JSON when possible; bare switches are `true`, `-h` sets
+   * `help`.
+   */
   flags: Record<string, unknown>;
 }
 

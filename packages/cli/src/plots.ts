@@ -10,9 +10,13 @@ export async function renderPng(spec: TopLevelSpec): Promise<Uint8Array> {
   return new Uint8Array(await sharp(Buffer.from(svg)).png().toBuffer());
 }
 
+/** One point of a line chart. */
 export interface SeriesPoint {
+  /** Horizontal position (e.g. the epoch). */
   readonly x: number;
+  /** Vertical value (e.g. the loss or an accuracy). */
   readonly y: number;
+  /** Name of the line the point belongs to (its legend entry). */
   readonly series: string;
 }
 

@@ -2,10 +2,13 @@ import type { TrainEvent } from '@peftjs/train';
 
 /** Where the CLI writes: injectable so tests capture output. */
 export interface Output {
+  /** Writes `text` as is (callers add the newlines). */
   write(text: string): void;
+  /** Whether the output is a terminal: then `Progress` redraws bars in place. */
   readonly isTTY: boolean;
 }
 
+/** An `Output` over a Node stream (`process.stdout`, `process.stderr`). */
 export function streamOutput(stream: NodeJS.WriteStream): Output {
   return { write: (text) => stream.write(text), isTTY: Boolean(stream.isTTY) };
 }

@@ -12,17 +12,48 @@ import type { TokenLayout, TokenStream } from './tokens.js';
  * without plugins as `base`.
  */
 export interface HookDriver {
+  /** Config, geometry, mode and batch size of this forward call. */
   readonly info: ForwardInfo;
   /** Seeded stream for the backbone's own randomness in this forward (stochastic depth). */
   readonly rng: Rng;
+  /**
+   * Runs every `embed` hook on the stream after patch embedding + CLS + position embedding; returns the
+   * resulting stream.
+   */
   embed(stream: TokenStream): TokenStream;
+  /** Runs every `blockStart` hook before block `block`; returns the stream the block should read. */
   blockStart(stream: TokenStream, block: number): TokenStream;
+  /**
+   * Computes the fused qkv projection of LN1 output `[B, N, D]` → `[B, N, 3D]` through the plugins' `qkv`
+   * wrappers around `base`. Throws `SHAPE_MISMATCH` if a hook returns another shape.
+   */
   qkv(input: Tensor3D, block: number, base: (input: Tensor3D) => Tensor3D): Tensor3D;
+  /**
+   * Runs the attention core: `base` (joint softmax attention) wrapped by the `attention` hooks, then shows
+   * the resulting logits to every `attnLogits` observer.
+   */
   attention(args: AttentionArgs, base: (args: AttentionArgs) => AttentionResult): AttentionResult;
+  /**
+   * Runs every `attnOut` hook on the attention branch `[B, N, D]` after the output projection, before the
+   * residual add.
+   */
   attnOut(output: Tensor3D, block: number, layout: TokenLayout): Tensor3D;
+  /**
+   * Computes the MLP of LN2 output `[B, N, D]` through the plugins' `mlp` wrappers around `base`; the shape
+   * must stay `[B, N, D]`.
+   */
   mlp(input: Tensor3D, block: number, base: (input: Tensor3D) => Tensor3D): Tensor3D;
+  /**
+   * Runs every `blockEnd` hook after block `block` (residual adds done); returns the stream the next block
+   * reads.
+   */
   blockEnd(stream: TokenStream, block: number): TokenStream;
+  /**
+   * Computes class logits `[B, C]` from final-normed CLS features `[B, D]` through the `head` hooks around
+   * `base`.
+   */
   head(features: Tensor2D, base: (features: Tensor2D) => Tensor2D): Tensor2D;
+  /** Runs every `auxLoss` hook once the logits are known (the last call of a forward). */
   auxLoss(output: { logits: Tensor2D; tokens: TokenStream }): void;
   /** Whether the attention of `block` keeps prompt rows independent of image rows (see `PeftPlugin.isolatesPrompts`). */
   promptsIsolated(block: number): boolean;
@@ -30,22 +61,37 @@ export interface HookDriver {
   readonly losses: readonly NamedLoss[];
 }
 
+/** An auxiliary loss a plugin added with `HookContext.addLoss`. */
 export interface NamedLoss {
+  /** Name it is logged under (as given to `addLoss`). */
   readonly name: string;
+  /** Name of the plugin that added it. */
   readonly plugin: string;
+  /** The unweighted loss value. */
   readonly value: Scalar;
+  /** Factor applied when it is added to the training loss (default 1). */
   readonly weight: number;
 }
 
+/** Options of `PeftBackbone.forward`. */
 export interface BackboneForwardOptions {
+  /** Training mode: enables stochastic depth (drop path) in the backbone. */
   readonly training: boolean;
+  /**
+   * Runs the plugins' hooks at each site (`createHookDriver`; with no plugins it runs the plain backbone).
+   */
   readonly driver: HookDriver;
   /** Keep every block's output stream tensor and attention logits (analysis, SHIP's data pass). */
   readonly collect?: boolean;
   /** Reuse image-independent prompt computations across eval calls (see `PromptCache`). */
   readonly promptCache?: PromptCache;
   /** Classifier to use instead of the backbone's own head (a PEFT model's head), weight stored `[D, C]`. */
-  readonly head?: { readonly weight: Tensor; readonly bias: Tensor };
+  readonly head?: {
+    /** Head weight `[D, C]`. */
+    readonly weight: Tensor;
+    /** Head bias `[C]`. */
+    readonly bias: Tensor;
+  };
 }
 
 /**
@@ -56,10 +102,12 @@ export interface BackboneForwardOptions {
 export class PromptCache {
   private readonly entries = new Map<string, Record<string, Tensor>>();
 
+  /** Number of cached entries. */
   get size(): number {
     return this.entries.size;
   }
 
+  /** The tensors stored under `key`, or undefined. They stay owned by the cache: do not dispose them. */
   get(key: string): Record<string, Tensor> | undefined {
     return this.entries.get(key);
   }
@@ -77,12 +125,15 @@ export class PromptCache {
     this.entries.delete(key);
   }
 
+  /** Disposes every cached tensor and empties the cache. */
   clear(): void {
     for (const key of [...this.entries.keys()]) this.clearKey(key);
   }
 }
 
+/** What `PeftBackbone.forward` returns. Tensors belong to the caller. */
 export interface BackboneOutput {
+  /** Class logits `[B, C]`. */
   readonly logits: Tensor2D;
   /** Final-normed CLS features `[B, D]` (the head's input). */
   readonly features: Tensor2D;
@@ -96,9 +147,16 @@ export interface BackboneOutput {
 
 /** What `createPeftModel` needs from a backbone. `@peftjs/backbone`'s `VisionTransformer` implements it. */
 export interface PeftBackbone {
+  /** The backbone's architecture and the class count of its own head. */
   readonly config: VitConfig;
+  /** Quantities derived from `config` (`vitGeometry(config)`). */
   readonly geometry: VitGeometry;
+  /**
+   * The backbone's own tensors (owner `'backbone'`, plus its head under owner `'head'`); a PEFT model adopts
+   * them.
+   */
   readonly registry: ParameterRegistry;
+  /** Runs the ViT on images `[B, H, W, C]`, calling `options.driver` at every hook site. */
   forward(images: Tensor4D, options: BackboneForwardOptions): BackboneOutput;
   /** Replaces the classification head with a fresh one for `numClasses` classes. */
   resetHead(numClasses: number, rng: Rng): void;

@@ -6,15 +6,23 @@ import { PeftError } from './errors.js';
 export interface VitConfig {
   /** Square image side or [height, width] in pixels. */
   readonly imageSize: readonly [number, number];
+  /** Side of the square patches in pixels; must divide both image sides. */
   readonly patchSize: number;
+  /** Input channels `C` (3 for RGB). */
   readonly channels: number;
+  /** Embedding width `D` of every token. */
   readonly dim: number;
+  /** Number of transformer blocks. */
   readonly depth: number;
+  /** Attention heads `H`; must divide `dim`. */
   readonly heads: number;
+  /** Hidden width of each block's MLP (usually `4 · dim`). */
   readonly mlpHidden: number;
+  /** Number of classes of the classification head (logits are `[B, numClasses]`). */
   readonly numClasses: number;
   /** LayerNorm epsilon (timm: 1e-6; HF transformers: 1e-12). */
   readonly layerNormEps: number;
+  /** Whether the fused qkv projection has a bias. */
   readonly qkvBias: boolean;
   /** Stochastic depth: the rate grows linearly from 0 at block 0 to this value at the last block. */
   readonly dropPathRate: number;
@@ -22,14 +30,21 @@ export interface VitConfig {
 
 /** Quantities derived from a config that every hook needs. */
 export interface VitGeometry {
+  /** Patch rows: `floor(imageHeight / patchSize)`. */
   readonly gridHeight: number;
+  /** Patch columns: `floor(imageWidth / patchSize)`. */
   readonly gridWidth: number;
+  /** `gridHeight · gridWidth`. */
   readonly numPatches: number;
   /** CLS + patches: the tokens that belong to the image (prompts come after them). */
   readonly numImageTokens: number;
+  /** Per-head width `dh = dim / heads`. */
   readonly headDim: number;
 }
 
+/**
+ * Derives the patch grid, token counts and head width from a config (no validation; see `validateVitConfig`).
+ */
 export function vitGeometry(config: VitConfig): VitGeometry {
   const [h, w] = config.imageSize;
   const gridHeight = Math.floor(h / config.patchSize);

@@ -19,7 +19,12 @@ export type PeftErrorCode =
   | 'NON_FINITE_LOSS'
   | 'CHECKPOINT_INVALID';
 
+/**
+ * The error PEFT.js throws for every failure it detects: a message naming what is at fault plus a stable
+ * `code`.
+ */
 export class PeftError extends Error {
+  /** Stable category of the failure, for programs to branch on (the message is for people). */
   readonly code: PeftErrorCode;
 
   constructor(code: PeftErrorCode, message: string, options?: { cause?: unknown }) {
@@ -37,6 +42,10 @@ export function invalidOption(option: string, value: unknown, expected: string):
   );
 }
 
+/**
+ * Short description of a value for error messages: strings quoted, numbers, booleans, null and undefined as
+ * written, arrays by length, anything else by type (`a object`, `a function`).
+ */
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) {

@@ -18,6 +18,7 @@ import { BACKBONE_OWNER, HEAD_OWNER, ParameterRegistry, type ParameterReport } f
 import { tf } from './tf.js';
 import type { Scalar, Tensor1D, Tensor2D, Tensor3D, Tensor4D, Variable } from './tf.js';
 
+/** Options of `createPeftModel`. */
 export interface CreatePeftModelOptions {
   /** Root seed of the model: plugin initialisation and per-forward randomness derive from it. Default 0. */
   seed?: Seed;
@@ -27,6 +28,7 @@ export interface CreatePeftModelOptions {
   trainHead?: boolean;
 }
 
+/** Options of `PeftModel.forward`, `loss`, `lossAndGradients` and `forwardIntermediates`. */
 export interface ForwardOptions {
   /** Training mode: stochastic depth and plugin dropout active, auxiliary losses computed. Default false. */
   training?: boolean;
@@ -34,11 +36,15 @@ export interface ForwardOptions {
   epoch?: number;
 }
 
+/** What `PeftModel.forward` returns; the caller owns (and disposes) every tensor. */
 export interface PeftForwardOutput {
+  /** Class logits `[B, C]`. */
   readonly logits: Tensor2D;
+  /** Auxiliary losses the plugins added during this forward (unweighted values, with their weights). */
   readonly losses: readonly NamedLoss[];
 }
 
+/** What `PeftModel.loss` returns; the caller owns (and disposes) every tensor. */
 export interface LossOutput {
   /** Cross-entropy + Σ weight·auxiliary loss. */
   readonly total: Scalar;
@@ -46,8 +52,11 @@ export interface LossOutput {
   readonly parts: Readonly<Record<string, Scalar>>;
 }
 
+/** What `PeftModel.forwardIntermediates` returns (plugins included); the caller owns every tensor. */
 export interface Intermediates extends FrozenFeatures {
+  /** Class logits `[B, C]`. */
   readonly logits: Tensor2D;
+  /** Final-normed CLS features `[B, D]` (the head's input). */
   readonly features: Tensor2D;
 }
 
@@ -56,10 +65,19 @@ export interface Intermediates extends FrozenFeatures {
  * parameters are created, and the plugin list is frozen.
  */
 export class PeftModel {
+  /** The backbone it runs; its frozen weights are shared, not copied. */
   readonly backbone: PeftBackbone;
   /** Plugins in resolved run order. */
   readonly plugins: readonly PeftPlugin[];
+  /**
+   * Every tensor of the model: adopted backbone weights, this model's own head and the plugins' parameters
+   * and buffers.
+   */
   readonly registry: ParameterRegistry;
+  /**
+   * Root generator (seeded by `CreatePeftModelOptions.seed`): plugin init, per-forward and head streams split
+   * from it.
+   */
   readonly rng: Rng;
   private readonly artifactStore = new Map<string, JsonObject>();
   private trainingForwards = 0;
@@ -100,6 +118,7 @@ export class PeftModel {
     return this.trainingForwards;
   }
 
+  /** Restores the counter (resuming a run); throws `INVALID_OPTION` unless it is a non-negative integer. */
   set forwardCounter(value: number) {
     this.trainingForwards = requirePositiveIntOrZero('forwardCounter', value);
   }
@@ -187,7 +206,14 @@ export class PeftModel {
     images: Tensor4D,
     labels: Tensor1D,
     options: ForwardOptions = {},
-  ): { loss: Scalar; parts: Record<string, number>; grads: Record<string, tf.Tensor> } {
+  ): {
+    /** Total training loss (cross-entropy + weighted auxiliary losses). */
+    loss: Scalar;
+    /** `ce` and every auxiliary loss by name, unweighted, read back as numbers. */
+    parts: Record<string, number>;
+    /** Gradient of `loss` for every trainable tensor, keyed by parameter name. */
+    grads: Record<string, tf.Tensor>;
+  } {
     // Shared variables carry one trainable flag; set it from this model's registry before differentiating.
     for (const entry of this.registry.list()) entry.variable.trainable = entry.trainable;
     const entries = this.registry.trainableEntries();
@@ -224,10 +250,12 @@ export class PeftModel {
     this.promptCache ??= new PromptCache();
   }
 
+  /** Empties the prompt cache (keeps it enabled); call after changing parameters outside `applyGradients`. */
   clearPromptCache(): void {
     this.promptCache?.clear();
   }
 
+  /** Empties and turns off the prompt cache: every evaluation call recomputes the prompt rows. */
   disablePromptCache(): void {
     this.promptCache?.clear();
     this.promptCache = null;
@@ -342,10 +370,12 @@ export class PeftModel {
     return Object.fromEntries([...this.artifactStore].map(([k, v]) => [k, structuredClone(v)]));
   }
 
+  /** The variables an optimizer should update (trainable registry entries, in registration order). */
   trainableVariables(): Variable[] {
     return this.registry.trainableVariables();
   }
 
+  /** Parameter counts by trainability and owner (see `ParameterReport` for the convention). */
   parameterReport(): ParameterReport {
     return this.registry.report();
   }

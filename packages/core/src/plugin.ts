@@ -9,6 +9,7 @@ export const HOOK_SPEC_VERSION = 1;
 
 /** JSON values: plugin options and artifacts must survive a round trip through `adapter_config.json`. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+/** A JSON object: the shape of plugin `options` and of each plugin's artifact record. */
 export type JsonObject = { [key: string]: JsonValue };
 
 /**
@@ -17,16 +18,27 @@ export type JsonObject = { [key: string]: JsonValue };
  * first", so the last plugin in that order is the outermost wrapper.
  */
 export type PluginTier = 'pre' | 'normal' | 'post';
+/** Every tier in run order; a plugin with any other `tier` is rejected as `PLUGIN_INVALID`. */
 export const PLUGIN_TIERS: readonly PluginTier[] = ['pre', 'normal', 'post'];
 
 /** Sites where a plugin replaces the computation; two plugins there conflict unless one declares it composes. */
 export type ExclusiveSite = 'attention' | 'head';
+/** Every exclusive site, in the order conflicts are checked. */
 export const EXCLUSIVE_SITES: readonly ExclusiveSite[] = ['attention', 'head'];
 
+/**
+ * Facts about the forward call in progress, shared by every hook context and by the backbone's hook driver.
+ */
 export interface ForwardInfo {
+  /** The model's config (with the model's own `numClasses`). */
   readonly config: VitConfig;
+  /** Patch grid and token counts derived from `config`. */
   readonly geometry: VitGeometry;
+  /**
+   * True in training mode: stochastic depth and plugin dropout are active and auxiliary losses are expected.
+   */
   readonly training: boolean;
+  /** Number of images `B` in the batch. */
   readonly batchSize: number;
   /** Training epoch the forward belongs to (0-based; set by the training loop, 0 otherwise). */
   readonly epoch: number;
@@ -46,19 +58,25 @@ export interface HookContext extends ForwardInfo {
   addLoss(name: string, value: Scalar, weight?: number): void;
 }
 
+/** Inputs of the attention core of one block, as the `attention` hook and its `next` receive them. */
 export interface AttentionArgs {
+  /** Index of the block (0-based). */
   readonly block: number;
   /** LayerNorm-1 output: `[B, N, D]`. */
   readonly input: Tensor3D;
   /** Per-head projections `[B, H, N, dh]` (from the fused qkv, q|k|v order). */
   readonly q: Tensor4D;
+  /** Keys `[B, H, N, dh]`. */
   readonly k: Tensor4D;
+  /** Values `[B, H, N, dh]`. */
   readonly v: Tensor4D;
   /** 1/√dh. */
   readonly scale: number;
+  /** Where the image tokens and each prompt segment sit along the `N` axis. */
   readonly layout: TokenLayout;
 }
 
+/** What an attention core returns. */
 export interface AttentionResult {
   /** Heads merged, before the output projection: `[B, N, D]`. */
   readonly output: Tensor3D;
@@ -66,10 +84,17 @@ export interface AttentionResult {
   readonly logits: Tensor4D;
 }
 
+/**
+ * An attention core: the standard joint softmax attention, or the next implementation in an `attention` hook
+ * chain.
+ */
 export type AttentionFn = (args: AttentionArgs) => AttentionResult;
 
+/** Where the logits passed to an `attnLogits` observer come from. */
 export interface AttnLogitsInfo {
+  /** Index of the block (0-based). */
   readonly block: number;
+  /** Token layout of the block's input stream (rows and columns of the logits follow it). */
   readonly layout: TokenLayout;
 }
 
@@ -105,7 +130,11 @@ export interface PluginHooks {
   auxLoss?(ctx: HookContext, output: { logits: Tensor2D; tokens: TokenStream }): void;
 }
 
+/** Name of one hook site (a key of `PluginHooks`). */
 export type HookName = keyof PluginHooks;
+/**
+ * Every hook site in forward order; a plugin with any other key in `hooks` is rejected as `PLUGIN_INVALID`.
+ */
 export const HOOK_NAMES: readonly HookName[] = [
   'embed',
   'blockStart',
@@ -119,17 +148,28 @@ export const HOOK_NAMES: readonly HookName[] = [
   'auxLoss',
 ];
 
+/** Options of `SetupContext.addParameter`. */
 export interface AddParameterOptions {
+  /** Whether optimizers update it (default true). */
   trainable?: boolean;
+  /** Parameter kind (default: `'bias'` for rank ≤ 1, `'weight'` otherwise). */
   kind?: ParameterKind;
+  /**
+   * Whether decoupled weight decay applies (default: true for `'weight'` tensors of rank ≥ 2, false
+   * otherwise).
+   */
   decay?: boolean;
 }
 
 /** What `setup` receives: the model config, a seeded stream and the registry, namespaced to the plugin. */
 export interface SetupContext {
+  /** Name of the plugin being set up (the registry owner of its tensors). */
   readonly plugin: string;
+  /** The plugin's prefix; its tensors are registered as `<prefix>.<name>`. */
   readonly prefix: string;
+  /** The model's config (with the model's own `numClasses`). */
   readonly config: VitConfig;
+  /** Patch grid and token counts derived from `config`. */
   readonly geometry: VitGeometry;
   /** Seeded stream for this plugin's initialisation: `root.split('init').split(<prefix>)`. */
   readonly rng: Rng;
@@ -145,7 +185,9 @@ export interface SetupContext {
 
 /** One batch of the training split, as `prepare` sees it. */
 export interface PrepareBatch {
+  /** Images `[B, H, W, C]`, preprocessed as the backbone expects them. */
   readonly images: Tensor4D;
+  /** Class indices `[B]` (int32), when the data has labels. */
   readonly labels?: Tensor1D;
 }
 
@@ -160,6 +202,10 @@ export interface FrozenFeatures {
 /** A value one plugin's `prepare` hands to later ones (e.g. hierarchy starts, a prototype bank). */
 export type SharedValue = JsonValue | Tensor;
 
+/**
+ * What `prepare` receives: the setup context plus the frozen backbone, artifact recording and sharing between
+ * plugins.
+ */
 export interface PrepareContext extends SetupContext {
   /** Runs the frozen backbone without any plugin. */
   frozenFeatures(images: Tensor4D): FrozenFeatures;
@@ -175,6 +221,7 @@ export interface PrepareContext extends SetupContext {
   shared(key: string): SharedValue | undefined;
 }
 
+/** The training split as `prepare` sees it. */
 export interface PrepareData {
   /** Number of images in the split. */
   readonly size: number;
@@ -200,6 +247,7 @@ export interface PeftPlugin {
   readonly specVersion: number;
   /** Namespace of its tensors (`<prefix>.<name>`), unique within a model. */
   readonly prefix: string;
+  /** Run tier (default `'normal'`); see `PluginTier` for the ordering rule. */
   readonly tier?: PluginTier;
   /** JSON options it was created with (written to adapter files). */
   readonly options?: JsonObject;
@@ -212,9 +260,18 @@ export interface PeftPlugin {
    * to hold — which every hook in PEFT.js is, and third-party hooks must be.
    */
   isolatesPrompts?(block: number, config: VitConfig): boolean;
+  /**
+   * Creates the plugin's parameters and buffers; called once by `createPeftModel`, in run order. A
+   * non-`PeftError` failure is reported as `HOOK_FAILED`.
+   */
   setup?(ctx: SetupContext): void;
+  /**
+   * Optional data pass before training (`PeftModel.prepare`): reads the training split through the frozen
+   * backbone and records artifacts. Failures are reported as `HOOK_FAILED`.
+   */
   prepare?(ctx: PrepareContext, data: PrepareData): Promise<void>;
   /** Restores artifacts saved by `prepare` (adapter loading) instead of running `prepare` again. */
   restore?(ctx: SetupContext, artifacts: JsonObject): void;
+  /** The hook functions, by site; omitted sites are not called. */
   readonly hooks: PluginHooks;
 }

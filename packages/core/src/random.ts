@@ -8,9 +8,13 @@
  */
 export type Seed = number | string;
 
+/** A generator's complete state, as `Rng.getState` returns it (plain JSON, stored in checkpoints). */
 export interface RngState {
+  /** The generator's seed (as a string); `split` derives children from it. */
   readonly seed: string;
+  /** The four 32-bit words of the sfc32 state. */
   readonly state: readonly [number, number, number, number];
+  /** The second Box–Muller value waiting to be returned by `normal`, or null. */
   readonly spareNormal: number | null;
 }
 
@@ -38,7 +42,12 @@ function hashToWords(text: string): [number, number, number, number] {
   return [h1 >>> 0, h2 >>> 0, h3 >>> 0, h4 >>> 0];
 }
 
+/**
+ * A seeded sfc32 generator (see `Seed`). The same seed always yields the same sequence; a non-finite number
+ * seed throws `TypeError`.
+ */
 export class Rng {
+  /** The seed as a string (`String(seed)`); children made by `split(name)` have seed `<seed>/<name>`. */
   readonly seed: string;
   private a: number;
   private b: number;
@@ -61,6 +70,7 @@ export class Rng {
     return new Rng(`${this.seed}/${name}`);
   }
 
+  /** The next raw output: an unsigned 32-bit integer in [0, 2³²). */
   nextUint32(): number {
     const t = (((this.a + this.b) | 0) + this.d) | 0;
     this.d = (this.d + 1) | 0;
@@ -78,6 +88,7 @@ export class Rng {
     return (hi * 67108864 + lo) / 9007199254740992;
   }
 
+  /** Uniform in [low, high). */
   uniform(low: number, high: number): number {
     return low + (high - low) * this.float();
   }
@@ -139,16 +150,22 @@ export class Rng {
     return this.nextUint32() >>> 1;
   }
 
+  /** Fills `out` with uniform values in [low, high) and returns it. */
   fillUniform(out: Float32Array, low: number, high: number): Float32Array {
     for (let i = 0; i < out.length; i++) out[i] = this.uniform(low, high);
     return out;
   }
 
+  /** Fills `out` with Normal(mean, std) values and returns it. */
   fillNormal(out: Float32Array, mean: number, std: number): Float32Array {
     for (let i = 0; i < out.length; i++) out[i] = this.normal(mean, std);
     return out;
   }
 
+  /**
+   * Fills `out` with Normal(0, std) values truncated to [low, high] (absolute bounds, default ±2, as timm's
+   * `trunc_normal_`) and returns it.
+   */
   fillTruncatedNormal(out: Float32Array, std: number, low = -2, high = 2): Float32Array {
     for (let i = 0; i < out.length; i++) out[i] = this.truncatedNormal(0, std, low, high);
     return out;
@@ -159,6 +176,9 @@ export class Rng {
     return { seed: this.seed, state: [this.a, this.b, this.c, this.d], spareNormal: this.spareNormal };
   }
 
+  /**
+   * Rebuilds a generator from `getState()`: it continues the exact sequence the original would have produced.
+   */
   static fromState(state: RngState): Rng {
     const rng = new Rng(state.seed);
     [rng.a, rng.b, rng.c, rng.d] = state.state;

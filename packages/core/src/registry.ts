@@ -11,27 +11,50 @@ export type ParameterKind = 'weight' | 'bias' | 'buffer';
 
 /** Owner of the backbone's weights and of the classification head in the registry and reports. */
 export const BACKBONE_OWNER = 'backbone';
+/**
+ * Owner of the classification head (`head.weight` `[D, C]` and `head.bias` `[C]`) in the registry and
+ * reports.
+ */
 export const HEAD_OWNER = 'head';
 
+/** One registered tensor and its bookkeeping. */
 export interface ParameterEntry {
+  /** Unique dotted name, e.g. `blocks.3.attn.qkv.weight` or `<prefix>.<name>` for a plugin tensor. */
   readonly name: string;
+  /** Who created it: `'backbone'`, `'head'`, or a plugin's name. */
   readonly owner: string;
+  /**
+   * `'weight'`, `'bias'` (the default for rank ≤ 1 tensors, norm scales included) or `'buffer'` (never
+   * trainable, not counted as a parameter).
+   */
   readonly kind: ParameterKind;
+  /**
+   * The tfjs variable holding the value (shared with the backbone's registry for adopted backbone weights).
+   */
   readonly variable: Variable;
+  /** Whether optimizers update it; always false for buffers. */
   trainable: boolean;
   /** Decoupled weight decay applies (default: weights of rank ≥ 2; never biases, norms or buffers). */
   decay: boolean;
 }
 
+/** Options of `ParameterRegistry.register`. */
 export interface ParameterOptions {
+  /** Owner recorded for the entry (`'backbone'`, `'head'` or a plugin name). */
   owner: string;
+  /** Default: `'bias'` for rank ≤ 1, `'weight'` otherwise. */
   kind?: ParameterKind;
+  /** Default true; ignored (always false) for buffers. */
   trainable?: boolean;
+  /** Whether decoupled weight decay applies (default: true for `'weight'` tensors of rank ≥ 2). */
   decay?: boolean;
 }
 
+/** Scalar counts of one owner's parameters (buffers excluded). */
 export interface OwnerCount {
+  /** Number of scalar values in the owner's parameters. */
   readonly total: number;
+  /** How many of them are trainable. */
   readonly trainable: number;
 }
 
@@ -40,22 +63,35 @@ export interface OwnerCount {
  * `trainableWithoutHead` is the number papers quote as "tuned parameters"; buffers are not parameters.
  */
 export interface ParameterReport {
+  /** Scalar values in every parameter: backbone + head + plugins, buffers excluded. */
   readonly total: number;
+  /** Trainable scalar values, head included. */
   readonly trainable: number;
+  /** Trainable scalar values excluding the head: the "tuned parameters" figure PEFT papers quote. */
   readonly trainableWithoutHead: number;
+  /** `total − trainable`. */
   readonly frozen: number;
+  /** Scalar values in the head (trainable or not). */
   readonly head: number;
+  /** Scalar values in buffers (non-trainable plugin state), counted apart from `total`. */
   readonly buffers: number;
+  /** Parameter counts per owner (`'backbone'`, `'head'`, each plugin), buffers excluded. */
   readonly byOwner: Readonly<Record<string, OwnerCount>>;
+  /** The counting convention in words (`PARAMETER_CONVENTION`), so a saved report explains itself. */
   readonly convention: string;
 }
 
+/** The counting convention `ParameterReport` follows, in words (copied into every report). */
 export const PARAMETER_CONVENTION =
   'total = all parameters (backbone + head + plugins, no buffers); trainable includes the head; ' +
   'trainableWithoutHead is the figure PEFT papers quote; buffers (non-trainable plugin state) are counted apart';
 
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.\-:/]*$/;
 
+/**
+ * The table of every tensor a model owns, by name (see `ParameterKind`). Names are dotted identifiers and
+ * unique; a second registration of a name throws `PARAMETER_INVALID`.
+ */
 export class ParameterRegistry {
   private readonly entries = new Map<string, ParameterEntry>();
 
@@ -97,29 +133,35 @@ export class ParameterRegistry {
     this.entries.set(entry.name, { ...entry, ...overrides });
   }
 
+  /** Whether a tensor named `name` is registered. */
   has(name: string): boolean {
     return this.entries.has(name);
   }
 
+  /** The entry named `name`; throws `PARAMETER_INVALID` when there is none. */
   entry(name: string): ParameterEntry {
     const entry = this.entries.get(name);
     if (!entry) throw new PeftError('PARAMETER_INVALID', `no parameter named "${name}"`);
     return entry;
   }
 
+  /** The variable named `name`; throws `PARAMETER_INVALID` when there is none. */
   get(name: string): Variable {
     return this.entry(name).variable;
   }
 
+  /** Every entry in registration order, or those for which `filter` returns true (a new array). */
   list(filter?: (entry: ParameterEntry) => boolean): ParameterEntry[] {
     const all = [...this.entries.values()];
     return filter ? all.filter(filter) : all;
   }
 
+  /** Every registered name, in registration order. */
   names(): string[] {
     return [...this.entries.keys()];
   }
 
+  /** Sets `trainable` on every non-buffer entry `select` accepts; returns how many entries it set. */
   setTrainable(select: (entry: ParameterEntry) => boolean, trainable: boolean): number {
     let changed = 0;
     for (const entry of this.entries.values()) {
@@ -130,14 +172,17 @@ export class ParameterRegistry {
     return changed;
   }
 
+  /** The trainable entries, in registration order. */
   trainableEntries(): ParameterEntry[] {
     return this.list((e) => e.trainable);
   }
 
+  /** The variables of the trainable entries, in registration order: what an optimizer should update. */
   trainableVariables(): Variable[] {
     return this.trainableEntries().map((e) => e.variable);
   }
 
+  /** Counts scalar values by trainability and owner, following `PARAMETER_CONVENTION`. */
   report(): ParameterReport {
     let total = 0;
     let trainable = 0;

@@ -3,7 +3,9 @@ import { invalidOption, PeftError, requirePositiveInt } from './errors.js';
 
 /** A host-side float32 tensor in row-major (C) order. */
 export interface HostTensor {
+  /** Dimensions, outermost first. */
   shape: number[];
+  /** The values in row-major order (`shape` product elements). */
   data: Float32Array;
 }
 
@@ -60,29 +62,42 @@ const DTYPE_BITS: Readonly<Record<SafetensorsDtype, number>> = {
 /** `MAX_HEADER_SIZE` of the reference implementation. */
 export const DEFAULT_MAX_HEADER_BYTES = 100_000_000;
 
+/** Header information of one tensor in a parsed safetensors file. */
 export interface SafetensorsEntry {
+  /** Element type as stored. */
   dtype: SafetensorsDtype;
+  /** Dimensions, outermost first (a copy: changing it does not affect the file). */
   shape: number[];
   /** Absolute offset of the tensor's first byte in the parsed buffer. */
   byteOffset: number;
+  /** Size of the tensor's data in bytes. */
   byteLength: number;
 }
 
+/**
+ * A parsed, fully validated safetensors buffer (`parseSafetensors`, `readSafetensors`). Tensor data is read
+ * lazily. Every method taking a name throws `SAFETENSORS_INVALID` for a name the file lacks.
+ */
 export interface SafetensorsFile {
   /** The file path, or `'buffer'`; every error message starts with it. */
   readonly source: string;
+  /** The header's `__metadata__` string map (`{}` when absent). */
   readonly metadata: Record<string, string>;
   /** Tensor names, sorted (header order carries no meaning). */
   names(): string[];
+  /** Whether the file holds a tensor named `name`. */
   has(name: string): boolean;
+  /** The header entry of tensor `name` (dtype, shape, byte range). */
   entry(name: string): SafetensorsEntry;
   /** The tensor as float32: a zero-copy view for aligned F32 data, otherwise a converted copy. */
   getFloat32(name: string): Float32Array;
+  /** The tensor's shape and its values as float32 (as `getFloat32`). */
   getHost(name: string): HostTensor;
   /** The tensor's raw little-endian bytes, as a view into the parsed buffer. */
   getRaw(name: string): Uint8Array;
 }
 
+/** Options of `parseSafetensors` (and, without `source`, of `readSafetensors`). */
 export interface ParseSafetensorsOptions {
   /** Names the input in error messages; defaults to `'buffer'`. */
   source?: string;
@@ -507,11 +522,21 @@ export async function readSafetensors(
   return parseSafetensors(bytes, { ...options, source: path });
 }
 
+/** Element types `serializeSafetensors` can write. */
 export type WritableDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'U8';
 
+/** One tensor to serialize. */
 export interface TensorToWrite {
+  /** Tensor name: non-empty, unique within the file, and not `__metadata__`. */
   name: string;
+  /**
+   * Dimensions (non-negative integers); their product must equal `data.length` or `SHAPE_MISMATCH` is thrown.
+   */
   shape: readonly number[];
+  /**
+   * Values in row-major order. Float32Array writes F32 (or F16/BF16 via `dtype`), Int32Array writes I32,
+   * Uint8Array writes U8.
+   */
   data: Float32Array | Int32Array | Uint8Array;
   /** Defaults from the array type; F16 / BF16 store a Float32Array down-cast (round to nearest even). */
   dtype?: WritableDtype;

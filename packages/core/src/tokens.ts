@@ -13,8 +13,11 @@ import type { Tensor3D } from './tf.js';
  * prompts, broadcast to the batch when the stream is materialised).
  */
 export interface PromptSegment {
+  /** Unique key of the segment within the stream (hooks find, replace and drop segments by it). */
   readonly key: string;
+  /** Name of the plugin that inserted it. */
   readonly owner: string;
+  /** The prompt tokens, `[B, n, D]`, or `[1, n, D]` broadcast to the batch. */
   readonly tokens: Tensor3D;
   /**
    * The tokens depend on parameters only, never on the image (`[1, n, D]`). While attention keeps prompt rows
@@ -24,14 +27,21 @@ export interface PromptSegment {
   readonly independent: boolean;
 }
 
+/** Where one prompt segment sits in the full `[B, N, D]` sequence. */
 export interface SegmentLayout {
+  /** The segment's key. */
   readonly key: string;
+  /** Name of the plugin that inserted it. */
   readonly owner: string;
+  /** Index of its first token along `N` (the first segment starts at `numImageTokens`). */
   readonly start: number;
+  /** Number of tokens `n` in the segment. */
   readonly length: number;
+  /** Whether the segment's tokens are image-independent (`PromptSegment.independent`). */
   readonly independent: boolean;
 }
 
+/** Options of `TokenStream.withSegment`. */
 export interface SegmentOptions {
   /** Insert before this segment instead of at the end (when it exists). */
   before?: string;
@@ -39,15 +49,29 @@ export interface SegmentOptions {
   independent?: boolean;
 }
 
+/**
+ * Positions along the token axis `N` of a materialised stream: image tokens first, then each segment in
+ * order.
+ */
 export interface TokenLayout {
+  /** CLS + patch tokens at the start of the sequence. */
   readonly numImageTokens: number;
+  /** Tokens over all prompt segments. */
   readonly numPromptTokens: number;
+  /** `numImageTokens + numPromptTokens`: the `N` of the full sequence. */
   readonly total: number;
+  /** Every prompt segment, in stream order. */
   readonly segments: readonly SegmentLayout[];
 }
 
+/**
+ * The residual stream between blocks (see `PromptSegment`): image tokens `[B, N_img, D]` plus named prompt
+ * segments. Immutable: every `with…` method returns a new stream sharing the unchanged tensors.
+ */
 export class TokenStream {
+  /** Image tokens (CLS + patches) `[B, N_img, D]`. */
   readonly image: Tensor3D;
+  /** Prompt segments in order (placed after the image tokens). */
   readonly segments: readonly PromptSegment[];
 
   constructor(image: Tensor3D, segments: readonly PromptSegment[] = []) {
@@ -55,18 +79,22 @@ export class TokenStream {
     this.segments = segments;
   }
 
+  /** Batch size `B` (from the image tokens). */
   get batchSize(): number {
     return this.image.shape[0];
   }
 
+  /** `N_img`: CLS + patch tokens. */
   get numImageTokens(): number {
     return this.image.shape[1];
   }
 
+  /** Tokens over all prompt segments. */
   get numPromptTokens(): number {
     return this.segments.reduce((n, s) => n + s.tokens.shape[1], 0);
   }
 
+  /** The segment with `key`, or undefined. */
   segment(key: string): PromptSegment | undefined {
     return this.segments.find((s) => s.key === key);
   }
@@ -106,6 +134,7 @@ export class TokenStream {
     return new TokenStream(this.image, next);
   }
 
+  /** The same stream without segment `key` (unchanged when there is none). */
   withoutSegment(key: string): TokenStream {
     return new TokenStream(
       this.image,
@@ -118,10 +147,12 @@ export class TokenStream {
     return new TokenStream(this.image, this.segments.filter(keep));
   }
 
+  /** The same segments with new image tokens. */
   withImage(image: Tensor3D): TokenStream {
     return new TokenStream(image, this.segments);
   }
 
+  /** Where each part of the stream sits in `toTensor()`'s `[B, N, D]` sequence. */
   layout(): TokenLayout {
     let start = this.numImageTokens;
     const segments = this.segments.map((s) => {

@@ -3,6 +3,7 @@ import { PeftError, invalidOption } from '@peftjs/core';
 import { decodeImage, readRawImage, validateDecodeOptions } from './decode.js';
 import { type DataProblem, type LabeledSample, type Split, formatProblem } from './split.js';
 
+/** Options of `checkSplit` and `assertSplitValid`. */
 export interface CheckOptions {
   /** Labels must lie in [0, numClasses) (default: the split's own `numClasses`; else only negatives fail). */
   readonly numClasses?: number;
@@ -10,13 +11,17 @@ export interface CheckOptions {
   readonly decode?: boolean;
   /** Decode exactly as training will (with `channels`); without it images are decoded at their own size. */
   readonly imageSize?: readonly [number, number];
+  /** Channels to decode to when `decode` and `imageSize` are set (default 3). */
   readonly channels?: 1 | 3;
   /** Files checked in parallel (default 16). */
   readonly concurrency?: number;
 }
 
+/** What `checkSplit` found. */
 export interface CheckResult {
+  /** True when no problem was found. */
   readonly ok: boolean;
+  /** Every problem, sorted by line (split-wide problems without a line first). */
   readonly problems: DataProblem[];
 }
 

@@ -18,10 +18,13 @@ import type { IdxDataset } from './idx.js';
 import { type NormalizationName, channelStats, isNormalizationName } from './normalize.js';
 import type { LabeledSample, Split } from './split.js';
 
+/** Options of the `ImageDataset` constructor; invalid values throw `INVALID_OPTION`. */
 export interface ImageDatasetOptions {
   /** Model input `[height, width]`; every image is resized to it (bicubic). */
   readonly imageSize: readonly [number, number];
+  /** Channels of the model input: 3 (RGB) or 1 (grayscale); images are converted to it. */
   readonly channels: 1 | 3;
+  /** Per-channel normalisation preset applied to pixels in [0, 1] (see `NORMALIZATION_PRESETS`). */
   readonly normalization: NormalizationName;
   /** Budget of the LRU cache of decoded images, in bytes (default 256 MB; 0 disables it). */
   readonly cacheBytes?: number;
@@ -33,11 +36,18 @@ export interface ImageDatasetOptions {
   readonly concurrency?: number;
 }
 
+/** Options of `ImageDataset.batches`; invalid values throw `INVALID_OPTION`. */
 export interface BatchOptions {
+  /** Images per batch (positive integer); the last batch may be smaller unless `dropLast`. */
   readonly batchSize: number;
   /** Shuffle with a permutation drawn from (seed, epoch); default false (list order). */
   readonly shuffle?: boolean;
+  /** Seed of the shuffle (finite number or string; default 0). Ignored without `shuffle`. */
   readonly seed?: Seed;
+  /**
+   * Epoch index (non-negative integer, default 0): each epoch draws its own permutation. Ignored without
+   * `shuffle`.
+   */
   readonly epoch?: number;
   /** Drop the last batch when it is smaller than `batchSize` (default false). */
   readonly dropLast?: boolean;
@@ -58,23 +68,39 @@ export interface DatasetBatch extends PrepareBatch {
 
 /** What a run manifest records about its data. */
 export interface DatasetDescription {
+  /** The split's name, or the IDX images file name. */
   readonly name: string;
+  /** `list` for a split of image files, `idx` for an in-memory IDX dataset. */
   readonly kind: 'list' | 'idx';
+  /** Number of samples. */
   readonly size: number;
+  /** Number of classes the labels are checked against. */
   readonly numClasses: number;
+  /** Model input `[height, width]` every image is resized to. */
   readonly imageSize: readonly [number, number];
+  /** Channels of the produced images. */
   readonly channels: 1 | 3;
+  /** Name of the normalisation preset. */
   readonly normalization: NormalizationName;
+  /** Per-channel mean subtracted (`channels` values). */
   readonly mean: number[];
+  /** Per-channel standard deviation divided by (`channels` values). */
   readonly std: number[];
+  /** The resize filter, in words. */
   readonly resize: 'bicubic (libvips cubic, Catmull-Rom)';
+  /** `ImageDataset.fingerprint()`: sha256 (hex) of the sample list and preprocessing. */
   readonly fingerprint: string;
 }
 
+/** Counters of the decoded-image LRU cache (`ImageDataset.cacheStats`). */
 export interface CacheStats {
+  /** Image loads served from the cache. */
   readonly hits: number;
+  /** Image loads that had to decode the file (or resize the IDX image). */
   readonly misses: number;
+  /** Images currently cached. */
   readonly entries: number;
+  /** Bytes currently held by the cache (uint8 pixels where lossless, else float32). */
   readonly bytes: number;
 }
 
@@ -141,10 +167,18 @@ function isSplit(source: Split | IdxDataset): source is Split {
  * bounded by the batch size and `cacheBytes`.
  */
 export class ImageDataset {
+  /** Number of samples. */
   readonly size: number;
+  /**
+   * Number of classes: the option, else the split's (or IDX dataset's) `numClasses`, else the largest label +
+   * 1.
+   */
   readonly numClasses: number;
+  /** Model input `[height, width]`. */
   readonly imageSize: readonly [number, number];
+  /** Channels of the produced images. */
   readonly channels: 1 | 3;
+  /** Normalisation preset applied to every image. */
   readonly normalization: NormalizationName;
   private readonly source: Source;
   private readonly labels: Int32Array;
@@ -323,6 +357,7 @@ export class ImageDataset {
     return pixels;
   }
 
+  /** Hit/miss counters and current size of the decoded-image cache. */
   cacheStats(): CacheStats {
     return { hits: this.hits, misses: this.misses, entries: this.cache.size, bytes: this.cache.bytes };
   }
@@ -361,6 +396,7 @@ export class ImageDataset {
     return this.fingerprintValue;
   }
 
+  /** What a run manifest records about this dataset (computes the fingerprint on first use). */
   describe(): DatasetDescription {
     return {
       name: this.source.kind === 'list' ? this.source.split.name : basename(this.source.idx.files.images),

@@ -4,9 +4,11 @@ import sharp from 'sharp';
 import { decodeBmp, isBmp } from './bmp.js';
 import { type SampleSource, listedAt } from './split.js';
 
+/** Options of `decodeImage` (and of any `ImageDecoder`). */
 export interface DecodeOptions {
   /** Output `[height, width]`. */
   readonly size: readonly [number, number];
+  /** Output channels: 3 (RGB) or 1 (grey, ITU-R 601 weights); alpha is dropped. */
   readonly channels: 1 | 3;
   /** The list file and line that named the image, quoted in errors. */
   readonly source?: SampleSource;
@@ -17,9 +19,13 @@ export type ImageDecoder = (path: string, options: DecodeOptions) => Promise<Flo
 
 /** 8-bit interleaved pixels. */
 export interface RawImage {
+  /** Pixels row by row, `channels` values each (`height · width · channels` bytes). */
   readonly data: Uint8Array;
+  /** Width in pixels. */
   readonly width: number;
+  /** Height in pixels. */
   readonly height: number;
+  /** Values per pixel: 1 (grey), 3 (RGB) or 4 (RGBA). */
   readonly channels: number;
 }
 

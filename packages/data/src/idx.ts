@@ -3,23 +3,38 @@ import { resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { PeftError } from '@peftjs/core';
 
+/** Typed array of an IDX file's values, by its type code: uint8, int8, int16, int32, float32 or float64. */
 export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
 
+/** A parsed IDX file: an n-dimensional array in row-major order. */
 export interface IdxArray {
+  /** Dimensions from the header, outermost first. */
   readonly dims: number[];
+  /** The values (product of `dims` elements), converted from big-endian. */
   readonly data: IdxData;
 }
 
 /** In-memory images `[count, height, width]` (uint8, row-major) and their labels, as MNIST ships them. */
 export interface IdxDataset {
+  /** Number of images `N`. */
   readonly count: number;
+  /** Image height `H` in pixels. */
   readonly height: number;
+  /** Image width `W` in pixels. */
   readonly width: number;
+  /** Grey pixels `[N, H, W]`, row-major, 0–255. */
   readonly images: Uint8Array;
+  /** Class index of each image `[N]`. */
   readonly labels: Int32Array;
+  /** The `numClasses` option, else the largest label + 1. */
   readonly numClasses: number;
   /** The files it came from (named in errors and in the dataset description). */
-  readonly files: { readonly images: string; readonly labels: string };
+  readonly files: {
+    /** Absolute path of the images file. */
+    readonly images: string;
+    /** Absolute path of the labels file. */
+    readonly labels: string;
+  };
 }
 
 const TYPES: Record<number, { name: string; bytes: number }> = {

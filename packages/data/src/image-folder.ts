@@ -16,9 +16,11 @@ export const IMAGE_EXTENSIONS: readonly string[] = [
   'tiff',
 ];
 
+/** A split read by `readImageFolder`: labels index `classes`. */
 export interface ImageFolderSplit extends Split {
   /** Class names in label order: `classes[label]` is the folder of that label. */
   readonly classes: readonly string[];
+  /** Number of class folders (`classes.length`). */
   readonly numClasses: number;
 }
 

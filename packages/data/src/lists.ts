@@ -3,54 +3,96 @@ import { basename, extname, isAbsolute, resolve } from 'node:path';
 import { PeftError, invalidOption } from '@peftjs/core';
 import type { DataProblem, LabeledSample, Split } from './split.js';
 
+/**
+ * The three VTAB-1k task groups: `natural` (everyday photos), `specialized` (medical and remote-sensing
+ * imagery) and `structured` (scene structure: counting, distance, position, orientation).
+ */
 export type VtabGroup = 'natural' | 'specialized' | 'structured';
 
+/** Class count and group of one VTAB-1k task. */
 export interface VtabTaskInfo {
+  /** Number of classes of the task. */
   readonly numClasses: number;
+  /** The group the task is averaged in. */
   readonly group: VtabGroup;
 }
 
 /** The 19 VTAB-1k tasks in the usual reporting order, with their class counts and groups. */
 export const VTAB_TASKS = {
+  /** CIFAR-100 object categories. */
   cifar100: { numClasses: 100, group: 'natural' },
+  /** Caltech-101 object categories (101 + background). */
   caltech101: { numClasses: 102, group: 'natural' },
+  /** Describable Textures Dataset. */
   dtd: { numClasses: 47, group: 'natural' },
+  /** Oxford 102 Flowers species. */
   oxford_flowers102: { numClasses: 102, group: 'natural' },
+  /** Oxford-IIIT Pet breeds. */
   oxford_pet: { numClasses: 37, group: 'natural' },
+  /** Street View House Numbers digits. */
   svhn: { numClasses: 10, group: 'natural' },
+  /** SUN397 scene categories. */
   sun397: { numClasses: 397, group: 'natural' },
+  /** PatchCamelyon: whether a histopathology patch contains metastatic tissue. */
   patch_camelyon: { numClasses: 2, group: 'specialized' },
+  /** EuroSAT Sentinel-2 land-use classes. */
   eurosat: { numClasses: 10, group: 'specialized' },
+  /** RESISC45 remote-sensing scene classes. */
   resisc45: { numClasses: 45, group: 'specialized' },
+  /** Diabetic retinopathy severity grades (0–4) of retina photographs. */
   diabetic_retinopathy: { numClasses: 5, group: 'specialized' },
+  /** CLEVR: number of objects in the scene (3–10). */
   clevr_count: { numClasses: 8, group: 'structured' },
+  /** CLEVR: distance to the closest object, in bins. */
   clevr_dist: { numClasses: 6, group: 'structured' },
+  /** DeepMind Lab frames: how far the nearest object is and whether it is a reward. */
   dmlab: { numClasses: 6, group: 'structured' },
+  /** KITTI: distance to the closest vehicle, in bins. */
   kitti: { numClasses: 4, group: 'structured' },
+  /** dSprites: horizontal position of the sprite, in bins. */
   dsprites_loc: { numClasses: 16, group: 'structured' },
+  /** dSprites: orientation of the sprite, in bins. */
   dsprites_ori: { numClasses: 16, group: 'structured' },
+  /** smallNORB: camera azimuth, in bins. */
   smallnorb_azi: { numClasses: 18, group: 'structured' },
+  /** smallNORB: camera elevation, in bins. */
   smallnorb_ele: { numClasses: 9, group: 'structured' },
 } as const satisfies Record<string, VtabTaskInfo>;
 
+/** Name of one of the 19 VTAB-1k tasks (a key of `VTAB_TASKS`). */
 export type VtabTaskName = keyof typeof VTAB_TASKS;
 
+/** Whether `name` is one of the 19 VTAB-1k task names in `VTAB_TASKS`. */
 export function isVtabTask(name: string): name is VtabTaskName {
   return Object.hasOwn(VTAB_TASKS, name);
 }
 
+/**
+ * The four list files of a VTAB-1k task: 800 train and 200 validation images, their union (the usual training
+ * set) and the test set.
+ */
 export const VTAB_SPLITS = ['train800', 'val200', 'train800val200', 'test'] as const;
+/** Name of one VTAB-1k list file (without `.txt`). */
 export type VtabSplitName = (typeof VTAB_SPLITS)[number];
 
+/** One VTAB-1k task as read by `readVtabTask`. */
 export interface VtabTask {
+  /** The task folder name. */
   readonly task: string;
+  /** Class count of every split: the `numClasses` option, else `VTAB_TASKS`, else the largest label + 1. */
   readonly numClasses: number;
+  /** The four splits by name, each carrying `numClasses`. */
   readonly splits: Record<VtabSplitName, Split>;
 }
 
+/** Options of `readListFile`. */
 export interface ReadListOptions {
   /** Folder the listed paths are relative to (default: the list file's folder). */
   readonly baseDir?: string;
+  /**
+   * Class count recorded on the split (a positive integer, else `INVALID_OPTION`); labels are checked against
+   * it later by `checkSplit`, not here.
+   */
   readonly numClasses?: number;
   /** Split name (default: the file name without its extension). */
   readonly name?: string;

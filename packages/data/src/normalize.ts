@@ -1,7 +1,10 @@
 import { invalidOption } from '@peftjs/core';
 
+/** Per-channel RGB statistics applied as `(x − mean[c]) / std[c]` to pixels in [0, 1]. */
 export interface Normalization {
+  /** Mean of the red, green and blue channels. */
   readonly mean: readonly [number, number, number];
+  /** Standard deviation of the red, green and blue channels. */
   readonly std: readonly [number, number, number];
 }
 
@@ -10,12 +13,16 @@ export interface Normalization {
  * `imagenet` is torchvision's mean/std.
  */
 export const NORMALIZATION_PRESETS = {
+  /** `mean` 0.5 and `std` 0.5 on every channel: [0, 1] → [−1, 1]. */
   inception: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+  /** torchvision's ImageNet statistics: `mean` [0.485, 0.456, 0.406], `std` [0.229, 0.224, 0.225]. */
   imagenet: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
 } as const satisfies Record<string, Normalization>;
 
+/** Name of a preset in `NORMALIZATION_PRESETS` (`inception` or `imagenet`). */
 export type NormalizationName = keyof typeof NORMALIZATION_PRESETS;
 
+/** Whether `name` is the name of a preset in `NORMALIZATION_PRESETS`. */
 export function isNormalizationName(name: unknown): name is NormalizationName {
   return typeof name === 'string' && Object.hasOwn(NORMALIZATION_PRESETS, name);
 }
@@ -24,7 +31,12 @@ export function isNormalizationName(name: unknown): name is NormalizationName {
 export function channelStats(
   preset: NormalizationName | Normalization,
   channels: 1 | 3,
-): { mean: number[]; std: number[] } {
+): {
+  /** Per-channel means (`channels` values). */
+  mean: number[];
+  /** Per-channel standard deviations (`channels` values). */
+  std: number[];
+} {
   const stats = typeof preset === 'string' ? NORMALIZATION_PRESETS[preset] : preset;
   if (!stats)
     invalidOption('normalization', preset, `one of ${Object.keys(NORMALIZATION_PRESETS).join(', ')}`);

@@ -28,6 +28,7 @@ import {
 export interface DecoupledAttentionOptions {
   /** Share of the image-to-prompt path (default 0.1). */
   lambda?: number;
+  /** How the two image paths combine: `convex` (default) (1 − λ)·I2I + λ·I2P, or `additive` I2I + λ·I2P. */
   mix?: 'convex' | 'additive';
   /** First block where prompts attend (default: the last block). */
   fullAttentionFrom?: number | null;
@@ -36,6 +37,10 @@ export interface DecoupledAttentionOptions {
    * (default true). False computes every prompt row per image — same numbers, more work (kept for tests).
    */
   isolate?: boolean;
+  /**
+   * Plugin name (default `decoupled-attention`); the prefix is the name with characters other than letters,
+   * digits and `_` replaced by `_`.
+   */
   name?: string;
 }
 
@@ -74,6 +79,10 @@ export function decoupledAttentionCore(
   };
 }
 
+/**
+ * The decoupled-attention plugin (tier `normal`, exclusive `attention` site, no parameters). Without prompt
+ * tokens a block runs the standard attention. Invalid options throw `INVALID_OPTION`.
+ */
 export function decoupledAttention(options: DecoupledAttentionOptions = {}): PeftPlugin {
   const lambda = requireNumberInRange('lambda', options.lambda ?? 0.1, 0, 1);
   const mix = options.mix ?? 'convex';

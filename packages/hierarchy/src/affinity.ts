@@ -10,6 +10,7 @@ const NORM_EPS = 1e-12;
  * The sum lives on the host in float64, so no tensor survives between `add` calls.
  */
 export class AffinityAccumulator {
+  /** Number of layers L (the matrix is L×L). */
   readonly layers: number;
   private readonly sum: Float64Array;
   private images = 0;

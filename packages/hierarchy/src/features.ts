@@ -4,6 +4,7 @@ import type { Tensor2D, Tensor3D } from '@peftjs/core';
 /** Which vector of a block's output represents an image: the CLS token (default) or the mean of patch tokens. */
 export type HierarchyToken = 'cls' | 'mean-patch';
 
+/** Every `HierarchyToken`: the values the `token` options accept. */
 export const HIERARCHY_TOKENS: readonly HierarchyToken[] = ['cls', 'mean-patch'];
 
 export function requireToken(option: string, value: unknown): HierarchyToken {

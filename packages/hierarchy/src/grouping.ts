@@ -1,6 +1,7 @@
 import { PeftError, invalidOption } from '@peftjs/core';
 import { requireSquareMatrix } from './validate.js';
 
+/** Options of `groupLayers`. */
 export interface GroupLayersOptions {
   /** τ: layer j starts a new hierarchy when its affinity with the current hierarchy's first layer is below τ. */
   threshold: number;

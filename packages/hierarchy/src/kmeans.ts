@@ -1,5 +1,6 @@
 import { PeftError, Rng, invalidOption, requirePositiveInt } from '@peftjs/core';
 
+/** Options of `kmeans`; invalid values throw `INVALID_OPTION`. */
 export interface KMeansOptions {
   /** Number of clusters. */
   k: number;
@@ -13,6 +14,7 @@ export interface KMeansOptions {
   tol?: number;
 }
 
+/** The winning k-means run. */
 export interface KMeansResult {
   /** `k × dims`, row-major. */
   centroids: Float32Array;

@@ -15,6 +15,7 @@ import { groupLayers } from './grouping.js';
 import { kmeans } from './kmeans.js';
 import { requireStarts } from './validate.js';
 
+/** Version of the hierarchy plugin (`PeftPlugin.version`). */
 export const HIERARCHY_PLUGIN_VERSION = '0.1.0';
 
 /** Keys under which `prepare` publishes its results to plugins that prepare later. */
@@ -27,6 +28,7 @@ export const HIERARCHY_SHARED_KEYS = {
   affinity: 'hierarchy.affinity',
 } as const;
 
+/** Options of `hierarchyPlugin`; unknown keys and invalid values throw `INVALID_OPTION`. */
 export interface HierarchyOptions {
   /** τ of the greedy grouping (spec §2.3). */
   threshold: number;
@@ -46,14 +48,23 @@ export interface HierarchyOptions {
   prefix?: string;
 }
 
+/** `HierarchyOptions` validated, with defaults applied (what the plugin saves as its options). */
 export interface ResolvedHierarchyOptions {
+  /** τ of the greedy grouping. */
   threshold: number;
+  /** Starts at or after this block are dropped; null keeps all. */
   endLayer: number | null;
+  /** Feature vector per image and block. */
   token: HierarchyToken;
+  /** Number of k-means prototypes (at most `maxImages`). */
   prototypes: number;
+  /** Most images that feed k-means. */
   maxImages: number;
+  /** k-means seedings (the lowest inertia wins). */
   kmeansInit: number;
+  /** Plugin name. */
   name: string;
+  /** Tensor namespace. */
   prefix: string;
 }
 
@@ -298,9 +309,13 @@ export function hierarchyPlugin(options: HierarchyOptions): PeftPlugin {
   };
 }
 
+/** Options of `analyseLayers`; invalid values throw `INVALID_OPTION`. */
 export interface AnalyseLayersOptions {
+  /** τ of the greedy grouping (a finite number; ≥ 1 makes every block its own hierarchy). */
   threshold: number;
+  /** Drop hierarchy starts ≥ this block (an integer in [1, depth]); null or absent keeps all. */
   endLayer?: number | null;
+  /** Feature vector per image and block (default `cls`). */
   token?: HierarchyToken;
 }
 
@@ -312,7 +327,12 @@ export async function analyseLayers(
   model: PeftModel,
   data: PrepareData,
   options: AnalyseLayersOptions,
-): Promise<{ affinity: number[][]; starts: number[] }> {
+): Promise<{
+  /** The L×L layer affinity: cosine similarity of per-block features, averaged over images. */
+  affinity: number[][];
+  /** First block of every hierarchy, starting with 0. */
+  starts: number[];
+}> {
   const threshold = requireThreshold(options.threshold);
   const endLayer =
     options.endLayer === undefined || options.endLayer === null

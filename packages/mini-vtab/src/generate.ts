@@ -8,27 +8,42 @@ import { PROCEDURAL_TASKS, type ProceduralTask } from './tasks.js';
 
 /** VTAB-1k split sizes: 800 + 200 for training and selection, a disjoint test split. */
 export interface SplitCounts {
+  /** Images in the training list. */
   readonly train800: number;
+  /** Images in the validation list (`train800val200.txt` lists both). */
   readonly val200: number;
+  /** Images in the test list. */
   readonly test: number;
 }
 
+/** The VTAB-1k sizes: 800 / 200 and a 1000-image test split (the real VTAB test splits are larger). */
 export const VTAB_COUNTS: SplitCounts = { train800: 800, val200: 200, test: 1000 };
 
+/** Options of `generateTask`. */
 export interface GenerateOptions {
   /** Folder receiving `<task>/` (the VTAB-1k list layout). */
   readonly root: string;
+  /** Seed of the image selection, order and rendering (default 0); the same seed writes the same files. */
   readonly seed?: Seed;
+  /**
+   * Split sizes (default `VTAB_COUNTS`); optdigits and fashion are capped by what their source files hold.
+   */
   readonly counts?: SplitCounts;
   /** Image side in pixels (default 32). */
   readonly size?: number;
 }
 
+/** A mini-VTAB task, as listed in `MINI_VTAB_TASKS` and written to its `task.json`. */
 export interface TaskInfo {
+  /** Task name: its folder under `root` and the argument of `generateTask`. */
   readonly name: string;
+  /** The VTAB group the task stands in for. */
   readonly group: 'natural' | 'specialized' | 'structured';
+  /** Number of classes; labels are 0 … numClasses − 1. */
   readonly numClasses: number;
+  /** What the images show and what the label means. */
   readonly description: string;
+  /** Where the images come from: a Debian package path, or `procedural, from the seed`. */
   readonly source: string;
 }
 
@@ -176,8 +191,11 @@ async function fashion(seed: Seed, counts: SplitCounts, dir: string) {
   };
 }
 
+/** Where `generateTask` looks for the two dataset-backed tasks; override with `options.sources`. */
 export const DEFAULT_SOURCES = {
+  /** gzipped CSV of the sklearn digits (Debian `python3-sklearn`). */
   optdigits: '/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz',
+  /** Folder holding Fashion-MNIST's four gzipped IDX files (Debian `dataset-fashion-mnist`). */
   fashion: '/usr/share/datasets/fashion-mnist',
 };
 

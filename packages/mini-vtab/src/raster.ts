@@ -6,10 +6,13 @@ import type { Rng } from '@peftjs/core';
  */
 export type Rgb = readonly [number, number, number];
 
+/** A square RGB image with float channels in [0, 1], drawn by anti-aliased point-in-shape fills. */
 export class Canvas {
+  /** Interleaved RGB values in [0, 1], row-major: `size · size · 3` floats. */
   readonly pixels: Float32Array;
 
   constructor(
+    /** Side of the square image, in pixels. */
     readonly size: number,
     background: Rgb,
   ) {

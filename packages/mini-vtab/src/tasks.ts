@@ -7,10 +7,15 @@ import { Canvas, SHAPES, barTest, contrastingColor, randomColor, shapeTest } fro
  * specialised group. Random colours, backgrounds, noise and distractor parameters keep pixel shortcuts weak.
  */
 export interface ProceduralTask {
+  /** Task name (folder and `generateTask` argument). */
   readonly name: string;
+  /** The VTAB group the task imitates. */
   readonly group: 'natural' | 'specialized' | 'structured';
+  /** Number of classes; `render` accepts labels 0 … numClasses − 1. */
   readonly numClasses: number;
+  /** What the images show and what the label means. */
   readonly description: string;
+  /** Draws one `size × size` image of class `label`, using only `rng` for randomness. */
   render(rng: Rng, label: number, size: number): Canvas;
 }
 
@@ -67,6 +72,7 @@ function placeShapes(
   }
 }
 
+/** Every procedural task, in listing order. */
 export const PROCEDURAL_TASKS: readonly ProceduralTask[] = [
   {
     name: 'count',

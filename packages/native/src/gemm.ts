@@ -2,7 +2,21 @@ import { type NativeAddon, loadAddon } from './addon.js';
 import type { MatMulPlan } from './plan.js';
 
 /** Why the native kernels are or are not usable in this process. */
-export type NativeStatus = { ok: true; isa: string; threads: number } | { ok: false; reason: string };
+export type NativeStatus =
+  | {
+      /** The kernels loaded and can be used. */
+      ok: true;
+      /** Instruction set the addon was compiled for (`avx2+fma`). */
+      isa: string;
+      /** Threads a single GEMM uses (1 unless `PEFTJS_NATIVE_THREADS` or `setNativeThreads` raised it). */
+      threads: number;
+    }
+  | {
+      /** The kernels cannot be used. */
+      ok: false;
+      /** Why: the addon did not build or load, the CPU lacks AVX2/FMA, or `PEFTJS_NATIVE` disabled it. */
+      reason: string;
+    };
 
 let threads = 1;
 let threadsFromEnvRead = false;
@@ -125,7 +139,9 @@ export interface GemmOptions {
   strideB?: number;
   /** Float offsets of the first A, B and output matrix inside the given arrays (default 0). */
   aOffset?: number;
+  /** Float offset of the first B matrix in `b` (default 0). */
   bOffset?: number;
+  /** Float offset of the first output matrix in `out` (default 0). */
   outOffset?: number;
 }
 

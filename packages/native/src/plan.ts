@@ -3,21 +3,34 @@
  * `[...batchB, k, n]` (or `[..., n, k]` with transposeB); the batch dimensions broadcast NumPy-style.
  */
 export interface MatMulPlan {
+  /** Shape of the result: the broadcast batch dimensions, then `[m, n]`. */
   readonly outShape: number[];
+  /** Number of output matrices (product of the broadcast batch dimensions). */
   readonly batch: number;
+  /** Rows of op(A) and of each output matrix. */
   readonly m: number;
+  /** Columns of op(B) and of each output matrix. */
   readonly n: number;
+  /** The shared (inner) dimension. */
   readonly k: number;
+  /** A matrices are stored `[k, m]`. */
   readonly transposeA: boolean;
+  /** B matrices are stored `[n, k]`. */
   readonly transposeB: boolean;
   /** Floats between consecutive A matrices in one native call (0 = one A broadcast to every batch). */
   readonly strideA: number;
+  /** Floats between consecutive B matrices in one native call (0 = one B broadcast to every batch). */
   readonly strideB: number;
   /**
    * Null when one native call covers every batch (batch dims equal, or one side has a single matrix). Otherwise
    * the index of the A and B matrix for each output batch (general broadcasting such as [2,1] × [1,3]).
    */
-  readonly pairs: null | { a: Int32Array; b: Int32Array };
+  readonly pairs: null | {
+    /** Index of the A matrix for each output batch. */
+    a: Int32Array;
+    /** Index of the B matrix for each output batch. */
+    b: Int32Array;
+  };
 }
 
 function product(dims: readonly number[]): number {
@@ -67,6 +80,11 @@ function broadcastIndices(shape: readonly number[], outShape: readonly number[])
   return result;
 }
 
+/**
+ * Plans `matMul(a, b, transposeA, transposeB)` for tensors of shapes `aShape` and `bShape` (rank ≥ 2). Throws
+ * an `Error` worded as tfjs's when a rank is below 2, the inner dimensions differ, or the batch dimensions do
+ * not broadcast.
+ */
 export function planMatMul(
   aShape: readonly number[],
   bShape: readonly number[],

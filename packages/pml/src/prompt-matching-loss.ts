@@ -19,13 +19,20 @@ import {
  * switch works: `enabled: false` or `weight: 0` removes it, and `warmupEpochs` delays it.
  */
 export interface PromptMatchingLossOptions {
+  /** Switch for the loss (default true); false keeps the plugin but adds nothing. */
   enabled?: boolean;
+  /** Factor of the loss in the training objective (≥ 0; default 0.5; 0 disables it). */
   weight?: number;
+  /** Number of most salient image tokens the prompts are matched against (positive integer; default 10). */
   topK?: number;
   /** Epochs without the loss at the start of training (default 0: from the first step, as the code). */
   warmupEpochs?: number;
   /** Block whose output is matched (default: the last block). */
   block?: number | null;
+  /**
+   * Plugin name (default `ship-pml`); the prefix is the name with characters other than letters, digits and
+   * `_` replaced by `_`.
+   */
   name?: string;
 }
 
@@ -37,6 +44,11 @@ export function promptMatchingDistance(prompts: Tensor3D, salient: Tensor3D): Sc
   });
 }
 
+/**
+ * The prompt-matching-loss plugin: observes the chosen block's attention logits and output in training
+ * forwards (after the warm-up) and adds the loss as `pml`. It has no parameters. Invalid options throw
+ * `INVALID_OPTION`.
+ */
 export function promptMatchingLoss(options: PromptMatchingLossOptions = {}): PeftPlugin {
   const enabled = options.enabled ?? true;
   const weight = requireNumberInRange('weight', options.weight ?? 0.5, 0, Number.MAX_VALUE);

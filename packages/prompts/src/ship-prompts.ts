@@ -45,6 +45,7 @@ export interface ShipPromptsOptions {
   sip?: 'carry' | 'reinsert';
   /** Use the semantic-shared prompt (default true). */
   ssp?: boolean;
+  /** SSP length in tokens (default 10). */
   sspLength?: number;
   /** Use attribute prompts (default true). */
   ap?: boolean;
@@ -58,26 +59,49 @@ export interface ShipPromptsOptions {
   apTemperature?: number | null;
   /** Key prefix of the values a hierarchy plugin shares (default `hierarchy`). */
   sharedPrefix?: string;
+  /** Plugin name (default `ship-prompts`). */
   name?: string;
+  /**
+   * Namespace of the prompt parameters (default `ship`): `<prefix>.sip.<h>`, `<prefix>.ssp`,
+   * `<prefix>.ap_base` and the `<prefix>.prototypes` buffer.
+   */
   prefix?: string;
 }
 
+/** `ShipPromptsOptions` validated, with defaults applied (what the plugin saves as its options). */
 export interface ResolvedShipPromptsOptions {
+  /** SIP length K. */
   promptLength: number;
+  /** Fixed hierarchy starts, or null to take them from a hierarchy plugin's `prepare`. */
   starts: number[] | null;
+  /** How SIPs move through a hierarchy. */
   sip: 'carry' | 'reinsert';
+  /** Whether the semantic-shared prompt is used. */
   ssp: boolean;
+  /** SSP length in tokens. */
   sspLength: number;
+  /** Whether attribute prompts are used. */
   ap: boolean;
+  /** Attribute tokens per attribute hierarchy. */
   apLength: number;
+  /** How many of the last hierarchies get attribute prompts. */
   apHierarchies: number;
+  /** Weight of the prototype mix G in AP, in [0, 1]. */
   apMix: number;
+  /** Softmax temperature over prototype cosines, or null for none. */
   apTemperature: number | null;
+  /** Key prefix of the values read from a hierarchy plugin. */
   sharedPrefix: string;
+  /** Plugin name. */
   name: string;
+  /** Namespace of the prompt parameters. */
   prefix: string;
 }
 
+/**
+ * Validates `ShipPromptsOptions` (throws `INVALID_OPTION` naming the option) and fills in defaults; `starts`
+ * are checked against the depth only in `setup`.
+ */
 export function resolveShipPromptsOptions(options: ShipPromptsOptions = {}): ResolvedShipPromptsOptions {
   const resolved: ResolvedShipPromptsOptions = {
     promptLength: requirePositiveInt('promptLength', options.promptLength ?? 50),
@@ -134,6 +158,11 @@ export function sipInitBound(promptLength: number, dim: number): number {
   return Math.sqrt(6 / ((promptLength + 1) * dim));
 }
 
+/**
+ * The SIP/SSP/AP prompt plugin. Hierarchy starts come from `options.starts` or, in `prepare`, from a
+ * hierarchy plugin listed before it (which also supplies the AP prototype bank); a forward before either
+ * throws.
+ */
 export function shipPrompts(options: ShipPromptsOptions = {}): PeftPlugin {
   const o = resolveShipPromptsOptions(options);
   let starts: number[] | null = null;

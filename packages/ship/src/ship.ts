@@ -19,7 +19,14 @@ export interface ShipOptions {
   promptLength?: number;
   /** Fixed hierarchy starts; skips the grouping (prototypes are still computed when AP is on). */
   starts?: number[];
+  /**
+   * Further options of the hierarchy plugin (`hierarchyPlugin`); `threshold` and `endLayer` are set above.
+   */
   hierarchy?: Omit<HierarchyOptions, 'threshold' | 'endLayer'>;
+  /**
+   * Further options of the prompt plugin (`shipPrompts`), e.g. `ap: false`; `promptLength` and `starts` are
+   * set above.
+   */
   prompts?: Omit<ShipPromptsOptions, 'promptLength' | 'starts'>;
   /** Prompt matching loss options, or false to remove it. */
   pml?: PromptMatchingLossOptions | false;
@@ -27,6 +34,11 @@ export interface ShipOptions {
   decoupledAttention?: DecoupledAttentionOptions | false;
 }
 
+/**
+ * The SHIP plugins, in run order: hierarchy (omitted when `starts` is given and AP is off), prompts, prompt
+ * matching loss and decoupled attention (each unless `false`). Pass the array to `createPeftModel`, then run
+ * `PeftModel.prepare` before training.
+ */
 export function ship(options: ShipOptions = {}): PeftPlugin[] {
   const plugins: PeftPlugin[] = [];
   const needsHierarchy = !options.starts || (options.prompts?.ap ?? true);

@@ -4,15 +4,21 @@
  */
 export type VtabGroup = 'natural' | 'specialized' | 'structured';
 
+/** SHIP's published setting for one VTAB-1k task. */
 export interface ShipVtabPreset {
+  /** VTAB-1k task name (the key in `SHIP_VTAB_PRESETS`). */
   readonly task: string;
+  /** The task's VTAB group. */
   readonly group: VtabGroup;
+  /** Number of classes of the task. */
   readonly numClasses: number;
   /** Grouping threshold τ. */
   readonly threshold: number;
   /** SIP length K. */
   readonly promptLength: number;
+  /** Published learning rate (see `lrWarning`). */
   readonly lr: number;
+  /** Published weight decay. */
   readonly weightDecay: number;
   /** Hierarchy starts the official run used (depends on the backbone's features; informative only). */
   readonly publishedStarts: readonly number[];
@@ -50,6 +56,7 @@ const rows: [string, VtabGroup, number, number, number, number, number, number[]
   ['smallnorb_ele', 'structured', 9, 0.001, 0.0, 0.96, 50, [0, 2, 3, 4, 5, 7, 9, 10, 11], 45.98],
 ];
 
+/** SHIP's per-task settings for the 19 VTAB-1k tasks, keyed by task name (frozen). */
 export const SHIP_VTAB_PRESETS: Readonly<Record<string, ShipVtabPreset>> = Object.freeze(
   Object.fromEntries(
     rows.map(

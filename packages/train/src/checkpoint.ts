@@ -16,35 +16,60 @@ import type { EvalMetrics } from './evaluate.js';
 import type { Optimizer, OptimizerKind } from './optimizers.js';
 import type { BestRecord, EpochRecord, RunFingerprint } from './types.js';
 
+/**
+ * File name of a checkpoint's tensors in its directory: `param/<name>` (trainable parameters), `opt/<key>`
+ * (optimizer buffers) and, when kept, `best/<name>` (parameters at the best validation epoch).
+ */
 export const CHECKPOINT_TENSORS = 'checkpoint.safetensors';
+/** File name of a checkpoint's JSON part (`CheckpointInfo`) in its directory. */
 export const CHECKPOINT_JSON = 'checkpoint.json';
 const FORMAT = 'peftjs-train-checkpoint';
 
 /** `checkpoint.json`: everything but the tensors. */
 export interface CheckpointInfo {
+  /** Always `'peftjs-train-checkpoint'`. */
   readonly format: typeof FORMAT;
+  /** Checkpoint layout version. */
   readonly version: 1;
+  /** Epochs finished when the checkpoint was written: training resumes at this epoch. */
   readonly epochsCompleted: number;
+  /** Optimizer steps taken so far. */
   readonly globalStep: number;
   /** The model's training-forward counter: it seeds DropPath and plugin dropout. */
   readonly forwardCounter: number;
+  /** The optimizer's scalar state (its buffers are the `opt/` tensors). */
   readonly optimizer: {
+    /** Which optimizer wrote it. */
     readonly kind: OptimizerKind;
+    /** Number of `step` calls. */
     readonly step: number;
+    /** Updates applied per parameter name. */
     readonly paramSteps: Readonly<Record<string, number>>;
   };
   /** Batch order is a function of (seed, epoch), so these are the whole shuffle state. */
-  readonly shuffle: { readonly seed: Seed; readonly nextEpoch: number };
+  readonly shuffle: {
+    /** Seed of the batch order. */
+    readonly seed: Seed;
+    /** The epoch whose order comes next. */
+    readonly nextEpoch: number;
+  };
+  /** Every completed epoch so far. */
   readonly history: readonly EpochRecord[];
+  /** The best epoch so far; null before any selection. */
   readonly best: BestRecord | null;
+  /** Full metrics of the best epoch; null before any selection. */
   readonly bestMetrics: EvalMetrics | null;
   /** Whether `best/<param>` tensors (the parameters at the best validation epoch) are stored. */
   readonly hasBestParams: boolean;
+  /** The run options; resuming with different ones throws `INVALID_OPTION` naming the first that differs. */
   readonly options: RunFingerprint;
 }
 
+/** A checkpoint read back by `readCheckpoint`. */
 export interface CheckpointContents {
+  /** The parsed `checkpoint.json`. */
   readonly info: CheckpointInfo;
+  /** The parsed `checkpoint.safetensors`. */
   readonly file: SafetensorsFile;
 }
 

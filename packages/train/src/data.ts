@@ -1,16 +1,21 @@
 import { invalidOption, PeftError, Rng, requirePositiveInt, type Seed, tf } from '@peftjs/core';
 import type { Tensor1D, Tensor4D } from '@peftjs/core';
 
+/** What `TrainingData.batches` is asked for. */
 export interface BatchOptions {
+  /** Examples per batch; the last batch may be smaller unless `dropLast`. */
   readonly batchSize: number;
+  /** Whether to permute the examples (seeded by `seed` and `epoch`); false keeps the storage order. */
   readonly shuffle: boolean;
   /** With `epoch`, fully determines the order: the same (seed, epoch) always yields the same batches. */
   readonly seed: Seed;
+  /** 0-based epoch index; with `seed`, selects the permutation. */
   readonly epoch: number;
   /** Skip a final batch smaller than `batchSize`. */
   readonly dropLast: boolean;
 }
 
+/** One batch of examples; the tensors belong to the producer. */
 export interface Batch {
   /** `[B, H, W, C]`, float32. */
   readonly images: Tensor4D;
@@ -24,8 +29,11 @@ export interface Batch {
  * not dispose them and must clone anything they keep past the next iteration.
  */
 export interface TrainingData {
+  /** Number of examples. */
   readonly size: number;
+  /** Number of classes; labels lie in [0, numClasses). */
   readonly numClasses: number;
+  /** One pass over the data in the order `options` determines. */
   batches(options: BatchOptions): AsyncIterable<Batch>;
 }
 

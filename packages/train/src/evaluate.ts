@@ -3,6 +3,7 @@ import type { TrainingData } from './data.js';
 
 /** Accuracies are fractions in [0, 1]. */
 export interface EvalMetrics {
+  /** Fraction of examples whose highest logit is the true class. */
   readonly top1: number;
   /** Top-5 accuracy; null when there are fewer than 5 classes. */
   readonly top5: number | null;
@@ -10,6 +11,7 @@ export interface EvalMetrics {
   readonly perClass: number[];
   /** `confusion[true][predicted]` counts. */
   readonly confusion: number[][];
+  /** Number of examples evaluated. */
   readonly count: number;
   /** Predicted class of every example, in data order. */
   readonly predictions: number[];
@@ -17,16 +19,22 @@ export interface EvalMetrics {
 
 /** The scalar part of `EvalMetrics`, as kept in histories, events and checkpoints. */
 export interface MetricSummary {
+  /** Top-1 accuracy in [0, 1]. */
   readonly top1: number;
+  /** Top-5 accuracy in [0, 1]; null when there are fewer than 5 classes. */
   readonly top5: number | null;
+  /** Number of examples evaluated. */
   readonly count: number;
 }
 
+/** Keeps the scalar fields of `metrics` (top-1, top-5, count). */
 export function summarize(metrics: EvalMetrics): MetricSummary {
   return { top1: metrics.top1, top5: metrics.top5, count: metrics.count };
 }
 
+/** Options of `evaluate`. */
 export interface EvaluateOptions {
+  /** Examples per forward pass (a positive integer); affects speed and memory only. */
   batchSize: number;
 }
 

@@ -9,10 +9,12 @@ import {
 } from '@peftjs/core';
 import type { Tensor } from '@peftjs/core';
 
+/** Which optimizer: `adamw` (`AdamW`) or `sgd` (`Sgd`). */
 export type OptimizerKind = 'adamw' | 'sgd';
 
 /** Everything an optimizer needs to continue exactly where it stopped; tensors are host copies. */
 export interface OptimizerState {
+  /** The optimizer that produced the state; `loadState` of another kind throws `INVALID_OPTION`. */
   readonly kind: OptimizerKind;
   /** Number of `step` calls. */
   readonly step: number;
@@ -27,11 +29,22 @@ export interface OptimizerState {
  * weight decay and no inspectable state). Gradients stay owned by the caller.
  */
 export interface Optimizer {
+  /** Which algorithm this is. */
   readonly kind: OptimizerKind;
   /** Default learning rate, used when `step` gets none. */
   readonly lr: number;
+  /**
+   * Updates every parameter named in `grads` (keyed by registry name, as `PeftModel.lossAndGradients` returns
+   * them) at rate `lr`, then clears the model's prompt cache. A gradient for a frozen parameter throws
+   * `PARAMETER_INVALID`; one whose size differs from its parameter throws `SHAPE_MISMATCH`.
+   */
   step(model: PeftModel, grads: Readonly<Record<string, Tensor>>, lr?: number): void;
+  /** A host copy of the step counts and moment buffers (for checkpoints). */
   state(): OptimizerState;
+  /**
+   * Replaces the current state with `state` (copied). Throws `INVALID_OPTION` for another optimizer's state
+   * and `WEIGHTS_MISMATCH` for an unknown buffer key.
+   */
   loadState(state: OptimizerState): void;
   /** Frees the moment buffers. */
   dispose(): void;
@@ -42,20 +55,33 @@ export type DecayFilter = (entry: ParameterEntry) => boolean;
 
 const registryDecay: DecayFilter = (entry) => entry.decay;
 
+/** Options of `AdamW`; invalid values throw `INVALID_OPTION`. */
 export interface AdamWOptions {
+  /** Default learning rate (≥ 0; default 1e-3). */
   lr?: number;
+  /** β₁ and β₂, each in [0, 1) (default [0.9, 0.999]). */
   betas?: readonly [number, number];
+  /** ε added to the denominator (≥ 0; default 1e-8). */
   eps?: number;
+  /** Decoupled weight decay factor (≥ 0; default 0). */
   weightDecay?: number;
+  /** Which parameters decay (default: the registry's `decay` flag). */
   decayFilter?: DecayFilter;
 }
 
+/** Options of `Sgd`; invalid values throw `INVALID_OPTION`. */
 export interface SgdOptions {
+  /** Default learning rate (≥ 0; default 1e-2). */
   lr?: number;
+  /** Momentum factor μ in [0, 1] (default 0: no momentum buffer). */
   momentum?: number;
+  /** Dampening of the momentum update, in [0, 1] (default 0). */
   dampening?: number;
+  /** Nesterov momentum (default false); requires momentum > 0 and dampening 0. */
   nesterov?: boolean;
+  /** Coupled L2 factor added to the gradient (≥ 0; default 0). */
   weightDecay?: number;
+  /** Which parameters decay (default: the registry's `decay` flag). */
   decayFilter?: DecayFilter;
 }
 
@@ -67,8 +93,11 @@ function requireNonNegative(option: string, value: number): number {
 abstract class BufferedOptimizer implements Optimizer {
   abstract readonly kind: OptimizerKind;
   readonly lr: number;
+  /** Moment buffers by key (`m/<param>`, `v/<param>` or `momentum/<param>`). */
   protected readonly buffers = new Map<string, Tensor>();
+  /** Updates applied so far, per parameter name (Adam's bias-correction step `t`). */
   protected readonly paramSteps = new Map<string, number>();
+  /** Number of `step` calls. */
   protected steps = 0;
 
   constructor(lr: number) {
@@ -109,6 +138,7 @@ abstract class BufferedOptimizer implements Optimizer {
     t: number,
   ): Record<string, Tensor>;
 
+  /** Key prefixes of this optimizer's buffers; `loadState` rejects any other key. */
   protected abstract bufferPrefixes(): readonly string[];
 
   state(): OptimizerState {
@@ -159,9 +189,13 @@ abstract class BufferedOptimizer implements Optimizer {
  * selects, then the bias-corrected Adam update p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
  */
 export class AdamW extends BufferedOptimizer {
+  /** Always `adamw`. */
   readonly kind = 'adamw' as const;
+  /** β₁ and β₂. */
   readonly betas: readonly [number, number];
+  /** ε added to the denominator. */
   readonly eps: number;
+  /** Decoupled weight decay factor. */
   readonly weightDecay: number;
   private readonly decayFilter: DecayFilter;
 
@@ -177,6 +211,7 @@ export class AdamW extends BufferedOptimizer {
     this.decayFilter = options.decayFilter ?? registryDecay;
   }
 
+  /** `m/` (first moments) and `v/` (second moments). */
   protected bufferPrefixes(): readonly string[] {
     return ['m/', 'v/'];
   }
@@ -203,10 +238,15 @@ export class AdamW extends BufferedOptimizer {
  * b ← g at the first update and b ← μ·b + (1 − dampening)·g after, g ← g + μ·b (Nesterov) or b, then p ← p − lr·g.
  */
 export class Sgd extends BufferedOptimizer {
+  /** Always `sgd`. */
   readonly kind = 'sgd' as const;
+  /** Momentum factor μ (0: no momentum buffer). */
   readonly momentum: number;
+  /** Dampening of the momentum update. */
   readonly dampening: number;
+  /** Whether the update uses Nesterov momentum. */
   readonly nesterov: boolean;
+  /** Coupled L2 factor added to the gradient. */
   readonly weightDecay: number;
   private readonly decayFilter: DecayFilter;
 
@@ -222,6 +262,7 @@ export class Sgd extends BufferedOptimizer {
     this.decayFilter = options.decayFilter ?? registryDecay;
   }
 
+  /** `momentum/` (momentum buffers). */
   protected bufferPrefixes(): readonly string[] {
     return ['momentum/'];
   }
@@ -246,6 +287,10 @@ export class Sgd extends BufferedOptimizer {
   }
 }
 
+/**
+ * Builds the optimizer `kind` from the options that apply to it (the others are ignored); an unknown kind
+ * throws `INVALID_OPTION`.
+ */
 export function createOptimizer(kind: OptimizerKind, options: AdamWOptions & SgdOptions): Optimizer {
   if (kind === 'adamw') {
     const { momentum: _m, dampening: _d, nesterov: _n, ...adam } = options;

@@ -2,26 +2,37 @@ import { invalidOption, requireNumberInRange } from '@peftjs/core';
 
 /** A learning-rate schedule over epochs (`unit: 'epoch'`) or optimizer steps (`unit: 'step'`), both 0-based. */
 export interface LrSchedule {
+  /** What `t` in `lrAt(t)` counts: epochs or optimizer steps. */
   readonly unit: 'epoch' | 'step';
+  /** Learning rate at epoch or step `t` (0-based); a negative or fractional `t` throws `INVALID_OPTION`. */
   lrAt(t: number): number;
 }
 
+/** Options of `timmCosineSchedule`; negative rates throw `INVALID_OPTION`. */
 export interface TimmCosineOptions {
   /** Peak learning rate η. */
   baseLr: number;
   /** Cosine length t_initial, in epochs. */
   epochs: number;
+  /** Epochs of linear warm-up from `warmupLrInit` to `baseLr` (non-negative integer; 0 for none). */
   warmupEpochs: number;
+  /** Learning rate at the start of the warm-up. */
   warmupLrInit: number;
+  /** Floor the cosine decays to, and the rate after `epochs`. */
   lrMin: number;
 }
 
+/** Options of `stepCosineSchedule`; negative rates throw `INVALID_OPTION`. */
 export interface StepCosineOptions {
+  /** Peak learning rate η. */
   baseLr: number;
   /** Cosine length t_initial, in optimizer steps. */
   totalSteps: number;
+  /** Steps of linear warm-up from `warmupLrInit` to `baseLr` (non-negative integer; 0 for none). */
   warmupSteps: number;
+  /** Learning rate at step 0 of the warm-up. */
   warmupLrInit: number;
+  /** Floor the cosine decays to, and the rate after `totalSteps`. */
   lrMin: number;
 }
 
@@ -97,6 +108,7 @@ export function stepCosineSchedule(options: StepCosineOptions): LrSchedule {
   };
 }
 
+/** The same learning rate `lr` (≥ 0) at every epoch. */
 export function constantSchedule(lr: number): LrSchedule {
   nonNegative('lr', lr);
   return { unit: 'epoch', lrAt: () => lr };

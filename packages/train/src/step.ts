@@ -4,9 +4,14 @@ import type { Optimizer } from './optimizers.js';
 
 /** Training stopped because the loss was NaN or ±Inf; the optimizer step of that batch was not applied. */
 export class NonFiniteLossError extends PeftError {
+  /** 0-based epoch in which training stopped. */
   readonly epoch: number;
   /** Global optimizer step (0-based) whose loss was not finite. */
   readonly step: number;
+  /**
+   * The offending loss (NaN or ±Infinity); when a parameter became non-finite at checkpoint time, the epoch's
+   * mean loss.
+   */
   readonly loss: number;
 
   constructor(message: string, details: { epoch: number; step: number; loss: number }) {
@@ -18,6 +23,7 @@ export class NonFiniteLossError extends PeftError {
   }
 }
 
+/** Options of `accumulateGradients`. */
 export interface AccumulateOptions {
   /** Examples per forward/backward pass; the whole batch when omitted. */
   microBatch?: number;
@@ -25,15 +31,19 @@ export interface AccumulateOptions {
   epoch?: number;
 }
 
+/** What `accumulateGradients` returns. */
 export interface AccumulatedGradients {
   /** Batch-mean loss (weighted mean of the micro-batch means). */
   readonly loss: number;
+  /** `ce` and each auxiliary loss (unweighted), batch means. */
   readonly parts: Record<string, number>;
   /** Batch-mean gradients by parameter name; the caller disposes them. */
   readonly grads: Record<string, Tensor>;
 }
 
+/** Options of `trainStep`. */
 export interface TrainStepOptions extends AccumulateOptions {
+  /** Learning rate of this step (≥ 0). */
   lr: number;
   /** Global step index, used only to name the step in a non-finite-loss error. */
   step?: number;
@@ -107,7 +117,12 @@ export function trainStep(
   images: Tensor4D,
   labels: Tensor1D,
   options: TrainStepOptions,
-): { loss: number; parts: Record<string, number> } {
+): {
+  /** Batch-mean training loss (cross-entropy + weighted auxiliary losses). */
+  loss: number;
+  /** `ce` and each auxiliary loss (unweighted), batch means. */
+  parts: Record<string, number>;
+} {
   const { loss, parts, grads } = accumulateGradients(model, images, labels, options);
   try {
     const epoch = options.epoch ?? 0;

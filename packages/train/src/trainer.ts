@@ -31,17 +31,29 @@ import {
   type TrainEvent,
 } from './types.js';
 
+/** The data `train` uses; every split must have the training split's `numClasses`. */
 export interface TrainSplits {
+  /** Training data, shuffled each epoch by (seed, epoch). */
   readonly train: TrainingData;
+  /** Validation data: evaluated on evaluation epochs and used for `'val'` selection. */
   readonly val?: TrainingData;
+  /**
+   * Test data: evaluated once at the end with `'val'` selection, or every evaluation epoch with
+   * `'max-test-over-epochs'` (then required).
+   */
   readonly test?: TrainingData;
 }
 
+/**
+ * Options of `train`. Invalid values throw `INVALID_OPTION` before any step. Every option that changes the
+ * numbers a run produces is recorded in `RunFingerprint` and must match when resuming.
+ */
 export interface TrainOptions {
   /** Length of the run (the cosine's t_initial). */
   epochs: number;
   /** Stop after this many epochs of the `epochs`-long schedule (default `epochs`); a later run can resume. */
   stopAfterEpochs?: number;
+  /** Examples per optimizer step (positive integer; with `dropLast`, at most the training set size). */
   batchSize: number;
   /** Examples per forward/backward pass (gradient accumulation); default the whole batch. */
   microBatch?: number;
@@ -55,15 +67,19 @@ export interface TrainOptions {
   decayFilter?: DecayFilter;
   /** SGD momentum (default 0) and Nesterov flag. */
   momentum?: number;
+  /** SGD: Nesterov momentum (default false; needs momentum > 0). */
   nesterov?: boolean;
   /** AdamW (default [0.9, 0.999] and 1e-8). */
   betas?: readonly [number, number];
+  /** AdamW: ε added to the denominator (default 1e-8). */
   eps?: number;
   /** Default `'cosine-epoch'` (timm, stepped per epoch as the SHIP recipe). */
   schedule?: ScheduleKind;
   /** Default 0, 1e-6 and 1e-5 (SHIP's warm-up start and floor). */
   warmupEpochs?: number;
+  /** Learning rate at the start of the warm-up (default 1e-6). */
   warmupLrInit?: number;
+  /** Floor of the cosine schedules (default 1e-5). */
   lrMin?: number;
   /** Seed of the batch order. */
   seed: Seed;
@@ -77,6 +93,10 @@ export interface TrainOptions {
   selection?: Selection;
   /** With `'val'` selection, leave the best-validation parameters in the model at the end. Default true. */
   restoreBest?: boolean;
+  /**
+   * Directory for `checkpoint.json` and `checkpoint.safetensors` (overwritten at each save); no checkpoints
+   * without it.
+   */
   checkpointDir?: string;
   /** Save every this many epochs (and after the last one). Default 1. */
   checkpointEvery?: number;
@@ -84,20 +104,33 @@ export interface TrainOptions {
   resume?: boolean;
   /** Checked before every step; an abort throws `signal.reason` (the last epoch-end checkpoint stays valid). */
   signal?: AbortSignal;
+  /** Receives progress events synchronously (see `TrainEvent`). */
   onEvent?: (event: TrainEvent) => void;
 }
 
+/** What `train` returns. */
 export interface TrainResult {
+  /** How `best` was chosen. */
   readonly selection: Selection;
+  /** `TEST_SELECTION_WARNING` when the test split was used for selection. */
   readonly selectionWarning?: string;
+  /** The selected epoch and its metric (`metric: null` when nothing could be selected). */
   readonly best: BestRecord;
+  /** Every completed epoch, including those of earlier runs when resumed. */
   readonly history: readonly EpochRecord[];
   /**
    * `'val'`: validation metrics at the best epoch and ONE test evaluation of the selected parameters.
    * `'max-test-over-epochs'`: the test metrics of the best test epoch.
    */
-  readonly final: { readonly val?: EvalMetrics; readonly test?: EvalMetrics };
+  readonly final: {
+    /** Validation metrics of the selected epoch (`'val'` selection with a validation split). */
+    readonly val?: EvalMetrics;
+    /** Test metrics, when a test split was given. */
+    readonly test?: EvalMetrics;
+  };
+  /** Epochs completed in total (less than `epochs` when stopped by `stopAfterEpochs`). */
   readonly epochsCompleted: number;
+  /** Optimizer steps taken in total. */
   readonly globalStep: number;
 }
 

@@ -7,16 +7,33 @@ import type { BestRecord, EpochRecord } from './types.js';
 
 /** The four VTAB-1k lists (NOAH/SSF format): train800 ⊂ train800val200 ⊃ val200, and the full test split. */
 export interface VtabSplits {
+  /** The 800 training images: candidates are trained on it. */
   readonly train800: TrainingData;
+  /** The 200 validation images: candidates (and their epoch count) are selected on it. */
   readonly val200: TrainingData;
+  /** The union of both: the selected configuration is re-trained on it. */
   readonly train800val200: TrainingData;
+  /** The test split, evaluated once by the final run. */
   readonly test: TrainingData;
 }
 
+/** Which run of `vtabProtocol` is starting: the selection run of candidate `candidate`, or the final run. */
 export type VtabStage =
-  | { readonly phase: 'select'; readonly candidate: number }
-  | { readonly phase: 'final' };
+  | {
+      /** A selection run on train800, scored on val200. */
+      readonly phase: 'select';
+      /** Index of the candidate being trained. */
+      readonly candidate: number;
+    }
+  | {
+      /** The final run on train800val200. */
+      readonly phase: 'final';
+    };
 
+/**
+ * Options of `vtabProtocol`: the `train` options shared by every run (selection is always `'val'`), plus the
+ * candidates to choose from.
+ */
 export interface VtabOptions
   extends Omit<TrainOptions, 'selection' | 'resume' | 'stopAfterEpochs' | 'restoreBest' | 'checkpointDir'> {
   /** Hyper-parameter candidates, each overriding the base options; default one candidate (the base options). */
@@ -31,16 +48,31 @@ export interface VtabOptions
   release?: (model: PeftModel) => void;
 }
 
+/** The selection run of one candidate. */
 export interface VtabTrial {
+  /** Index of the candidate in `VtabOptions.candidates`. */
   readonly candidate: number;
+  /** Its best val200 epoch and top-1. */
   readonly best: BestRecord;
+  /** Every epoch of its train800 run. */
   readonly history: readonly EpochRecord[];
 }
 
+/** What `vtabProtocol` returns. */
 export interface VtabResult {
+  /** Always `'val'`: the test split played no part in any choice. */
   readonly selection: 'val';
+  /** One trial per candidate, in order. */
   readonly trials: readonly VtabTrial[];
-  readonly selected: { readonly candidate: number; readonly epochs: number; readonly valTop1: number };
+  /** The chosen configuration. */
+  readonly selected: {
+    /** Index of the chosen candidate (the first one on ties). */
+    readonly candidate: number;
+    /** Epochs the final run trains: its best val200 epoch + 1 with `selectEpochs`, else `epochs`. */
+    readonly epochs: number;
+    /** Its best val200 top-1 accuracy (−Infinity when it was never evaluated). */
+    readonly valTop1: number;
+  };
   /** The train800val200 run. */
   readonly final: TrainResult;
   /** The single test evaluation. */

@@ -4,7 +4,9 @@ import { PeftError } from '@peftjs/core';
 /** Naming/layout families a ViT checkpoint can come in (formats.md §4.2-4.3). */
 export type WeightLayout = 'timm' | 'hf' | 'npz';
 
+/** A checkpoint's tensors renamed and re-laid-out to timm's conventions (the result of `toTimmStateDict`). */
 export interface TimmStateDict {
+  /** The naming family the checkpoint was detected (or declared) to use. */
   layout: WeightLayout;
   /** timm names, PyTorch layouts (`[out, in]` linear weights, OIHW conv weight). */
   tensors: Map<string, HostTensor>;
@@ -12,6 +14,7 @@ export interface TimmStateDict {
   dropped: string[];
 }
 
+/** Options of `toTimmStateDict`. */
 export interface ToTimmOptions {
   /** Names the checkpoint in error messages. */
   source: string;

@@ -54,6 +54,10 @@ export async function expectNoLeakedTensors(
   expect(after - before, `live tensors grew from ${before} to ${after} over ${repeats} calls`).toBe(0);
 }
 
+/**
+ * Tolerances of `expectTensorClose`: an element passes when `|actual − expected| ≤ atol + rtol·|expected|`;
+ * NaN must match NaN.
+ */
 export interface CloseOptions {
   /** Maximum absolute difference allowed (default 1e-5). */
   atol?: number;
