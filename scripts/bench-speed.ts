@@ -194,10 +194,10 @@ async function main(): Promise<void> {
     ['tools/reference/speed_reference.py', '--steps', values['py-steps'], '--warmup', values['py-warmup']],
     { ...process.env, OMP_NUM_THREADS: '1' },
     root,
-  )) as (Row & { torch: string })[];
+  )) as (Row & { torch: string; blas?: string })[];
   for (const r of py) rows.push({ ...r, route: 'cpu 1 thread' });
   console.log(
-    `pytorch: torch ${py[0]?.torch}, 1 thread, warm-up ${values['py-warmup']}, median of ${values['py-steps']}`,
+    `pytorch: torch ${py[0]?.torch}, ${py[0]?.blas ?? 'system BLAS'}, 1 thread, warm-up ${values['py-warmup']}, median of ${values['py-steps']}`,
   );
 
   const profiles: { route: string; method: string; matmulShare: number; top: string[] }[] = [];

@@ -18,42 +18,13 @@ same schedule from the saved step / training time.
 from __future__ import annotations
 
 import os
-
-import subprocess
 import sys
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
-
-_BLAS_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache", "openblas")
-_BLAS_DIR = os.path.join(_BLAS_ROOT, "root", "usr", "lib", "x86_64-linux-gnu", "openblas-pthread")
-
-
-def _ensure_openblas() -> None:
-    """Debian's python3-torch links libblas.so.3, which without an alternative installed is the reference
-    (netlib) BLAS: ~2-4 GFLOP/s, 20x slower than OpenBLAS. Fetch Debian's libopenblas0-pthread with apt-get
-    download, unpack it into cache/openblas (no installation), and re-exec this script with it first on
-    LD_LIBRARY_PATH. Set PRETRAIN_SYSTEM_BLAS=1 to skip."""
-    if os.environ.get("PRETRAIN_SYSTEM_BLAS") or os.environ.get("PRETRAIN_BLAS_DIR"):
-        return
-    if not os.path.exists(os.path.join(_BLAS_DIR, "libblas.so.3")):
-        try:
-            os.makedirs(_BLAS_ROOT, exist_ok=True)
-            subprocess.run(["apt-get", "download", "libopenblas0-pthread"], cwd=_BLAS_ROOT, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deb = sorted(f for f in os.listdir(_BLAS_ROOT) if f.endswith(".deb"))[-1]
-            subprocess.run(["dpkg-deb", "-x", deb, "root"], cwd=_BLAS_ROOT, check=True)
-        except (OSError, subprocess.CalledProcessError, IndexError) as e:
-            print(f"[pretrain] could not fetch OpenBLAS ({e}); using the system BLAS", flush=True)
-            return
-    env = dict(os.environ, PRETRAIN_BLAS_DIR=_BLAS_DIR)
-    env["LD_LIBRARY_PATH"] = _BLAS_DIR + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-    os.execve(sys.executable, [sys.executable] + sys.argv, env)
-
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from fast_blas import blas_in_use, ensure_openblas  # noqa: E402
 
 if __name__ == "__main__":
-    _ensure_openblas()
+    ensure_openblas("pretrain")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -164,8 +135,7 @@ def machine() -> str:
     for _ in range(10):
         a @ a
     gflops = 10 * 2 * 512**3 / (time.perf_counter() - t) / 1e9
-    blas = "OpenBLAS 0.3.21 (Debian libopenblas0-pthread, unpacked in cache/openblas)" if os.environ.get(
-        "PRETRAIN_BLAS_DIR") else "system libblas.so.3"
+    blas = blas_in_use()
     return (f"{cpu}, {os.cpu_count()} cores visible, {platform.system()} {platform.release()}, torch {torch.__version__}, "
             f"{blas}, sgemm 512^3 {gflops:.0f} GFLOP/s at exit")
 

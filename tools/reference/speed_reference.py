@@ -20,18 +20,24 @@ Weights are random (speed does not depend on them). Prints one JSON line per mea
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import statistics
 import sys
-import time
-
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fast_blas import blas_in_use, ensure_openblas  # noqa: E402
+
+if __name__ == "__main__":
+    ensure_openblas("speed_reference")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
 from vit_reference import VisionTransformer  # noqa: E402
 
 LAMBDA = 0.1  # decoupled-attention mix
@@ -144,7 +150,8 @@ def main() -> None:
     torch.manual_seed(0)
     images = torch.randn(args.batch, 3, 32, 32)
     labels = torch.randint(0, 10, (args.batch,))
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "warmup": args.warmup, "steps": args.steps}
+    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_in_use(),
+            "warmup": args.warmup, "steps": args.steps}
 
     for method in args.method.split(","):
         vit = build_backbone(10)

@@ -1,4 +1,4 @@
-export { EXIT, parseArgs, runCli } from './main.js';
+export { EXIT, type ParsedArgs, parseArgs, runCli } from './main.js';
 export { UsageError, didYouMean, levenshtein, resolveConfig } from './config.js';
 export {
   METHODS,
@@ -10,4 +10,4 @@ export {
 } from './options.js';
 export { ALL_PLUGIN_FACTORIES, methodPlugins } from './methods.js';
 export { type Output, Progress, streamOutput } from './progress.js';
-export { lineChart, renderPng } from './plots.js';
+export { type SeriesPoint, lineChart, renderPng } from './plots.js';

@@ -99,7 +99,7 @@ const COMMANDS: Record<string, CommandSpec> = {
 };
 
 /** A command line split by `parseArgs`. */
-interface ParsedArgs {
+export interface ParsedArgs {
   /** The command (`train`, `eval`, …; `data check` for the two-word one), or `''` when none was given. */
   command: string;
   /** Arguments that are not flags, after the command. */

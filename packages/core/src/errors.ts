@@ -44,7 +44,7 @@ export function invalidOption(option: string, value: unknown, expected: string):
 
 /**
  * Short description of a value for error messages: strings quoted, numbers, booleans, null and undefined as
- * written, arrays by length, anything else by type (`a object`, `a function`).
+ * written, arrays by length, anything else by type (`an object`, `a function`).
  */
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
@@ -52,7 +52,8 @@ export function describeValue(value: unknown): string {
     return String(value);
   }
   if (Array.isArray(value)) return `an array of length ${value.length}`;
-  return `a ${typeof value}`;
+  const type = typeof value;
+  return `${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type}`;
 }
 
 /** Validates a positive integer option, naming it on failure. */

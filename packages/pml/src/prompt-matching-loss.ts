@@ -6,6 +6,7 @@ import {
   clsSaliency,
   l2Normalize,
   requireNumberInRange,
+  invalidOption,
   requirePositiveInt,
   selectTokens,
   tf,
@@ -54,7 +55,8 @@ export function promptMatchingLoss(options: PromptMatchingLossOptions = {}): Pef
   const weight = requireNumberInRange('weight', options.weight ?? 0.5, 0, Number.MAX_VALUE);
   const topK = requirePositiveInt('topK', options.topK ?? 10);
   const warmupEpochs = options.warmupEpochs ?? 0;
-  if (!Number.isInteger(warmupEpochs) || warmupEpochs < 0) requirePositiveInt('warmupEpochs', warmupEpochs);
+  if (!Number.isInteger(warmupEpochs) || warmupEpochs < 0)
+    invalidOption('warmupEpochs', warmupEpochs, 'a non-negative integer');
   const name = options.name ?? 'ship-pml';
   const active = (training: boolean, epoch: number) =>
     enabled && weight > 0 && training && epoch >= warmupEpochs;
