@@ -30,7 +30,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     path: 'backend',
     schema: z.enum(backends),
     default: 'auto',
-    description: 'tfjs backend (auto tries tensorflow-gpu, tensorflow, wasm, cpu)',
+    description: 'tfjs backend (auto tries tensorflow-gpu, webgpu, tensorflow, wasm, cpu)',
   },
   {
     path: 'seed',
