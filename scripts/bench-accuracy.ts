@@ -289,16 +289,20 @@ const groups = ['natural', 'specialized', 'structured'].filter((g) =>
 );
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs: number[]) => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
-const complete = (row: Map<string, RunRecord[]>) =>
-  shownTasks.every((t) => (row.get(t)?.length ?? 0) === (row.get(t)?.[0]?.method === KNN ? 1 : seeds.length));
+// A group mean needs every task of the group, the overall mean every group: a partial row never looks complete.
+const hasAllTasks = (row: Map<string, RunRecord[]>) => shownTasks.every((t) => row.has(t));
+const seedCount = (row: Map<string, RunRecord[]>) => {
+  const counts = [...new Set(shownTasks.map((t) => row.get(t)?.length ?? 0))].sort((a, b) => a - b);
+  return counts.length === 1 ? `${counts[0]}` : `${counts[0]}–${counts.at(-1)}`;
+};
 const summary = [...byMethod].map(([method, row]) => {
   const groupMeans = groups.map((g) => {
-    const xs = shownTasks
-      .filter((t) => groupOf(t) === g && row.has(t))
-      .map((t) => mean((row.get(t) ?? []).map((r) => r.top1)));
-    return xs.length ? mean(xs) * 100 : Number.NaN;
+    const groupTasks = shownTasks.filter((t) => groupOf(t) === g);
+    if (!groupTasks.every((t) => row.has(t))) return Number.NaN;
+    return mean(groupTasks.map((t) => mean((row.get(t) ?? []).map((r) => r.top1)))) * 100;
   });
-  return { method, row, groupMeans, overall: mean(groupMeans.filter((m) => !Number.isNaN(m))) };
+  const overall = groupMeans.some((m) => Number.isNaN(m)) ? Number.NaN : mean(groupMeans);
+  return { method, row, groupMeans, overall };
 });
 const lines = [
   '# Mini-VTAB results',
@@ -308,24 +312,29 @@ const lines = [
   `Data: @peftjs/mini-vtab (${train800}/${val200}/${test} images per task or all that exist, generator seed 0). Seeds: ${seeds.join(', ')}. Backend ${backend.backend}${backend.native.installed ? ' + native matmul' : ''}; ${cpus()[0]?.model ?? 'CPU'} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; report written ${new Date().toISOString()}.`,
   `Command: \`pnpm bench:accuracy ${process.argv.slice(2).join(' ')}\` (results file ${resultsFile}).`,
   '',
-  `| method | ${shownTasks.join(' | ')} | ${groups.map((g) => `${g} mean`).join(' | ')} | group mean | trainable params (no head) | wall s |`,
-  `|---|${shownTasks.map(() => '---').join('|')}|${groups.map(() => '---').join('|')}|---|---|---|`,
+  `| method | seeds | ${shownTasks.join(' | ')} | ${groups.map((g) => `${g} mean`).join(' | ')} | group mean | trainable params (no head) | wall s |`,
+  `|---|---|${shownTasks.map(() => '---').join('|')}|${groups.map(() => '---').join('|')}|---|---|---|`,
 ];
+const fmt = (m: number) => (Number.isNaN(m) ? '—' : m.toFixed(1));
 for (const { method, row, groupMeans, overall } of summary) {
   const cells = shownTasks.map((t) => {
     const xs = (row.get(t) ?? []).map((r) => r.top1);
-    return xs.length
-      ? `${(mean(xs) * 100).toFixed(1)} ± ${(std(xs) * 100).toFixed(1)}${xs.length < seeds.length && method !== KNN ? ` (n=${xs.length})` : ''}`
-      : '—';
+    if (xs.length === 0) return '—';
+    return xs.length > 1
+      ? `${(mean(xs) * 100).toFixed(1)} ± ${(std(xs) * 100).toFixed(1)}`
+      : ((xs[0] as number) * 100).toFixed(1);
   });
   const params = [...row.values()][0]?.[0]?.params ?? 0;
   const seconds = [...row.values()].flat().reduce((a, r) => a + r.seconds, 0);
   lines.push(
-    `| ${method}${complete(row) ? '' : ' (incomplete)'} | ${cells.join(' | ')} | ${groupMeans.map((m) => (Number.isNaN(m) ? '' : m.toFixed(1))).join(' | ')} | ${overall.toFixed(1)} | ${params.toLocaleString('en-US')} | ${seconds.toFixed(0)} |`,
+    `| ${method}${hasAllTasks(row) ? '' : ' (incomplete)'} | ${method === KNN ? '—' : seedCount(row)} | ${cells.join(' | ')} | ${groupMeans.map(fmt).join(' | ')} | ${fmt(overall)} | ${params.toLocaleString('en-US')} | ${seconds.toFixed(0)} |`,
   );
 }
 // The issue's bar for the bundled backbone: its frozen linear probe must beat pixel kNN and training from scratch.
-const overallOf = (name: string) => summary.find((r) => r.method === name)?.overall;
+const overallOf = (name: string) => {
+  const overall = summary.find((r) => r.method === name)?.overall;
+  return overall === undefined || Number.isNaN(overall) ? undefined : overall;
+};
 const [probe, knn, scratch] = ['linear', KNN, SCRATCH].map(overallOf);
 if (probe !== undefined && knn !== undefined && scratch !== undefined) {
   const verdict = probe > knn && probe > scratch ? 'yes' : 'no';
@@ -341,7 +350,7 @@ if (shipMean !== undefined && vptDeepMean !== undefined)
   );
 lines.push(
   '',
-  'Numbers are test top-1 (%), mean ± std (population) over seeds; the kNN row is deterministic (one run, std 0).',
+  'Numbers are test top-1 (%): mean ± std (population) over the seeds in the `seeds` column, a single run where it is 1; the kNN row is deterministic. `—`: not run (yet); group means are left empty unless every task of the group ran.',
   "Group mean = mean over groups of the mean over that group's tasks, as VTAB reports it. Wall s = total over seeds and tasks.",
   '',
   '![Group mean per method](results.png)',
