@@ -366,7 +366,7 @@ const png = await renderPng({
   $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
   title: 'Mini-VTAB test top-1 (%), self-pretrained tiny ViT',
   background: 'white',
-  width: 90,
+  width: { step: 14 },
   height: 220,
   data: {
     values: summary
@@ -391,7 +391,7 @@ const png = await renderPng({
       axis: { labelAngle: -60, labelLimit: 220 },
     },
     y: { field: 'top1', type: 'quantitative', title: 'top-1 %' },
-    color: { field: 'method', type: 'nominal', legend: null, sort: null },
+    color: { field: 'method', type: 'nominal', legend: null, sort: null, scale: { scheme: 'category20' } },
   },
 });
 const pngPath = join(dirname(values.out), 'results.png');
