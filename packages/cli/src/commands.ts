@@ -291,17 +291,21 @@ export async function predictCommand(
   model.dispose();
 }
 
+/** The prompt-free model over the run's backbone and its data: what `hierarchy` and `prototypes` analyse. */
+async function frozenBackboneOnTrainval(config: RunConfig, ctx: CommandContext) {
+  await backendFor(config, ctx);
+  const base = await loadBase(config);
+  const splits = await readRunSplits(config, base.model.config);
+  return { data: buildRunData(config, base.model.config, splits), model: createPeftModel(base.model, []) };
+}
+
 /** `peft hierarchy`: layer affinity of the frozen backbone on the training split, hierarchy starts, heatmap. */
 export async function hierarchyCommand(
   config: RunConfig,
   ctx: CommandContext,
   options: { threshold: number },
 ): Promise<void> {
-  await backendFor(config, ctx);
-  const base = await loadBase(config);
-  const splits = await readRunSplits(config, base.model.config);
-  const data = buildRunData(config, base.model.config, splits);
-  const model = createPeftModel(base.model, []);
+  const { data, model } = await frozenBackboneOnTrainval(config, ctx);
   ctx.progress.line(`features of ${data.trainval.size} training images through the frozen backbone`);
   const { affinity, starts } = await analyseLayers(
     model,
@@ -326,12 +330,8 @@ export async function prototypesCommand(
   ctx: CommandContext,
   options: { k: number },
 ): Promise<void> {
-  await backendFor(config, ctx);
-  const base = await loadBase(config);
-  const splits = await readRunSplits(config, base.model.config);
-  const data = buildRunData(config, base.model.config, splits);
-  const model = createPeftModel(base.model, []);
-  const dim = base.model.config.dim;
+  const { data, model } = await frozenBackboneOnTrainval(config, ctx);
+  const dim = model.backbone.config.dim;
   const rows: Float32Array[] = [];
   for await (const batch of data.trainval.batches({ batchSize: config.train.batchSize })) {
     const frozen = model.frozenFeatures(batch.images as Tensor4D);
