@@ -24,6 +24,7 @@ import { adapter, fullFineTuning, linearProbe, lora, vpt } from '@peftjs/baselin
 import { renderPng } from '@peftjs/cli';
 import { type PeftPlugin, createPeftModel, initBackend, tf, writeFileAtomic } from '@peftjs/core';
 import { ImageDataset, asPrepareData, readVtabTask } from '@peftjs/data';
+import { analyseLayers } from '@peftjs/hierarchy';
 import { MINI_VTAB_TASKS, generateTask } from '@peftjs/mini-vtab';
 import { ship } from '@peftjs/ship';
 import { vtabProtocol } from '@peftjs/train';
@@ -103,7 +104,27 @@ interface RunRecord {
   epochsChosen?: number;
 }
 
-async function readRecords(): Promise<RunRecord[]> {
+/**
+ * A run that was not executed because its configuration is provably the same computation as another method's run
+ * (same task and seed); the report takes that run's numbers.
+ */
+interface IdenticalRecord {
+  method: string;
+  task: string;
+  seed: number;
+  identicalTo: string;
+  reason: string;
+  seconds: number;
+}
+
+/**
+ * τ = 1 (one hierarchy per block) differs from SHIP's τ = 0.97 only when τ = 0.97 merges some blocks. When the
+ * grouping at τ = 0.97 already puts every block in its own group on both the selection and the refit data, every
+ * other option, the seed and the data being equal, the two runs are the same computation.
+ */
+const TAU1_TWIN = { method: 'ship-tau1', twin: 'ship', twinThreshold: 0.97 } as const;
+
+async function readRecords(): Promise<(RunRecord | IdenticalRecord)[]> {
   if (!existsSync(resultsFile)) return [];
   const text = await readFile(resultsFile, 'utf8');
   return text
@@ -112,7 +133,7 @@ async function readRecords(): Promise<RunRecord[]> {
     .filter(([line]) => line.trim() !== '')
     .map(([line, i]) => {
       try {
-        return JSON.parse(line) as RunRecord;
+        return JSON.parse(line) as RunRecord | IdenticalRecord;
       } catch (error) {
         throw new Error(`${resultsFile}:${i + 1}: not a JSON run record (${(error as Error).message})`);
       }
@@ -188,11 +209,35 @@ if (!values['report-only']) {
   const random = VisionTransformer.create(pretrained.config, { seed: 12345 });
   const done = new Set((await readRecords()).map(runKey));
   await mkdir(dirname(resultsFile), { recursive: true });
-  const save = async (r: RunRecord) => {
+  const save = async (r: RunRecord | IdenticalRecord) => {
     await appendFile(resultsFile, `${JSON.stringify(r)}\n`);
     console.log(
-      `${r.task} ${r.method} seed ${r.seed}: test top-1 ${(r.top1 * 100).toFixed(2)} % (${r.seconds.toFixed(0)} s)`,
+      'identicalTo' in r
+        ? `${r.task} ${r.method} seed ${r.seed}: same computation as ${r.identicalTo} (${r.reason})`
+        : `${r.task} ${r.method} seed ${r.seed}: test top-1 ${(r.top1 * 100).toFixed(2)} % (${r.seconds.toFixed(0)} s)`,
     );
+  };
+  /** Does τ = 0.97 give one group per block on every dataset a SHIP run prepares on (selection and refit)? */
+  const sameGroupingAsTwin = async (numClasses: number, seed: number, datasets: ImageDataset[]) => {
+    const probe = createPeftModel(pretrained, [linearProbe()], { seed, numClasses });
+    try {
+      let maxNeighbour = 0;
+      for (const d of datasets) {
+        const { affinity, starts } = await analyseLayers(probe, asPrepareData(d, 64), {
+          threshold: TAU1_TWIN.twinThreshold,
+        });
+        if (starts.length !== probe.config.depth)
+          return { same: false, reason: `τ = 0.97 groups blocks (starts ${starts.join(',')})` };
+        for (let l = 1; l < affinity.length; l++)
+          maxNeighbour = Math.max(maxNeighbour, (affinity[l] as number[])[l - 1] as number);
+      }
+      return {
+        same: true,
+        reason: `τ = ${TAU1_TWIN.twinThreshold} already gives one group per block (largest neighbouring-block affinity ${maxNeighbour.toFixed(3)})`,
+      };
+    } finally {
+      probe.dispose();
+    }
   };
   // Seed-major job list, dealt round-robin to shards; kNN is deterministic and runs once per task (shard 0).
   const jobs: { seed: number; task: string; method: string }[] = [];
@@ -223,6 +268,20 @@ if (!values['report-only']) {
       const top1 = await pixelKnn(task, data);
       await save({ method, task, seed, top1, params: 0, seconds: (performance.now() - t0) / 1000 });
       continue;
+    }
+    if (method === TAU1_TWIN.method) {
+      const twin = await sameGroupingAsTwin(info.numClasses, seed, [data.select, data.trainval]);
+      if (twin.same) {
+        await save({
+          method,
+          task,
+          seed,
+          identicalTo: TAU1_TWIN.twin,
+          reason: twin.reason,
+          seconds: (performance.now() - t0) / 1000,
+        });
+        continue;
+      }
     }
     const [vit, plugins, lr] =
       method === SCRATCH
@@ -272,7 +331,15 @@ if (!values['report-only']) {
 }
 
 // Report: mean ± std per task, group means (mean over tasks of a group, then over groups), parameters, time.
-const records = (await readRecords()).filter(
+// A run recorded as identical to another takes that run's accuracy and epochs; its own (short) time is kept.
+const stored = await readRecords();
+const executed = stored.filter((r): r is RunRecord => !('identicalTo' in r));
+const resolved = stored.flatMap((r): RunRecord[] => {
+  if (!('identicalTo' in r)) return [r];
+  const twin = executed.find((x) => x.method === r.identicalTo && x.task === r.task && x.seed === r.seed);
+  return twin ? [{ ...twin, method: r.method, seconds: r.seconds }] : [];
+});
+const records = resolved.filter(
   (r) =>
     tasks.includes(r.task) && seeds.includes(r.seed) && (methodNames.includes(r.method) || r.method === KNN),
 );
@@ -348,6 +415,16 @@ if (shipMean !== undefined && vptDeepMean !== undefined)
   lines.push(
     `Headline: SHIP ${shipMean.toFixed(1)} vs VPT-deep ${vptDeepMean.toFixed(1)} group mean (${shipMean > vptDeepMean ? 'SHIP ahead' : 'SHIP not ahead'} by ${Math.abs(shipMean - vptDeepMean).toFixed(1)} points).`,
   );
+const twins = stored.filter(
+  (r): r is IdenticalRecord => 'identicalTo' in r && tasks.includes(r.task) && seeds.includes(r.seed),
+);
+if (twins.length > 0) lines.push('');
+for (const method of new Set(twins.map((r) => r.method))) {
+  const mine = twins.filter((r) => r.method === method);
+  lines.push(
+    `${method}: ${mine.length} run(s) were not executed but taken from ${mine[0]?.identicalTo}'s run with the same task and seed, being the same computation (${mine[0]?.reason}; per run: ${mine.map((r) => `${r.task}/${r.seed}`).join(', ')}).`,
+  );
+}
 lines.push(
   '',
   'Numbers are test top-1 (%): mean ± std (population) over the seeds in the `seeds` column, a single run where it is 1; the kNN row is deterministic. `—`: not run (yet); group means are left empty unless every task of the group ran.',
