@@ -3,7 +3,7 @@
     {
       "target_name": "peftjs_gemm",
       "type": "static_library",
-      "sources": ["src/gemm.cc"],
+      "sources": ["src/gemm.cc", "src/fused.cc"],
       "cflags_cc": ["-std=c++17", "-O3", "-mavx2", "-mfma", "-fPIC", "-fno-math-errno"],
       "cflags_cc!": ["-O2", "-O1", "-O0", "-Os"],
       "xcode_settings": {

@@ -1,6 +1,7 @@
 import { PeftError, invalidOption } from './errors.js';
 import { installFastMatMulGradient } from './ops.js';
 import { tf } from './tf.js';
+import { installWasmCopyFreeKernels } from './wasm-kernels.js';
 
 /**
  * Which engine runs the tensors. `auto` tries the fastest one that loads: libtensorflow with CUDA
@@ -88,10 +89,11 @@ interface NativeModule {
     env?: Record<string, string | undefined>,
   ): { ok: true; isa: string } | { ok: false; reason: string };
   installNativeMatMul(backend: 'wasm' | 'cpu'): boolean;
+  installFusedKernels(backend: 'wasm' | 'cpu'): boolean;
 }
 
 /**
- * Puts the native matmul under the wasm or cpu backend when it loads. Imported lazily: browsers and machines
+ * Puts the native matmul and the fused GELU/LayerNorm kernels under the wasm or cpu backend when they load. Imported lazily: browsers and machines
  * where the addon did not build simply keep tfjs's kernels, and the reason is reported.
  */
 async function installNative(
@@ -109,8 +111,8 @@ async function installNative(
   }
   const status = native.loadNativeKernels(env);
   if (!status.ok) return { installed: false, reason: status.reason };
-  if (!native.installNativeMatMul(backend))
-    return { installed: false, reason: `could not register the kernel on ${backend}` };
+  if (!native.installNativeMatMul(backend) || !native.installFusedKernels(backend))
+    return { installed: false, reason: `could not register the kernels on ${backend}` };
   return { installed: true, isa: status.isa };
 }
 
@@ -230,6 +232,8 @@ async function activate(
       }
       if (!(await tf.setBackend('wasm')))
         throw new Error('tf.setBackend("wasm") failed to initialise WebAssembly');
+      if (!installWasmCopyFreeKernels())
+        throw new Error('tfjs-backend-wasm registered no Identity/Slice/SplitV kernel to replace');
       return { tfBackend: 'wasm' };
     }
     case 'cpu': {

@@ -3,6 +3,11 @@ export * from './atomic-write.js';
 export * from './tf.js';
 export * from './random.js';
 export * from './backend.js';
+export {
+  areWasmCopyFreeKernelsInstalled,
+  installWasmCopyFreeKernels,
+  uninstallWasmCopyFreeKernels,
+} from './wasm-kernels.js';
 export * from './ops.js';
 export * from './config.js';
 export * from './tokens.js';

@@ -1,3 +1,5 @@
+import { loadNativeKernels, installFusedKernels, uninstallFusedKernels } from '@peftjs/native';
+import { FUSED_KERNELS } from '@peftjs/native/kernel-names';
 import { expect, it } from 'vitest';
 import { describeBackends, expectTensorClose } from './testing/index.js';
 import { gelu, layerNorm, linear, softmaxCrossEntropy } from './ops.js';
@@ -140,4 +142,76 @@ await describeBackends('saliency selection', () => {
     ]);
     expect(clsSaliency(logits, 3).arraySync()).toEqual([[2, 2, 2]]);
   });
+});
+
+await describeBackends('fused GELU and LayerNorm (@peftjs/native)', (backend) => {
+  const native = loadNativeKernels();
+  const fusable = native.ok && (backend === 'wasm' || backend === 'cpu');
+
+  /** Σ w ⊙ LN(GELU(x)) and its gradients with respect to x, the LayerNorm weight and bias. */
+  function lossAndGrads(
+    x: tf.Tensor,
+    weight: tf.Tensor1D,
+    bias: tf.Tensor1D,
+    probe: tf.Tensor,
+  ): Float32Array[] {
+    return tf.tidy(() => {
+      const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) =>
+        tf.sum(tf.mul(layerNorm(gelu(xi), wi as tf.Tensor1D, bi as tf.Tensor1D, 1e-6), probe));
+      const { value, grads } = tf.valueAndGrads(f)([x, weight, bias]);
+      return [value, ...grads].map((t) => t.dataSync() as Float32Array);
+    });
+  }
+
+  it.skipIf(!fusable)('initBackend installs the fused kernels, and gelu/layerNorm run them', () => {
+    expect(tf.getKernel(FUSED_KERNELS.gelu, backend)).toBeDefined();
+    const x = tf.randomNormal([2, 3, 8], 0, 1, 'float32', 5);
+    return tf
+      .profile(() =>
+        tf.tidy(() => {
+          layerNorm(gelu(x), tf.ones([8]) as tf.Tensor1D, tf.zeros([8]) as tf.Tensor1D, 1e-6);
+        }),
+      )
+      .then((info) => {
+        expect(info.kernelNames).toContain(FUSED_KERNELS.gelu);
+        expect(info.kernelNames).toContain(FUSED_KERNELS.layerNorm);
+        expect(info.kernelNames).not.toContain('Erf');
+        x.dispose();
+      });
+  });
+
+  it.skipIf(!fusable)(
+    'values and gradients equal the composite tfjs ops, and a training loop does not leak',
+    () => {
+      const x = tf.randomNormal([4, 7, 24], 0, 2, 'float32', 1);
+      const weight = tf.randomNormal([24], 1, 0.3, 'float32', 2) as tf.Tensor1D;
+      const bias = tf.randomNormal([24], 0, 0.3, 'float32', 3) as tf.Tensor1D;
+      const probe = tf.randomNormal([4, 7, 24], 0, 1, 'float32', 4);
+      const fused = lossAndGrads(x, weight, bias, probe);
+      uninstallFusedKernels(backend as 'wasm' | 'cpu');
+      let composite: Float32Array[];
+      try {
+        expect(tf.getKernel(FUSED_KERNELS.gelu, backend)).toBeUndefined();
+        composite = lossAndGrads(x, weight, bias, probe);
+      } finally {
+        installFusedKernels(backend as 'wasm' | 'cpu');
+      }
+      const names = ['loss', 'dx', 'dweight', 'dbias'];
+      fused.forEach((values, i) => {
+        const want = composite[i] as Float32Array;
+        let worst = 0;
+        for (let j = 0; j < want.length; j++)
+          worst = Math.max(
+            worst,
+            Math.abs((values[j] as number) - (want[j] as number)) / (1 + Math.abs(want[j] as number)),
+          );
+        expect(worst, names[i]).toBeLessThan(1e-5);
+      });
+      lossAndGrads(x, weight, bias, probe);
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) lossAndGrads(x, weight, bias, probe);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([x, weight, bias, probe]);
+    },
+  );
 });

@@ -1,3 +1,4 @@
+import { FUSED_KERNELS } from '@peftjs/native/kernel-names';
 import { tf } from './tf.js';
 import type { Tensor, Tensor1D } from './tf.js';
 
@@ -7,13 +8,58 @@ import type { Tensor, Tensor1D } from './tf.js';
 
 const SQRT1_2 = Math.SQRT1_2;
 
-/** Exact (erf) GELU, as `torch.nn.GELU()` by default: 0.5·x·(1 + erf(x/√2)). */
+/** Whether the active backend has `@peftjs/native`'s fused kernel `name` (registered by `initBackend`). */
+function hasFusedKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
+
+// Gradients of the fused kernels (registered once; used only where the kernels themselves are registered).
+tf.registerGradient({
+  kernelName: FUSED_KERNELS.gelu,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved) => ({
+    x: () => tf.engine().runKernel(FUSED_KERNELS.geluGrad, { dy: dy as Tensor, x: saved[0] as Tensor }),
+  }),
+});
+tf.registerGradient({
+  kernelName: FUSED_KERNELS.layerNorm,
+  inputsToSave: ['x', 'weight'],
+  gradFunc: (dy, saved, attrs) => {
+    // One native pass yields all three gradients. It runs here, in the backward pass's own scope, not inside
+    // the per-input tidy the engine wraps each closure in, which would dispose the two not returned.
+    const [dx, dweight, dbias] = tf
+      .engine()
+      .runKernel(
+        FUSED_KERNELS.layerNormGrad,
+        { dy: dy as Tensor, x: saved[0] as Tensor, weight: saved[1] as Tensor },
+        attrs as unknown as tf.NamedAttrMap,
+      ) as Tensor[];
+    return { x: () => dx as Tensor, weight: () => dweight as Tensor, bias: () => dbias as Tensor };
+  },
+});
+
+/**
+ * Exact (erf) GELU, as `torch.nn.GELU()` by default: 0.5·x·(1 + erf(x/√2)). One fused native kernel (and one
+ * for its gradient) where `@peftjs/native` is installed on the active backend; tfjs ops elsewhere.
+ */
 export function gelu<T extends Tensor>(x: T): T {
+  if (x.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.gelu))
+    return tf.engine().runKernel(FUSED_KERNELS.gelu, { x }) as T;
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, SQRT1_2))))) as T;
 }
 
-/** LayerNorm over the last axis with biased variance and eps inside the square root, as `torch.nn.LayerNorm`. */
+/**
+ * LayerNorm over the last axis with biased variance and eps inside the square root, as `torch.nn.LayerNorm`.
+ * Fused natively (forward and gradient) where `@peftjs/native` is installed on the active backend.
+ */
 export function layerNorm<T extends Tensor>(x: T, weight: Tensor1D, bias: Tensor1D, eps: number): T {
+  if (
+    x.dtype === 'float32' &&
+    weight.dtype === 'float32' &&
+    bias.dtype === 'float32' &&
+    hasFusedKernel(FUSED_KERNELS.layerNorm)
+  )
+    return tf.engine().runKernel(FUSED_KERNELS.layerNorm, { x, weight, bias }, { eps }) as T;
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
     const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));

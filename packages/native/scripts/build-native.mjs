@@ -27,6 +27,8 @@ function sourceFingerprint() {
     'binding.gyp',
     'src/gemm.h',
     'src/gemm.cc',
+    'src/fused.h',
+    'src/fused.cc',
     'src/addon.cc',
     'scripts/build-native.mjs',
   ]) {

@@ -9,6 +9,7 @@
 //   gemm(a, aOffset, b, bOffset, c, cOffset, batch, m, n, k, transA, transB, strideA, strideB, threads)
 //        a, b, c are Float32Arrays (any backing buffer, including WebAssembly memory); offsets and strides count
 //        floats. C[i] = op(A[i])·op(B[i]) is written at c[cOffset + i·m·n ...]. Throws on bad arguments.
+//   gelu, geluGrad, layerNorm, layerNormGrad: the fused kernels of fused.h, same array/offset conventions.
 
 #include <cpuid.h>
 #include <node_api.h>
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <string>
 
+#include "fused.h"
 #include "gemm.h"
 
 namespace {
@@ -179,6 +181,139 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Fetches `count` Float32Array/offset pairs and checks each holds `need[i]` floats from its offset.
+struct FloatArg {
+  float* data = nullptr;
+  std::int64_t length = 0;
+  std::int64_t offset = 0;
+};
+
+bool get_float_args(napi_env env, napi_value* argv, const char* const* names, FloatArg* out, int count) {
+  for (int i = 0; i < count; ++i) {
+    const std::string offset_name = std::string(names[i]) + "Offset";
+    if (!get_floats(env, argv[2 * i], names[i], &out[i].data, &out[i].length) ||
+        !get_count(env, argv[2 * i + 1], offset_name.c_str(), &out[i].offset))
+      return false;
+  }
+  return true;
+}
+
+bool require_span(napi_env env, const FloatArg& arg, const char* name, std::int64_t floats) {
+  if (arg.offset + floats <= arg.length) return true;
+  return throw_range(env, std::string(name) + " is too small for " + std::to_string(floats) + " floats at " +
+                              name + "Offset");
+}
+
+bool check_cpu_or_throw(napi_env env) {
+  if (cpu().ok) return true;
+  napi_throw_error(env, nullptr, ("@peftjs/native: " + cpu().reason).c_str());
+  return false;
+}
+
+bool get_argv(napi_env env, napi_callback_info info, napi_value* argv, size_t expected, const char* name) {
+  size_t argc = expected;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return false;
+  if (argc != expected)
+    return throw_type(env, (std::string(name) + " expects " + std::to_string(expected) + " arguments").c_str());
+  return true;
+}
+
+// gelu(x, xOffset, y, yOffset, n, threads)
+napi_value Gelu(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!check_cpu_or_throw(env) || !get_argv(env, info, argv, 6, "gelu")) return nullptr;
+  static const char* const names[] = {"x", "y"};
+  FloatArg a[2];
+  std::int64_t n = 0, threads = 1;
+  if (!get_float_args(env, argv, names, a, 2) || !get_count(env, argv[4], "n", &n) ||
+      !get_count(env, argv[5], "threads", &threads) || !require_span(env, a[0], "x", n) ||
+      !require_span(env, a[1], "y", n))
+    return nullptr;
+  peftjs::gelu_forward(a[0].data + a[0].offset, a[1].data + a[1].offset, n, static_cast<int>(threads));
+  return nullptr;
+}
+
+// geluGrad(dy, dyOffset, x, xOffset, dx, dxOffset, n, threads)
+napi_value GeluGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!check_cpu_or_throw(env) || !get_argv(env, info, argv, 8, "geluGrad")) return nullptr;
+  static const char* const names[] = {"dy", "x", "dx"};
+  FloatArg a[3];
+  std::int64_t n = 0, threads = 1;
+  if (!get_float_args(env, argv, names, a, 3) || !get_count(env, argv[6], "n", &n) ||
+      !get_count(env, argv[7], "threads", &threads))
+    return nullptr;
+  for (int i = 0; i < 3; ++i)
+    if (!require_span(env, a[i], names[i], n)) return nullptr;
+  peftjs::gelu_backward(a[0].data + a[0].offset, a[1].data + a[1].offset, a[2].data + a[2].offset, n,
+                        static_cast<int>(threads));
+  return nullptr;
+}
+
+bool get_eps(napi_env env, napi_value value, float* eps) {
+  double d = 0;
+  if (napi_get_value_double(env, value, &d) != napi_ok || !(d > 0) || !(d < 1))
+    return throw_range(env, "eps must be a number in (0, 1)");
+  *eps = static_cast<float>(d);
+  return true;
+}
+
+// layerNorm(x, xOffset, weight, weightOffset, bias, biasOffset, y, yOffset, rows, dim, eps, threads)
+napi_value LayerNorm(napi_env env, napi_callback_info info) {
+  napi_value argv[12];
+  if (!check_cpu_or_throw(env) || !get_argv(env, info, argv, 12, "layerNorm")) return nullptr;
+  static const char* const names[] = {"x", "weight", "bias", "y"};
+  FloatArg a[4];
+  std::int64_t rows = 0, dim = 0, threads = 1;
+  float eps = 0;
+  if (!get_float_args(env, argv, names, a, 4) || !get_count(env, argv[8], "rows", &rows) ||
+      !get_count(env, argv[9], "dim", &dim) || !get_eps(env, argv[10], &eps) ||
+      !get_count(env, argv[11], "threads", &threads))
+    return nullptr;
+  if (static_cast<double>(rows) * static_cast<double>(dim) > 4.0e18) {
+    throw_range(env, "layerNorm dimensions are too large");
+    return nullptr;
+  }
+  const std::int64_t spans[] = {rows * dim, dim, dim, rows * dim};
+  for (int i = 0; i < 4; ++i)
+    if (!require_span(env, a[i], names[i], spans[i])) return nullptr;
+  peftjs::layer_norm_forward(a[0].data + a[0].offset, a[1].data + a[1].offset, a[2].data + a[2].offset,
+                             a[3].data + a[3].offset, rows, dim, eps, static_cast<int>(threads));
+  return nullptr;
+}
+
+// layerNormGrad(dy, dyOffset, x, xOffset, weight, weightOffset, dx, dxOffset, dweight, dweightOffset,
+//               dbias, dbiasOffset, rows, dim, eps, threads)
+napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[16];
+  if (!check_cpu_or_throw(env) || !get_argv(env, info, argv, 16, "layerNormGrad")) return nullptr;
+  static const char* const names[] = {"dy", "x", "weight", "dx", "dweight", "dbias"};
+  FloatArg a[6];
+  std::int64_t rows = 0, dim = 0, threads = 1;
+  float eps = 0;
+  if (!get_float_args(env, argv, names, a, 6) || !get_count(env, argv[12], "rows", &rows) ||
+      !get_count(env, argv[13], "dim", &dim) || !get_eps(env, argv[14], &eps) ||
+      !get_count(env, argv[15], "threads", &threads))
+    return nullptr;
+  if (static_cast<double>(rows) * static_cast<double>(dim) > 4.0e18) {
+    throw_range(env, "layerNormGrad dimensions are too large");
+    return nullptr;
+  }
+  const std::int64_t spans[] = {rows * dim, rows * dim, dim, rows * dim, dim, dim};
+  for (int i = 0; i < 6; ++i)
+    if (!require_span(env, a[i], names[i], spans[i])) return nullptr;
+  peftjs::layer_norm_backward(a[0].data + a[0].offset, a[1].data + a[1].offset, a[2].data + a[2].offset,
+                              a[3].data + a[3].offset, a[4].data + a[4].offset, a[5].data + a[5].offset, rows,
+                              dim, eps, static_cast<int>(threads));
+  return nullptr;
+}
+
+void export_function(napi_env env, napi_value exports, const char* name, napi_callback fn) {
+  napi_value value = nullptr;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &value);
+  napi_set_named_property(env, exports, name, value);
+}
+
 napi_value make_string(napi_env env, const std::string& text) {
   napi_value value = nullptr;
   napi_create_string_utf8(env, text.c_str(), text.size(), &value);
@@ -197,8 +332,10 @@ NAPI_MODULE_INIT() {
   napi_value threads = nullptr;
   napi_create_int32(env, check.ok ? peftjs::max_threads() : 1, &threads);
   napi_set_named_property(env, exports, "maxThreads", threads);
-  napi_value gemm = nullptr;
-  napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, Gemm, nullptr, &gemm);
-  napi_set_named_property(env, exports, "gemm", gemm);
+  export_function(env, exports, "gemm", Gemm);
+  export_function(env, exports, "gelu", Gelu);
+  export_function(env, exports, "geluGrad", GeluGrad);
+  export_function(env, exports, "layerNorm", LayerNorm);
+  export_function(env, exports, "layerNormGrad", LayerNormGrad);
   return exports;
 }

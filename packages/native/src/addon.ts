@@ -25,6 +25,49 @@ export interface NativeAddon {
     strideB: number,
     threads: number,
   ): void;
+  gelu(x: Float32Array, xOffset: number, y: Float32Array, yOffset: number, n: number, threads: number): void;
+  geluGrad(
+    dy: Float32Array,
+    dyOffset: number,
+    x: Float32Array,
+    xOffset: number,
+    dx: Float32Array,
+    dxOffset: number,
+    n: number,
+    threads: number,
+  ): void;
+  layerNorm(
+    x: Float32Array,
+    xOffset: number,
+    weight: Float32Array,
+    weightOffset: number,
+    bias: Float32Array,
+    biasOffset: number,
+    y: Float32Array,
+    yOffset: number,
+    rows: number,
+    dim: number,
+    eps: number,
+    threads: number,
+  ): void;
+  layerNormGrad(
+    dy: Float32Array,
+    dyOffset: number,
+    x: Float32Array,
+    xOffset: number,
+    weight: Float32Array,
+    weightOffset: number,
+    dx: Float32Array,
+    dxOffset: number,
+    dweight: Float32Array,
+    dweightOffset: number,
+    dbias: Float32Array,
+    dbiasOffset: number,
+    rows: number,
+    dim: number,
+    eps: number,
+    threads: number,
+  ): void;
 }
 
 /** Where `scripts/build-native.mjs` (the install script) leaves the addon and its status. */

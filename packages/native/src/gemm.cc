@@ -427,6 +427,13 @@ void sgemm_batched(const GemmShape& s, std::int64_t batch, const float* a, std::
   if (!Helper::instance().run_pair(job)) sgemm(s, a, b, c);
 }
 
+void run_two_parts(int threads, void (*part)(void* ctx, int index), void* ctx) {
+  auto job = [part, ctx](int index) { part(ctx, index); };
+  if (threads >= 2 && Helper::instance().run_pair(job)) return;
+  job(0);
+  job(1);
+}
+
 int max_threads() {
   const unsigned hw = std::thread::hardware_concurrency();
   return hw >= 2 ? 2 : 1;

@@ -27,4 +27,8 @@ void sgemm_batched(const GemmShape& s, std::int64_t batch, const float* a, std::
 // Number of worker threads the pool can use (1 = none started).
 int max_threads();
 
+// Runs part(ctx, 0) on the calling thread and part(ctx, 1) on the helper thread, returning when both are done;
+// both parts run here, one after the other, when threads ≤ 1 or another caller holds the helper.
+void run_two_parts(int threads, void (*part)(void* ctx, int index), void* ctx);
+
 }  // namespace peftjs

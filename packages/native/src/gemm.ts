@@ -62,6 +62,11 @@ export function requireAddon(): NativeAddon {
   return (loadAddon() as { addon: NativeAddon }).addon;
 }
 
+/** @internal Threads a native kernel call may use (the value {@link setNativeThreads} set). */
+export function nativeThreads(): number {
+  return threads;
+}
+
 /** @internal Runs a planned BatchMatMul on flat float views (offsets in floats). */
 export function runPlan(
   addon: NativeAddon,

@@ -1,6 +1,7 @@
 /**
- * Optional native kernels for PEFT.js: an AVX2/FMA single-precision GEMM (N-API addon built at install) that
- * replaces tfjs's `BatchMatMul` kernel on the `wasm` and `cpu` backends, reading tensor memory in place.
+ * Optional native kernels for PEFT.js (an N-API addon built at install, AVX2/FMA): a single-precision GEMM that
+ * replaces tfjs's `BatchMatMul` kernel on the `wasm` and `cpu` backends, and fused GELU and LayerNorm kernels
+ * with their gradients; all read and write tensor memory in place.
  *
  * ```ts
  * const status = loadNativeKernels(); // never throws: { ok: false, reason } where it cannot run
@@ -14,11 +15,15 @@ export {
   nativeGemm,
   setNativeThreads,
 } from './gemm.js';
+export { FUSED_KERNELS } from './kernel-names.js';
 export {
   type NativeBackendName,
+  areFusedKernelsInstalled,
+  installFusedKernels,
   installNativeMatMul,
   isNativeMatMulInstalled,
   stockMatMulKernel,
+  uninstallFusedKernels,
   uninstallNativeMatMul,
 } from './kernels.js';
 export { type MatMulPlan, planMatMul } from './plan.js';

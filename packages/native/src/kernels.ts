@@ -6,7 +6,8 @@ import {
   registerKernel,
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
-import { loadNativeKernels, requireAddon, runPlan } from './gemm.js';
+import { loadNativeKernels, nativeThreads, requireAddon, runPlan } from './gemm.js';
+import { FUSED_KERNELS } from './kernel-names.js';
 import { planMatMul } from './plan.js';
 
 /** The backends whose BatchMatMul kernel can be replaced. */
@@ -39,59 +40,173 @@ function unpack(args: Parameters<KernelFunc>[0]): MatMulArgs {
   return { inputs: { a, b }, attrs };
 }
 
-function wasmKernel(stock: KernelConfig): KernelFunc {
+/** A float32 tensor's storage as the addon sees it: an array and the float offset where the tensor starts. */
+interface Slot {
+  data: Float32Array;
+  offset: number;
+}
+
+/**
+ * Runs `compute` on the in-place storage of `inputs` and of freshly allocated float32 outputs of `outShapes`, for
+ * the wasm backend (WebAssembly memory) or the cpu backend (JS typed arrays). Returns null, allocating nothing,
+ * when some input is not float32 or not addressable in place (the caller then falls back).
+ */
+function runInPlace(
+  backendName: NativeBackendName,
+  backend: unknown,
+  inputs: TensorInfo[],
+  outShapes: number[][],
+  compute: (ins: Slot[], outs: Slot[]) => void,
+): TensorInfo[] | null {
+  if (inputs.some((t) => t.dtype !== 'float32')) return null;
+  if (backendName === 'cpu') {
+    const cpu = backend as CpuBackendLike;
+    const values = inputs.map((t) => cpu.data.get(t.dataId)?.values);
+    if (!values.every((v): v is Float32Array => v instanceof Float32Array)) return null;
+    const outs = outShapes.map((shape) => new Float32Array(shape.reduce((a, b) => a * b, 1)));
+    compute(
+      values.map((data) => ({ data, offset: 0 })),
+      outs.map((data) => ({ data, offset: 0 })),
+    );
+    return outs.map((data, i) => cpu.makeTensorInfo(outShapes[i] as number[], 'float32', data));
+  }
+  const wasm = backend as WasmBackendLike;
+  const offsets = inputs.map((t) => wasm.dataIdMap.get(t.dataId)?.memoryOffset);
+  if (!offsets.every((o): o is number => o !== undefined && o % 4 === 0)) return null;
+  const outs = outShapes.map((shape) => wasm.makeOutput(shape, 'float32'));
+  try {
+    const outOffsets = outs.map((t) => wasm.dataIdMap.get(t.dataId)?.memoryOffset);
+    if (!outOffsets.every((o): o is number => o !== undefined))
+      throw new Error('the wasm backend lost an output buffer');
+    // Read the heap view only now: allocating the outputs may have grown (and replaced) WebAssembly memory.
+    const heap = wasm.wasm.HEAPF32;
+    compute(
+      offsets.map((o) => ({ data: heap, offset: o / 4 })),
+      outOffsets.map((o) => ({ data: heap, offset: o / 4 })),
+    );
+  } catch (error) {
+    for (const t of outs) wasm.disposeData(t.dataId, true);
+    throw error;
+  }
+  return outs;
+}
+
+function matMulKernel(backendName: NativeBackendName, stock: KernelConfig): KernelFunc {
   const addon = requireAddon();
   return (args) => {
     const { inputs, attrs } = unpack(args);
     const { a, b } = inputs;
-    if (a.dtype !== 'float32' || b.dtype !== 'float32') return stock.kernelFunc(args);
-    const backend = args.backend as WasmBackendLike;
-    const aData = backend.dataIdMap.get(a.dataId);
-    const bData = backend.dataIdMap.get(b.dataId);
-    if (!aData || !bData || aData.memoryOffset % 4 !== 0 || bData.memoryOffset % 4 !== 0) {
-      return stock.kernelFunc(args);
-    }
     const plan = planMatMul(a.shape, b.shape, attrs.transposeA === true, attrs.transposeB === true);
-    const out = backend.makeOutput(plan.outShape, 'float32');
-    if (plan.batch * plan.m * plan.n === 0) return out;
-    try {
-      const outData = backend.dataIdMap.get(out.dataId);
-      if (!outData) throw new Error('BatchMatMul: the wasm backend lost the output buffer');
-      // Read the heap view only now: allocating the output may have grown (and replaced) WebAssembly memory.
-      const heap = backend.wasm.HEAPF32;
-      runPlan(
-        addon,
-        plan,
-        heap,
-        aData.memoryOffset / 4,
-        heap,
-        bData.memoryOffset / 4,
-        heap,
-        outData.memoryOffset / 4,
-      );
-    } catch (error) {
-      backend.disposeData(out.dataId, true);
-      throw error;
-    }
-    return out;
+    const outs = runInPlace(backendName, args.backend, [a, b], [plan.outShape], ([sa, sb], [so]) => {
+      const [x, y, o] = [sa as Slot, sb as Slot, so as Slot];
+      runPlan(addon, plan, x.data, x.offset, y.data, y.offset, o.data, o.offset);
+    });
+    return outs ? (outs[0] as TensorInfo) : stock.kernelFunc(args);
   };
 }
 
-function cpuKernel(stock: KernelConfig): KernelFunc {
+/** The fused kernels' inputs must be float32 tensors the addon can address; anything else is a caller bug. */
+function fusedOrThrow(name: string, outs: TensorInfo[] | null): TensorInfo[] {
+  if (!outs) throw new Error(`${name}: inputs must be float32 tensors of the wasm or cpu backend`);
+  return outs;
+}
+
+function lastAxis(name: string, x: TensorInfo, weight: TensorInfo): { rows: number; dim: number } {
+  const dim = x.shape[x.shape.length - 1] ?? 0;
+  if (weight.shape.length !== 1 || weight.shape[0] !== dim)
+    throw new Error(`${name}: weight must have shape [${dim}] (the last axis of x), got [${weight.shape}]`);
+  return { rows: dim === 0 ? 0 : x.shape.reduce((a, b) => a * b, 1) / dim, dim };
+}
+
+function fusedKernels(backendName: NativeBackendName): Record<string, KernelFunc> {
   const addon = requireAddon();
-  return (args) => {
-    const { inputs, attrs } = unpack(args);
-    const { a, b } = inputs;
-    if (a.dtype !== 'float32' || b.dtype !== 'float32') return stock.kernelFunc(args);
-    const backend = args.backend as CpuBackendLike;
-    const aValues = backend.data.get(a.dataId)?.values;
-    const bValues = backend.data.get(b.dataId)?.values;
-    if (!(aValues instanceof Float32Array) || !(bValues instanceof Float32Array))
-      return stock.kernelFunc(args);
-    const plan = planMatMul(a.shape, b.shape, attrs.transposeA === true, attrs.transposeB === true);
-    const values = new Float32Array(plan.batch * plan.m * plan.n);
-    runPlan(addon, plan, aValues, 0, bValues, 0, values, 0);
-    return backend.makeTensorInfo(plan.outShape, 'float32', values);
+  const run = (
+    args: Parameters<KernelFunc>[0],
+    inputs: TensorInfo[],
+    shapes: number[][],
+    f: (i: Slot[], o: Slot[]) => void,
+  ) => runInPlace(backendName, args.backend, inputs, shapes, f);
+  const size = (t: TensorInfo) => t.shape.reduce((a, b) => a * b, 1);
+  return {
+    [FUSED_KERNELS.gelu]: (args) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      const outs = run(args, [x], [[...x.shape]], ([i], [o]) =>
+        addon.gelu(
+          (i as Slot).data,
+          (i as Slot).offset,
+          (o as Slot).data,
+          (o as Slot).offset,
+          size(x),
+          nativeThreads(),
+        ),
+      );
+      return fusedOrThrow(FUSED_KERNELS.gelu, outs)[0] as TensorInfo;
+    },
+    [FUSED_KERNELS.geluGrad]: (args) => {
+      const { dy, x } = args.inputs as { dy: TensorInfo; x: TensorInfo };
+      const outs = run(args, [dy, x], [[...x.shape]], ([g, i], [o]) => {
+        const [sg, si, so] = [g as Slot, i as Slot, o as Slot];
+        addon.geluGrad(sg.data, sg.offset, si.data, si.offset, so.data, so.offset, size(x), nativeThreads());
+      });
+      return fusedOrThrow(FUSED_KERNELS.geluGrad, outs)[0] as TensorInfo;
+    },
+    [FUSED_KERNELS.layerNorm]: (args) => {
+      const { x, weight, bias } = args.inputs as { x: TensorInfo; weight: TensorInfo; bias: TensorInfo };
+      const { eps } = args.attrs as { eps: number };
+      const { rows, dim } = lastAxis(FUSED_KERNELS.layerNorm, x, weight);
+      const outs = run(args, [x, weight, bias], [[...x.shape]], ([i, w, b], [o]) => {
+        const [si, sw, sb, so] = [i as Slot, w as Slot, b as Slot, o as Slot];
+        addon.layerNorm(
+          si.data,
+          si.offset,
+          sw.data,
+          sw.offset,
+          sb.data,
+          sb.offset,
+          so.data,
+          so.offset,
+          rows,
+          dim,
+          eps,
+          nativeThreads(),
+        );
+      });
+      return fusedOrThrow(FUSED_KERNELS.layerNorm, outs)[0] as TensorInfo;
+    },
+    [FUSED_KERNELS.layerNormGrad]: (args) => {
+      const { dy, x, weight } = args.inputs as { dy: TensorInfo; x: TensorInfo; weight: TensorInfo };
+      const { eps } = args.attrs as { eps: number };
+      const { rows, dim } = lastAxis(FUSED_KERNELS.layerNormGrad, x, weight);
+      const outs = run(args, [dy, x, weight], [[...x.shape], [dim], [dim]], ([g, i, w], [dx, dw, db]) => {
+        const [sg, si, sw, sx, sdw, sdb] = [g, i, w, dx, dw, db] as Slot[] as [
+          Slot,
+          Slot,
+          Slot,
+          Slot,
+          Slot,
+          Slot,
+        ];
+        addon.layerNormGrad(
+          sg.data,
+          sg.offset,
+          si.data,
+          si.offset,
+          sw.data,
+          sw.offset,
+          sx.data,
+          sx.offset,
+          sdw.data,
+          sdw.offset,
+          sdb.data,
+          sdb.offset,
+          rows,
+          dim,
+          eps,
+          nativeThreads(),
+        );
+      });
+      return fusedOrThrow(FUSED_KERNELS.layerNormGrad, outs);
+    },
   };
 }
 
@@ -109,7 +224,7 @@ export function installNativeMatMul(backendName: NativeBackendName): boolean {
   if (!loadNativeKernels().ok) return false;
   const stock = getKernel(KERNEL, backendName);
   if (!stock) return false;
-  const kernelFunc = backendName === 'wasm' ? wasmKernel(stock) : cpuKernel(stock);
+  const kernelFunc = matMulKernel(backendName, stock);
   unregisterKernel(KERNEL, backendName);
   // The stock setup/dispose hooks stay: the fallback (non-float32 inputs) calls the stock kernel, which the wasm
   // backend wires up in its setupFunc when it initialises.
@@ -139,4 +254,33 @@ export function isNativeMatMulInstalled(backendName: NativeBackendName): boolean
 /** tfjs's own `BatchMatMul` kernel for `backendName` while the native one is installed (for comparisons). */
 export function stockMatMulKernel(backendName: NativeBackendName): KernelConfig | undefined {
   return stockKernels.get(backendName);
+}
+
+const fusedInstalled = new Set<NativeBackendName>();
+
+/**
+ * Registers the fused GELU and LayerNorm kernels (forward and gradient; names in {@link FUSED_KERNELS}) on
+ * `backendName`. `@peftjs/core`'s `gelu` and `layerNorm` use them wherever they are registered for the active
+ * backend. Returns false, changing nothing, when the native kernels are unavailable; installing twice is a
+ * no-op that returns true.
+ */
+export function installFusedKernels(backendName: NativeBackendName): boolean {
+  if (fusedInstalled.has(backendName)) return true;
+  if (!loadNativeKernels().ok) return false;
+  for (const [kernelName, kernelFunc] of Object.entries(fusedKernels(backendName)))
+    registerKernel({ kernelName, backendName, kernelFunc });
+  fusedInstalled.add(backendName);
+  return true;
+}
+
+/** Removes the fused kernels from `backendName` (core falls back to composite ops). False when not installed. */
+export function uninstallFusedKernels(backendName: NativeBackendName): boolean {
+  if (!fusedInstalled.delete(backendName)) return false;
+  for (const kernelName of Object.values(FUSED_KERNELS)) unregisterKernel(kernelName, backendName);
+  return true;
+}
+
+/** Whether {@link installFusedKernels} is in effect for `backendName`. */
+export function areFusedKernelsInstalled(backendName: NativeBackendName): boolean {
+  return fusedInstalled.has(backendName);
 }

@@ -1,0 +1,15 @@
+/**
+ * Names of the fused kernels `@peftjs/native` registers with tfjs (`installNativeKernels`). A separate entry
+ * point with no Node imports, so `@peftjs/core` can look the kernels up (and register their gradients) in any
+ * environment, including browsers where the addon never loads.
+ */
+export const FUSED_KERNELS = {
+  /** `{ x }` → `x·Φ(x)`, exact (erf) GELU. */
+  gelu: 'PeftjsGelu',
+  /** `{ dy, x }` → `dy·(Φ(x) + x·φ(x))`. */
+  geluGrad: 'PeftjsGeluGrad',
+  /** `{ x, weight, bias }`, attr `eps` → LayerNorm over the last axis. */
+  layerNorm: 'PeftjsLayerNorm',
+  /** `{ dy, x, weight }`, attr `eps` → `[dx, dweight, dbias]`. */
+  layerNormGrad: 'PeftjsLayerNormGrad',
+} as const;
