@@ -51,6 +51,8 @@ const { values } = parseArgs({
 });
 
 const backend = await initBackend({ log: false });
+const fusedKernels = tf.getKernel('PeftjsGelu', tf.getBackend()) !== undefined;
+const kernels = `${backend.backend}${backend.native.installed ? ` + native ${backend.native.isa} matmul` : ''}${fusedKernels ? ' + fused GELU/LayerNorm' : ''}`;
 const [train800, val200, test] = values.counts.split(',').map(Number) as [number, number, number];
 const epochs = Number(values.epochs);
 const seeds = values.seeds.split(',').map(Number);
@@ -102,6 +104,8 @@ interface RunRecord {
   params: number;
   seconds: number;
   epochsChosen?: number;
+  /** The backend and kernels the run used (absent in records written before the fused kernels existed). */
+  kernels?: string;
 }
 
 /**
@@ -326,6 +330,7 @@ if (!values['report-only']) {
       params,
       seconds: (performance.now() - t0) / 1000,
       epochsChosen: outcome.selected.epochs,
+      kernels,
     });
   }
 }

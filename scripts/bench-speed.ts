@@ -1,6 +1,8 @@
 /**
- * Prompt-tuning step speed: PEFT.js (three backend routes) vs PyTorch on this machine, in one run (a benchmark,
- * not a test).
+ * Prompt-tuning step speed: PEFT.js (several backend routes) vs PyTorch on this machine, in one run (a benchmark,
+ * not a test). Routes: wasm-native (the default: native kernels on every core they use), wasm-native-1t (native
+ * kernels pinned to one thread, like for like with PyTorch on 1 thread), wasm-stock (no native kernels),
+ * cpu-native. PyTorch runs on 1 thread (the ratio's base, as issue #8 defines it) and on 2 threads (context).
  *
  *   pnpm bench:speed [--steps 2] [--slow-steps 1] [--warmup 1] [--py-steps 1] [--py-warmup 1] [--routes ...]
  *
@@ -22,7 +24,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '1' },
     'py-steps': { type: 'string', default: '1' },
     'py-warmup': { type: 'string', default: '1' },
-    routes: { type: 'string', default: 'wasm-native,wasm-stock,cpu-native' },
+    routes: { type: 'string', default: 'wasm-native,wasm-native-1t,wasm-stock,cpu-native' },
     child: { type: 'string' },
     'micro-batch': { type: 'string' },
   },
@@ -64,7 +66,7 @@ async function runRoute(route: string): Promise<void> {
     native: choice.native.installed ? choice.native.isa : `off (${choice.native.reason})`,
     tfjs: tf.version.tfjs,
   });
-  const fast = route === 'wasm-native';
+  const fast = route.startsWith('wasm-native');
   const steps = Number(fast ? values.steps : values['slow-steps']);
   const warmup = Number(values.warmup);
   const vit = VisionTransformer.create(
@@ -189,21 +191,35 @@ async function main(): Promise<void> {
   );
   const rows: Row[] = [];
 
-  const py = (await runChild(
-    '/usr/bin/python3',
-    ['tools/reference/speed_reference.py', '--steps', values['py-steps'], '--warmup', values['py-warmup']],
-    { ...process.env, OMP_NUM_THREADS: '1' },
-    root,
-  )) as (Row & { torch: string; blas?: string })[];
-  for (const r of py) rows.push({ ...r, route: 'cpu 1 thread' });
-  console.log(
-    `pytorch: torch ${py[0]?.torch}, ${py[0]?.blas ?? 'system BLAS'}, 1 thread, warm-up ${values['py-warmup']}, median of ${values['py-steps']}`,
-  );
+  // PyTorch on 1 thread is the ratio's base (the issue's reference); on 2 threads it is context for the 2-core routes.
+  for (const pyThreads of [1, 2]) {
+    const py = (await runChild(
+      '/usr/bin/python3',
+      [
+        'tools/reference/speed_reference.py',
+        '--steps',
+        values['py-steps'],
+        '--warmup',
+        values['py-warmup'],
+        '--threads',
+        String(pyThreads),
+      ],
+      { ...process.env, OMP_NUM_THREADS: String(pyThreads), OPENBLAS_NUM_THREADS: String(pyThreads) },
+      root,
+    )) as (Row & { torch: string; blas?: string })[];
+    for (const r of py) rows.push({ ...r, route: `cpu ${pyThreads} thread${pyThreads > 1 ? 's' : ''}` });
+    console.log(
+      `pytorch: torch ${py[0]?.torch}, ${py[0]?.blas ?? 'system BLAS'}, ${pyThreads} thread(s), warm-up ${values['py-warmup']}, median of ${values['py-steps']}`,
+    );
+  }
 
   const profiles: { route: string; method: string; matmulShare: number; top: string[] }[] = [];
   for (const route of values.routes.split(',')) {
     const env: NodeJS.ProcessEnv = { ...process.env, PEFTJS_LOG: 'silent' };
     if (route === 'wasm-stock') env.PEFTJS_NATIVE = 'off';
+    // wasm-native uses the default thread count (both cores here); wasm-native-1t pins the native kernels to one
+    // thread, like for like with PyTorch on 1 thread.
+    if (route === 'wasm-native-1t') env.PEFTJS_NATIVE_THREADS = '1';
     const args = ['--conditions=@peftjs/source', '--import', 'tsx', self, '--child', route];
     for (const k of ['steps', 'slow-steps', 'warmup', 'micro-batch'] as const) {
       if (values[k] !== undefined) args.push(`--${k}`, values[k] as string);
@@ -217,9 +233,11 @@ async function main(): Promise<void> {
   }
 
   const ref = (method: string, what: string) =>
-    rows.find((r) => r.impl === 'pytorch' && r.method === method && r.what === what)?.seconds;
+    rows.find(
+      (r) => r.impl === 'pytorch' && r.route === 'cpu 1 thread' && r.method === method && r.what === what,
+    )?.seconds;
   console.log('');
-  console.log('| impl | route | method | what | seconds | ratio vs PyTorch | note |');
+  console.log('| impl | route | method | what | seconds | ratio vs PyTorch 1 thread | note |');
   console.log('|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const base = ref(r.method, r.what);
@@ -236,6 +254,17 @@ async function main(): Promise<void> {
   const peft = rows.filter((r) => r.impl === 'peftjs' && r.method === 'vpt' && r.what === 'train_step');
   const fastest = peft.reduce((a, b) => (b.seconds < a.seconds ? b : a));
   const base = ref('vpt', 'train_step') as number;
+  const oneThread = peft.find((r) => r.route === 'wasm-native-1t');
+  if (oneThread)
+    console.log(`like for like (both on 1 thread): step ratio ${(oneThread.seconds / base).toFixed(3)}`);
+  const twoThreadBase = rows.find(
+    (r) =>
+      r.impl === 'pytorch' && r.route === 'cpu 2 threads' && r.method === 'vpt' && r.what === 'train_step',
+  );
+  if (twoThreadBase)
+    console.log(
+      `against PyTorch on 2 threads: step ratio ${(fastest.seconds / twoThreadBase.seconds).toFixed(3)} (${fastest.route})`,
+    );
   console.log(`fastest PEFT.js route (vpt train step): ${fastest.route}`);
   console.log(`step_ratio_vs_pytorch=${(fastest.seconds / base).toFixed(3)}`);
 }

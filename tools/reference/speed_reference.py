@@ -144,9 +144,10 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--method", default="vpt,ship")
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads (set OMP/OPENBLAS_NUM_THREADS to match)")
     args = ap.parse_args()
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     images = torch.randn(args.batch, 3, 32, 32)
     labels = torch.randint(0, 10, (args.batch,))

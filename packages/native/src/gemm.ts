@@ -21,9 +21,12 @@ export type NativeStatus =
 let threads = 1;
 let threadsFromEnvRead = false;
 
+// Default: every thread the addon can use (1 or 2; both cores measured 1.5x faster on a VPT training step than one,
+// docs/performance.md). PEFTJS_NATIVE_THREADS=1 keeps the kernels on the calling thread.
 function readThreadsFromEnv(env: Record<string, string | undefined>, maxThreads: number): void {
   if (threadsFromEnvRead) return;
   threadsFromEnvRead = true;
+  threads = maxThreads;
   const raw = env.PEFTJS_NATIVE_THREADS;
   if (raw === undefined || raw.trim() === '') return;
   const value = Number.parseInt(raw, 10);
@@ -32,8 +35,8 @@ function readThreadsFromEnv(env: Record<string, string | undefined>, maxThreads:
 
 /**
  * Loads the native AVX2/FMA GEMM. Never throws: where the addon did not build, the CPU lacks AVX2/FMA, or
- * `PEFTJS_NATIVE=off` is set, it returns `{ ok: false, reason }`. `PEFTJS_NATIVE_THREADS=2` lets large products
- * use both cores (default 1: measured no faster inside a training step).
+ * `PEFTJS_NATIVE=off` is set, it returns `{ ok: false, reason }`. Large products and element-wise passes use both
+ * cores where there are two (the default); `PEFTJS_NATIVE_THREADS=1` keeps them on the calling thread.
  */
 export function loadNativeKernels(env: Record<string, string | undefined> = process.env): NativeStatus {
   const setting = env.PEFTJS_NATIVE?.trim().toLowerCase();
@@ -46,7 +49,7 @@ export function loadNativeKernels(env: Record<string, string | undefined> = proc
   return { ok: true, isa: result.addon.isa, threads };
 }
 
-/** Threads a single native GEMM may use (1 or 2). Returns the value in effect. */
+/** Threads a single native kernel call may use (1 or 2). Returns the value in effect. */
 export function setNativeThreads(count: number): number {
   const result = loadAddon();
   const max = 'addon' in result ? result.addon.maxThreads : 1;
