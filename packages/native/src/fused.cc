@@ -67,17 +67,6 @@ inline void cdf_pdf8(__m256 x, __m256* cdf, __m256* pdf) {
   *pdf = _mm256_mul_ps(g, _mm256_set1_ps(0.39894228040143268f));
 }
 
-inline void cdf_pdf1(float x, float* cdf, float* pdf) {
-  alignas(32) float v[8] = {x};
-  __m256 c, p;
-  cdf_pdf8(_mm256_load_ps(v), &c, &p);
-  alignas(32) float cv[8], pv[8];
-  _mm256_store_ps(cv, c);
-  _mm256_store_ps(pv, p);
-  *cdf = cv[0];
-  *pdf = pv[0];
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Splitting work in two halves (one per core)
 
@@ -106,6 +95,29 @@ void split_range(std::int64_t n, std::int64_t grain, int threads, Body body) {
       &ctx);
 }
 
+// out[i] = op(in[0][i], …, in[K−1][i]) over [0, n), 8 lanes at a time; the tail goes through the same vector op on
+// a zero-padded copy, so every element sees exactly the same arithmetic.
+template <int K, typename Op>
+void map_elements(const float* const (&in)[K], float* out, std::int64_t n, int threads, Op op) {
+  split_range(n, 1, threads, [&](std::int64_t lo, std::int64_t hi) {
+    __m256 v[K];
+    std::int64_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+      for (int k = 0; k < K; ++k) v[k] = _mm256_loadu_ps(in[k] + i);
+      _mm256_storeu_ps(out + i, op(v));
+    }
+    if (i == hi) return;
+    const std::int64_t rest = hi - i;
+    alignas(32) float lanes[8] = {};
+    for (int k = 0; k < K; ++k) {
+      for (std::int64_t j = 0; j < rest; ++j) lanes[j] = in[k][i + j];
+      v[k] = _mm256_load_ps(lanes);
+    }
+    _mm256_store_ps(lanes, op(v));
+    for (std::int64_t j = 0; j < rest; ++j) out[i + j] = lanes[j];
+  });
+}
+
 // Horizontal sum of 8 floats.
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -126,37 +138,21 @@ inline float row_sum(const float* x, std::int64_t d) {
 }  // namespace
 
 void gelu_forward(const float* x, float* y, std::int64_t n, int threads) {
-  split_range(n, 1, threads, [&](std::int64_t lo, std::int64_t hi) {
-    std::int64_t i = lo;
-    for (; i + 8 <= hi; i += 8) {
-      const __m256 v = _mm256_loadu_ps(x + i);
-      __m256 cdf, pdf;
-      cdf_pdf8(v, &cdf, &pdf);
-      _mm256_storeu_ps(y + i, _mm256_mul_ps(v, cdf));
-    }
-    for (; i < hi; ++i) {
-      float cdf, pdf;
-      cdf_pdf1(x[i], &cdf, &pdf);
-      y[i] = x[i] * cdf;
-    }
+  const float* const in[1] = {x};
+  map_elements<1>(in, y, n, threads, [](const __m256* v) {
+    __m256 cdf, pdf;
+    cdf_pdf8(v[0], &cdf, &pdf);
+    return _mm256_mul_ps(v[0], cdf);
   });
 }
 
 void gelu_backward(const float* dy, const float* x, float* dx, std::int64_t n, int threads) {
   // d/dx [x·Φ(x)] = Φ(x) + x·φ(x)
-  split_range(n, 1, threads, [&](std::int64_t lo, std::int64_t hi) {
-    std::int64_t i = lo;
-    for (; i + 8 <= hi; i += 8) {
-      const __m256 v = _mm256_loadu_ps(x + i);
-      __m256 cdf, pdf;
-      cdf_pdf8(v, &cdf, &pdf);
-      _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_fmadd_ps(v, pdf, cdf)));
-    }
-    for (; i < hi; ++i) {
-      float cdf, pdf;
-      cdf_pdf1(x[i], &cdf, &pdf);
-      dx[i] = dy[i] * (cdf + x[i] * pdf);
-    }
+  const float* const in[2] = {dy, x};
+  map_elements<2>(in, dx, n, threads, [](const __m256* v) {
+    __m256 cdf, pdf;
+    cdf_pdf8(v[1], &cdf, &pdf);
+    return _mm256_mul_ps(v[0], _mm256_fmadd_ps(v[1], pdf, cdf));
   });
 }
 
