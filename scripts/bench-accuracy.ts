@@ -376,6 +376,15 @@ const summary = [...byMethod].map(([method, row]) => {
   const overall = groupMeans.some((m) => Number.isNaN(m)) ? Number.NaN : mean(groupMeans);
   return { method, row, groupMeans, overall };
 });
+// Records from before the fused kernels carry no `kernels` field; same arithmetic, float rounding may differ.
+const kernelCounts = new Map<string, number>();
+for (const r of records) {
+  if (r.method === KNN) continue;
+  const k =
+    r.kernels ??
+    'wasm + native avx2+fma matmul, unfused GELU/LayerNorm (runs recorded before the fused kernels)';
+  kernelCounts.set(k, (kernelCounts.get(k) ?? 0) + 1);
+}
 const lines = [
   '# Mini-VTAB results',
   '',
@@ -383,6 +392,7 @@ const lines = [
   `Protocol: VTAB-1k style — train on train800, choose the epoch count on val200, refit on train800val200 for that many epochs (same schedule), evaluate the test split once; ${epochs} epochs max, AdamW, batch 64, wd 1e-4, no tuning on the test split.`,
   `Data: @peftjs/mini-vtab (${train800}/${val200}/${test} images per task or all that exist, generator seed 0). Seeds: ${seeds.join(', ')}. Backend ${backend.backend}${backend.native.installed ? ' + native matmul' : ''}; ${cpus()[0]?.model ?? 'CPU'} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; report written ${new Date().toISOString()}.`,
   `Command: \`pnpm bench:accuracy ${process.argv.slice(2).join(' ')}\` (results file ${resultsFile}).`,
+  `Kernels: ${[...kernelCounts].map(([k, n]) => `${n} runs on ${k}`).join('; ')}.`,
   '',
   `| method | seeds | ${shownTasks.join(' | ')} | ${groups.map((g) => `${g} mean`).join(' | ')} | group mean | trainable params (no head) | wall s |`,
   `|---|---|${shownTasks.map(() => '---').join('|')}|${groups.map(() => '---').join('|')}|---|---|---|`,
