@@ -10,7 +10,7 @@ import { loadNativeKernels, nativeThreads, requireAddon, runPlan } from './gemm.
 import { FUSED_KERNELS } from './kernel-names.js';
 import { planMatMul } from './plan.js';
 
-/** The backends whose BatchMatMul kernel can be replaced. */
+/** The backends the native kernels can be installed on (their tensors live in memory the addon can address). */
 export type NativeBackendName = 'wasm' | 'cpu';
 
 const KERNEL = 'BatchMatMul';
