@@ -64,7 +64,15 @@ interface CheckReport {
 
 /** A few names each entry point must export: a renamed or dropped export fails here, not in a user's bundle. */
 const EXPECTED_EXPORTS: Record<string, readonly string[]> = {
-  '@peftjs/core': ['initBackend', 'tf', 'createPeftModel', 'saveAdapter', 'loadAdapter', 'PeftError'],
+  '@peftjs/core': [
+    'initBackend',
+    'tf',
+    'createPeftModel',
+    'saveAdapter',
+    'loadAdapter',
+    'PeftError',
+    'installWasmCopyFreeKernels',
+  ],
   '@peftjs/core/testing': ['expectTensorClose', 'testBackends', 'expectNoLeakedTensors'],
   '@peftjs/backbone': ['VisionTransformer', 'customVit', 'loadVit', 'loadVitFromBytes'],
   '@peftjs/baselines': ['lora', 'bitfit', 'vpt', 'adapter', 'BASELINE_PLUGIN_FACTORIES'],
@@ -73,7 +81,8 @@ const EXPECTED_EXPORTS: Record<string, readonly string[]> = {
   '@peftjs/decoupled-attention': ['decoupledAttention'],
   '@peftjs/hierarchy': ['hierarchyPlugin', 'affinityHeatmapPng', 'groupLayers'],
   '@peftjs/mini-vtab': ['generateTask', 'MINI_VTAB_TASKS'],
-  '@peftjs/native': ['loadNativeKernels', 'installNativeMatMul'],
+  '@peftjs/native': ['loadNativeKernels', 'installNativeMatMul', 'installFusedKernels'],
+  '@peftjs/native/kernel-names': ['FUSED_KERNELS'],
   '@peftjs/pml': ['promptMatchingLoss'],
   '@peftjs/prompts': ['shipPrompts'],
   '@peftjs/ship': ['ship', 'shipVtabPreset', 'SHIP_PLUGIN_FACTORIES'],
