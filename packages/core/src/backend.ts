@@ -93,8 +93,9 @@ interface NativeModule {
 }
 
 /**
- * Puts the native matmul and the fused GELU/LayerNorm kernels under the wasm or cpu backend when they load. Imported lazily: browsers and machines
- * where the addon did not build simply keep tfjs's kernels, and the reason is reported.
+ * Puts the native matmul and the fused GELU/LayerNorm kernels under the wasm or cpu backend when they load.
+ * Imported lazily: browsers and machines where the addon did not build simply keep tfjs's kernels, and the reason
+ * is reported.
  */
 async function installNative(
   backend: ConcreteBackend,
