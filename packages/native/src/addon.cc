@@ -204,6 +204,13 @@ bool require_span(napi_env env, const FloatArg& arg, const char* name, std::int6
                               name + "Offset");
 }
 
+bool require_spans(napi_env env, const FloatArg* a, const char* const* names, const std::int64_t* spans,
+                   int count) {
+  for (int i = 0; i < count; ++i)
+    if (!require_span(env, a[i], names[i], spans[i])) return false;
+  return true;
+}
+
 bool check_cpu_or_throw(napi_env env) {
   if (cpu().ok) return true;
   napi_throw_error(env, nullptr, ("@peftjs/native: " + cpu().reason).c_str());
@@ -243,8 +250,8 @@ napi_value GeluGrad(napi_env env, napi_callback_info info) {
   if (!get_float_args(env, argv, names, a, 3) || !get_count(env, argv[6], "n", &n) ||
       !get_count(env, argv[7], "threads", &threads))
     return nullptr;
-  for (int i = 0; i < 3; ++i)
-    if (!require_span(env, a[i], names[i], n)) return nullptr;
+  const std::int64_t spans[] = {n, n, n};
+  if (!require_spans(env, a, names, spans, 3)) return nullptr;
   peftjs::gelu_backward(a[0].data + a[0].offset, a[1].data + a[1].offset, a[2].data + a[2].offset, n,
                         static_cast<int>(threads));
   return nullptr;
@@ -258,27 +265,35 @@ bool get_eps(napi_env env, napi_value value, float* eps) {
   return true;
 }
 
+// The trailing (rows, dim, eps, threads) arguments of layerNorm and layerNormGrad, read from argv[0..3].
+struct RowArgs {
+  std::int64_t rows = 0;
+  std::int64_t dim = 0;
+  float eps = 0;
+  std::int64_t threads = 1;
+};
+
+bool get_row_args(napi_env env, napi_value* argv, const char* name, RowArgs* r) {
+  if (!get_count(env, argv[0], "rows", &r->rows) || !get_count(env, argv[1], "dim", &r->dim) ||
+      !get_eps(env, argv[2], &r->eps) || !get_count(env, argv[3], "threads", &r->threads))
+    return false;
+  if (static_cast<double>(r->rows) * static_cast<double>(r->dim) > 4.0e18)
+    return throw_range(env, std::string(name) + " dimensions are too large");
+  return true;
+}
+
 // layerNorm(x, xOffset, weight, weightOffset, bias, biasOffset, y, yOffset, rows, dim, eps, threads)
 napi_value LayerNorm(napi_env env, napi_callback_info info) {
   napi_value argv[12];
   if (!check_cpu_or_throw(env) || !get_argv(env, info, argv, 12, "layerNorm")) return nullptr;
   static const char* const names[] = {"x", "weight", "bias", "y"};
   FloatArg a[4];
-  std::int64_t rows = 0, dim = 0, threads = 1;
-  float eps = 0;
-  if (!get_float_args(env, argv, names, a, 4) || !get_count(env, argv[8], "rows", &rows) ||
-      !get_count(env, argv[9], "dim", &dim) || !get_eps(env, argv[10], &eps) ||
-      !get_count(env, argv[11], "threads", &threads))
-    return nullptr;
-  if (static_cast<double>(rows) * static_cast<double>(dim) > 4.0e18) {
-    throw_range(env, "layerNorm dimensions are too large");
-    return nullptr;
-  }
-  const std::int64_t spans[] = {rows * dim, dim, dim, rows * dim};
-  for (int i = 0; i < 4; ++i)
-    if (!require_span(env, a[i], names[i], spans[i])) return nullptr;
+  RowArgs r;
+  if (!get_float_args(env, argv, names, a, 4) || !get_row_args(env, argv + 8, "layerNorm", &r)) return nullptr;
+  const std::int64_t spans[] = {r.rows * r.dim, r.dim, r.dim, r.rows * r.dim};
+  if (!require_spans(env, a, names, spans, 4)) return nullptr;
   peftjs::layer_norm_forward(a[0].data + a[0].offset, a[1].data + a[1].offset, a[2].data + a[2].offset,
-                             a[3].data + a[3].offset, rows, dim, eps, static_cast<int>(threads));
+                             a[3].data + a[3].offset, r.rows, r.dim, r.eps, static_cast<int>(r.threads));
   return nullptr;
 }
 
@@ -289,22 +304,15 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   if (!check_cpu_or_throw(env) || !get_argv(env, info, argv, 16, "layerNormGrad")) return nullptr;
   static const char* const names[] = {"dy", "x", "weight", "dx", "dweight", "dbias"};
   FloatArg a[6];
-  std::int64_t rows = 0, dim = 0, threads = 1;
-  float eps = 0;
-  if (!get_float_args(env, argv, names, a, 6) || !get_count(env, argv[12], "rows", &rows) ||
-      !get_count(env, argv[13], "dim", &dim) || !get_eps(env, argv[14], &eps) ||
-      !get_count(env, argv[15], "threads", &threads))
+  RowArgs r;
+  if (!get_float_args(env, argv, names, a, 6) || !get_row_args(env, argv + 12, "layerNormGrad", &r))
     return nullptr;
-  if (static_cast<double>(rows) * static_cast<double>(dim) > 4.0e18) {
-    throw_range(env, "layerNormGrad dimensions are too large");
-    return nullptr;
-  }
-  const std::int64_t spans[] = {rows * dim, rows * dim, dim, rows * dim, dim, dim};
-  for (int i = 0; i < 6; ++i)
-    if (!require_span(env, a[i], names[i], spans[i])) return nullptr;
+  const std::int64_t full = r.rows * r.dim;
+  const std::int64_t spans[] = {full, full, r.dim, full, r.dim, r.dim};
+  if (!require_spans(env, a, names, spans, 6)) return nullptr;
   peftjs::layer_norm_backward(a[0].data + a[0].offset, a[1].data + a[1].offset, a[2].data + a[2].offset,
-                              a[3].data + a[3].offset, a[4].data + a[4].offset, a[5].data + a[5].offset, rows,
-                              dim, eps, static_cast<int>(threads));
+                              a[3].data + a[3].offset, a[4].data + a[4].offset, a[5].data + a[5].offset,
+                              r.rows, r.dim, r.eps, static_cast<int>(r.threads));
   return nullptr;
 }
 

@@ -105,12 +105,6 @@ function matMulKernel(backendName: NativeBackendName, stock: KernelConfig): Kern
   };
 }
 
-/** The fused kernels' inputs must be float32 tensors the addon can address; anything else is a caller bug. */
-function fusedOrThrow(name: string, outs: TensorInfo[] | null): TensorInfo[] {
-  if (!outs) throw new Error(`${name}: inputs must be float32 tensors of the wasm or cpu backend`);
-  return outs;
-}
-
 function lastAxis(name: string, x: TensorInfo, weight: TensorInfo): { rows: number; dim: number } {
   const dim = x.shape[x.shape.length - 1] ?? 0;
   if (weight.shape.length !== 1 || weight.shape[0] !== dim)
@@ -118,94 +112,57 @@ function lastAxis(name: string, x: TensorInfo, weight: TensorInfo): { rows: numb
   return { rows: dim === 0 ? 0 : x.shape.reduce((a, b) => a * b, 1) / dim, dim };
 }
 
+/** An addon entry point taking (array, offset) per input and output, in that order, then its scalars. */
+type FlatAddonCall = (...args: (Float32Array | number)[]) => void;
+
 function fusedKernels(backendName: NativeBackendName): Record<string, KernelFunc> {
   const addon = requireAddon();
+  // Inputs must be float32 tensors the addon can address; anything else is a caller bug, not a fallback case.
   const run = (
+    name: string,
     args: Parameters<KernelFunc>[0],
     inputs: TensorInfo[],
-    shapes: number[][],
-    f: (i: Slot[], o: Slot[]) => void,
-  ) => runInPlace(backendName, args.backend, inputs, shapes, f);
+    outShapes: number[][],
+    call: FlatAddonCall,
+    scalars: number[],
+  ): TensorInfo[] => {
+    const outs = runInPlace(backendName, args.backend, inputs, outShapes, (ins, outSlots) =>
+      call(...[...ins, ...outSlots].flatMap((slot) => [slot.data, slot.offset]), ...scalars, nativeThreads()),
+    );
+    if (!outs) throw new Error(`${name}: inputs must be float32 tensors of the wasm or cpu backend`);
+    return outs;
+  };
   const size = (t: TensorInfo) => t.shape.reduce((a, b) => a * b, 1);
   return {
     [FUSED_KERNELS.gelu]: (args) => {
       const { x } = args.inputs as { x: TensorInfo };
-      const outs = run(args, [x], [[...x.shape]], ([i], [o]) =>
-        addon.gelu(
-          (i as Slot).data,
-          (i as Slot).offset,
-          (o as Slot).data,
-          (o as Slot).offset,
-          size(x),
-          nativeThreads(),
-        ),
-      );
-      return fusedOrThrow(FUSED_KERNELS.gelu, outs)[0] as TensorInfo;
+      const call = addon.gelu as FlatAddonCall;
+      return run(FUSED_KERNELS.gelu, args, [x], [[...x.shape]], call, [size(x)])[0] as TensorInfo;
     },
     [FUSED_KERNELS.geluGrad]: (args) => {
       const { dy, x } = args.inputs as { dy: TensorInfo; x: TensorInfo };
-      const outs = run(args, [dy, x], [[...x.shape]], ([g, i], [o]) => {
-        const [sg, si, so] = [g as Slot, i as Slot, o as Slot];
-        addon.geluGrad(sg.data, sg.offset, si.data, si.offset, so.data, so.offset, size(x), nativeThreads());
-      });
-      return fusedOrThrow(FUSED_KERNELS.geluGrad, outs)[0] as TensorInfo;
+      const call = addon.geluGrad as FlatAddonCall;
+      return run(FUSED_KERNELS.geluGrad, args, [dy, x], [[...x.shape]], call, [size(x)])[0] as TensorInfo;
     },
     [FUSED_KERNELS.layerNorm]: (args) => {
       const { x, weight, bias } = args.inputs as { x: TensorInfo; weight: TensorInfo; bias: TensorInfo };
       const { eps } = args.attrs as { eps: number };
       const { rows, dim } = lastAxis(FUSED_KERNELS.layerNorm, x, weight);
-      const outs = run(args, [x, weight, bias], [[...x.shape]], ([i, w, b], [o]) => {
-        const [si, sw, sb, so] = [i as Slot, w as Slot, b as Slot, o as Slot];
-        addon.layerNorm(
-          si.data,
-          si.offset,
-          sw.data,
-          sw.offset,
-          sb.data,
-          sb.offset,
-          so.data,
-          so.offset,
-          rows,
-          dim,
-          eps,
-          nativeThreads(),
-        );
-      });
-      return fusedOrThrow(FUSED_KERNELS.layerNorm, outs)[0] as TensorInfo;
+      const call = addon.layerNorm as FlatAddonCall;
+      const outShapes = [[...x.shape]];
+      return run(FUSED_KERNELS.layerNorm, args, [x, weight, bias], outShapes, call, [
+        rows,
+        dim,
+        eps,
+      ])[0] as TensorInfo;
     },
     [FUSED_KERNELS.layerNormGrad]: (args) => {
       const { dy, x, weight } = args.inputs as { dy: TensorInfo; x: TensorInfo; weight: TensorInfo };
       const { eps } = args.attrs as { eps: number };
       const { rows, dim } = lastAxis(FUSED_KERNELS.layerNormGrad, x, weight);
-      const outs = run(args, [dy, x, weight], [[...x.shape], [dim], [dim]], ([g, i, w], [dx, dw, db]) => {
-        const [sg, si, sw, sx, sdw, sdb] = [g, i, w, dx, dw, db] as Slot[] as [
-          Slot,
-          Slot,
-          Slot,
-          Slot,
-          Slot,
-          Slot,
-        ];
-        addon.layerNormGrad(
-          sg.data,
-          sg.offset,
-          si.data,
-          si.offset,
-          sw.data,
-          sw.offset,
-          sx.data,
-          sx.offset,
-          sdw.data,
-          sdw.offset,
-          sdb.data,
-          sdb.offset,
-          rows,
-          dim,
-          eps,
-          nativeThreads(),
-        );
-      });
-      return fusedOrThrow(FUSED_KERNELS.layerNormGrad, outs);
+      const call = addon.layerNormGrad as FlatAddonCall;
+      const outShapes = [[...x.shape], [dim], [dim]];
+      return run(FUSED_KERNELS.layerNormGrad, args, [dy, x, weight], outShapes, call, [rows, dim, eps]);
     },
   };
 }
