@@ -54,9 +54,10 @@ function grayPixels(image: CanvasImageSource): Uint8Array {
   return gray;
 }
 
-async function classify(model: PeftModel, blob: Blob, name: string): Promise<void> {
-  result.removeAttribute('data-label');
-  const bitmap = await createImageBitmap(blob);
+/** Classifies one image; clears the previous result first so nothing can read a stale label meanwhile. */
+async function classify(model: PeftModel, image: Blob | Promise<Blob>, name: string): Promise<void> {
+  for (const key of ['label', 'ms', 'file', 'logits', 'error']) delete result.dataset[key];
+  const bitmap = await createImageBitmap(await image);
   const gray = grayPixels(bitmap);
   bitmap.close();
   const start = performance.now();
@@ -68,7 +69,19 @@ async function classify(model: PeftModel, blob: Blob, name: string): Promise<voi
   const label = values.indexOf(Math.max(...values));
   result.textContent = `${name}: predicted ${label} in ${ms.toFixed(1)} ms`;
   result.dataset.ms = ms.toFixed(3);
+  result.dataset.logits = JSON.stringify(values);
+  result.dataset.file = name;
+  // Last: the label is what tests wait for.
   result.dataset.label = String(label);
+}
+
+/** Runs a classification from an event handler; a failure is shown on the page (and logged), never dropped. */
+function classifyAndShow(model: PeftModel, image: Blob | Promise<Blob>, name: string): void {
+  classify(model, image, name).catch((error: unknown) => {
+    result.textContent = `${name}: ${error instanceof Error ? error.message : String(error)}`;
+    result.dataset.error = 'true';
+    console.error(error);
+  });
 }
 
 async function main(): Promise<void> {
@@ -96,9 +109,9 @@ async function main(): Promise<void> {
     img.src = `${base}samples/${sample.file}`;
     img.alt = sample.file;
     button.append(img);
-    button.addEventListener('click', async () => {
-      const blob = await (await fetch(`${base}samples/${sample.file}`)).blob();
-      await classify(model, blob, sample.file);
+    button.addEventListener('click', () => {
+      const blob = fetchBytes(`${base}samples/${sample.file}`).then((bytes) => new Blob([bytes]));
+      classifyAndShow(model, blob, sample.file);
     });
     list.append(button);
   }
@@ -108,11 +121,11 @@ async function main(): Promise<void> {
   drop.addEventListener('drop', (event) => {
     event.preventDefault();
     const file = event.dataTransfer?.files[0];
-    if (file) void classify(model, file, file.name);
+    if (file) classifyAndShow(model, file, file.name);
   });
   $<HTMLInputElement>('file').addEventListener('change', (event) => {
     const file = (event.target as HTMLInputElement).files?.[0];
-    if (file) void classify(model, file, file.name);
+    if (file) classifyAndShow(model, file, file.name);
   });
   status.dataset.ready = 'true';
 }
