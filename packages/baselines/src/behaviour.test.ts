@@ -1,4 +1,4 @@
-import { VisionTransformer, customVit } from '@peftjs/backbone';
+import { VisionTransformer } from '@peftjs/backbone';
 import {
   HOOK_SPEC_VERSION,
   type PeftModel,
@@ -17,18 +17,10 @@ import { fullFineTuning } from './full-fine-tuning.js';
 import { linearProbe } from './linear-probe.js';
 import { lora, mergeLora, unmergeLora } from './lora.js';
 import { ssf } from './ssf.js';
-import { mnistTestImages } from './test-support.js';
+import { mnistDigitTensors, tinyMnistVit } from '@peftjs/test-fixtures';
 import { vpt } from './vpt.js';
 
-const config = customVit({
-  imageSize: 28,
-  patchSize: 7,
-  channels: 1,
-  dim: 32,
-  depth: 4,
-  heads: 2,
-  numClasses: 10,
-});
+const config = tinyMnistVit();
 const IMAGE_TOKENS = 17; // CLS + (28/7)² patches
 const PROMPTS = 3;
 
@@ -104,7 +96,7 @@ await describeBackends('baseline behaviour', () => {
 
   beforeAll(() => {
     vit = VisionTransformer.create(config, { seed: 3 });
-    const data = mnistTestImages(4);
+    const data = mnistDigitTensors('t10k', 0, 4);
     images = data.images;
     data.labels.dispose();
     x = images;

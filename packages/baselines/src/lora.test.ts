@@ -1,19 +1,11 @@
-import { VisionTransformer, customVit } from '@peftjs/backbone';
+import { VisionTransformer } from '@peftjs/backbone';
 import { BACKBONE_OWNER, type PeftModel, Rng, type Tensor4D, createPeftModel, tf } from '@peftjs/core';
 import { describeBackends, expectNoLeakedTensors, expectTensorClose, maxAbsDiff } from '@peftjs/core/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { isLoraMerged, lora, mergeLora, unmergeLora } from './lora.js';
-import { mnistTestImages } from './test-support.js';
+import { mnistDigitTensors, tinyMnistVit } from '@peftjs/test-fixtures';
 
-const config = customVit({
-  imageSize: 28,
-  patchSize: 7,
-  channels: 1,
-  dim: 32,
-  depth: 4,
-  heads: 2,
-  numClasses: 10,
-});
+const config = tinyMnistVit();
 
 /** Gives every LoRA B a non-zero value (B starts at zero, which would make merging trivial). */
 function randomiseB(model: PeftModel): void {
@@ -42,7 +34,7 @@ await describeBackends('LoRA merge and unmerge', () => {
 
   beforeAll(() => {
     vit = VisionTransformer.create(config, { seed: 3 });
-    const data = mnistTestImages(4);
+    const data = mnistDigitTensors('t10k', 0, 4);
     x = data.images;
     data.labels.dispose();
   });

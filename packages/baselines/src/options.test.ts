@@ -1,4 +1,4 @@
-import { VisionTransformer, customVit, vitPreset } from '@peftjs/backbone';
+import { VisionTransformer, vitPreset } from '@peftjs/backbone';
 import { type PeftPlugin, PeftError, createPeftModel } from '@peftjs/core';
 import { describe, expect, it } from 'vitest';
 import { type AdapterOptions, adapter } from './adapter.js';
@@ -7,19 +7,11 @@ import { fullFineTuning } from './full-fine-tuning.js';
 import { linearProbe } from './linear-probe.js';
 import { type LoraOptions, lora, mergeLora } from './lora.js';
 import { type SsfOptions, ssf } from './ssf.js';
-import { GeometryOnlyBackbone } from './test-support.js';
+import { GeometryOnlyBackbone, tinyMnistVit } from '@peftjs/test-fixtures';
 import { type VptOptions, vpt, vptInitBound } from './vpt.js';
 
 const VIT_B = vitPreset('vit_base_patch16_224', { numClasses: 100 });
-const small = customVit({
-  imageSize: 28,
-  patchSize: 7,
-  channels: 1,
-  dim: 32,
-  depth: 4,
-  heads: 2,
-  numClasses: 10,
-});
+const small = tinyMnistVit();
 
 function reportOn(plugins: PeftPlugin[]) {
   const model = createPeftModel(new GeometryOnlyBackbone(VIT_B), plugins);

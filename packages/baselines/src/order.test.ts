@@ -1,11 +1,11 @@
-import { VisionTransformer, customVit } from '@peftjs/backbone';
+import { VisionTransformer } from '@peftjs/backbone';
 import { type PeftModel, type PeftPlugin, Rng, type Tensor4D, createPeftModel, tf } from '@peftjs/core';
 import { describeBackends, maxAbsDiff } from '@peftjs/core/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { adapter } from './adapter.js';
 import { lora } from './lora.js';
 import { ssf } from './ssf.js';
-import { mnistTestImages } from './test-support.js';
+import { mnistDigitTensors, tinyMnistVit } from '@peftjs/test-fixtures';
 import { vpt } from './vpt.js';
 
 /**
@@ -14,15 +14,7 @@ import { vpt } from './vpt.js';
  * orders, checks the orders differ (so the site really interacts), and that moving the second plugin to tier
  * "pre" reproduces the swapped order exactly.
  */
-const config = customVit({
-  imageSize: 28,
-  patchSize: 7,
-  channels: 1,
-  dim: 32,
-  depth: 2,
-  heads: 2,
-  numClasses: 10,
-});
+const config = tinyMnistVit({ depth: 2 });
 
 /** Non-trivial values for every plugin tensor (zero/identity inits would hide the order). */
 function perturb(model: PeftModel): void {
@@ -70,7 +62,7 @@ await describeBackends('plugin order on shared sites', () => {
 
   beforeAll(() => {
     vit = VisionTransformer.create(config, { seed: 2 });
-    const data = mnistTestImages(4);
+    const data = mnistDigitTensors('t10k', 0, 4);
     images = data.images;
     data.labels.dispose();
   });

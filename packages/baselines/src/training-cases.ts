@@ -1,4 +1,4 @@
-import { VisionTransformer, customVit } from '@peftjs/backbone';
+import { VisionTransformer } from '@peftjs/backbone';
 import { type PeftPlugin, type Tensor1D, type Tensor4D, createPeftModel, tf } from '@peftjs/core';
 import { describeBackends, expectNoLeakedTensors } from '@peftjs/core/testing';
 /**
@@ -12,18 +12,11 @@ import { fullFineTuning } from './full-fine-tuning.js';
 import { linearProbe } from './linear-probe.js';
 import { lora } from './lora.js';
 import { ssf } from './ssf.js';
-import { mean, mnistTestImages, trainStep } from './test-support.js';
+import { mnistDigitTensors, tinyMnistVit } from '@peftjs/test-fixtures';
+import { mean, trainStep } from './test-support.js';
 import { vpt } from './vpt.js';
 
-const config = customVit({
-  imageSize: 28,
-  patchSize: 7,
-  channels: 1,
-  dim: 32,
-  depth: 4,
-  heads: 2,
-  numClasses: 10,
-});
+const config = tinyMnistVit();
 const BLOCKS = [0, 1, 2, 3];
 const HEAD = ['head.bias', 'head.weight'];
 const STEPS = 20;
@@ -149,7 +142,7 @@ export async function trainingSuite(title: string, cases: TrainingCase[]): Promi
     let labels: Tensor1D;
 
     beforeAll(() => {
-      ({ images, labels } = mnistTestImages(12));
+      ({ images, labels } = mnistDigitTensors('t10k', 0, 12));
     });
     afterAll(() => {
       tf.dispose([images, labels]);

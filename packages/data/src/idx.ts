@@ -30,9 +30,9 @@ export interface IdxDataset {
   readonly numClasses: number;
   /** The files it came from (named in errors and in the dataset description). */
   readonly files: {
-    /** Absolute path of the images file. */
+    /** Absolute path of the images file (for {@link parseIdxDataset}: the name it was given). */
     readonly images: string;
-    /** Absolute path of the labels file. */
+    /** Absolute path of the labels file (for {@link parseIdxDataset}: the name it was given). */
     readonly labels: string;
   };
 }
@@ -107,17 +107,8 @@ function readValues(view: DataView, offset: number, count: number, typeCode: num
   }
 }
 
-/** Reads an IDX file (MNIST format), gzipped or not: gzip is recognised by its magic bytes 1f 8b. */
-export async function readIdx(path: string): Promise<IdxArray> {
-  const file = resolve(path);
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (error) {
-    throw new PeftError('IO_FAILED', `cannot read IDX file ${file}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+/** IDX bytes as stored, gzipped or not (gzip is recognised by its magic bytes 1f 8b), parsed. */
+function decodeIdx(bytes: Uint8Array, file: string): IdxArray {
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
       bytes = gunzipSync(bytes);
@@ -130,6 +121,20 @@ export async function readIdx(path: string): Promise<IdxArray> {
   return parseIdx(bytes, file);
 }
 
+/** Reads an IDX file (MNIST format), gzipped or not: gzip is recognised by its magic bytes 1f 8b. */
+export async function readIdx(path: string): Promise<IdxArray> {
+  const file = resolve(path);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (error) {
+    throw new PeftError('IO_FAILED', `cannot read IDX file ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return decodeIdx(bytes, file);
+}
+
 /** Loads an images file `[N, H, W]` (uint8) and a labels file `[N]` (integers) into memory. */
 export async function idxDataset(
   imagesPath: string,
@@ -139,6 +144,35 @@ export async function idxDataset(
   const imagesFile = resolve(imagesPath);
   const labelsFile = resolve(labelsPath);
   const [images, labels] = await Promise.all([readIdx(imagesFile), readIdx(labelsFile)]);
+  return pairImagesWithLabels(images, labels, { images: imagesFile, labels: labelsFile }, options);
+}
+
+/**
+ * {@link idxDataset} over bytes already in memory (fetched in a browser, bundled, read synchronously): an images
+ * file and a labels file, each gzipped or not. `files` names them in errors and in the result (default
+ * `<images>`/`<labels>`).
+ */
+export function parseIdxDataset(
+  imagesBytes: Uint8Array,
+  labelsBytes: Uint8Array,
+  options: { numClasses?: number; files?: { images: string; labels: string } } = {},
+): IdxDataset {
+  const files = options.files ?? { images: '<images>', labels: '<labels>' };
+  return pairImagesWithLabels(
+    decodeIdx(imagesBytes, files.images),
+    decodeIdx(labelsBytes, files.labels),
+    files,
+    options,
+  );
+}
+
+function pairImagesWithLabels(
+  images: IdxArray,
+  labels: IdxArray,
+  files: { images: string; labels: string },
+  options: { numClasses?: number },
+): IdxDataset {
+  const { images: imagesFile, labels: labelsFile } = files;
   if (images.dims.length !== 3 || !(images.data instanceof Uint8Array)) {
     idxError(imagesFile, `expected uint8 images [N, H, W]; got dims [${images.dims.join(', ')}]`);
   }

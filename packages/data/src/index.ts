@@ -14,7 +14,15 @@ export {
   readVtabTask,
 } from './lists.js';
 export { IMAGE_EXTENSIONS, type ImageFolderSplit, readImageFolder } from './image-folder.js';
-export { type IdxArray, type IdxData, type IdxDataset, idxDataset, parseIdx, readIdx } from './idx.js';
+export {
+  type IdxArray,
+  type IdxData,
+  type IdxDataset,
+  idxDataset,
+  parseIdx,
+  parseIdxDataset,
+  readIdx,
+} from './idx.js';
 export {
   type DecodeOptions,
   type ImageDecoder,

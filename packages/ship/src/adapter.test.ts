@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { VisionTransformer, customVit } from '@peftjs/backbone';
+import { VisionTransformer } from '@peftjs/backbone';
 import {
   ADAPTER_CONFIG_FILE,
   type AdapterConfig,
@@ -16,17 +16,10 @@ import {
 import { expectTensorClose } from '@peftjs/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SHIP_PLUGIN_FACTORIES, ship } from './ship.js';
-import { mnistSample, prepareDataOf } from './test-support.js';
+import { mnistDigits, tinyMnistVit } from '@peftjs/test-fixtures';
+import { prepareDataOf } from './test-support.js';
 
-const config = customVit({
-  imageSize: 28,
-  patchSize: 7,
-  channels: 1,
-  dim: 32,
-  depth: 6,
-  heads: 2,
-  numClasses: 10,
-});
+const config = tinyMnistVit({ depth: 6 });
 
 describe('SHIP adapter files', () => {
   let dir: string;
@@ -39,7 +32,7 @@ describe('SHIP adapter files', () => {
     await initBackend({ prefer: 'wasm', log: false });
     dir = await mkdtemp(join(tmpdir(), 'peftjs-adapter-'));
     vit = VisionTransformer.create(config, { seed: 5 });
-    const sample = mnistSample(32);
+    const sample = mnistDigits('t10k', 0, 32);
     images = tf.tensor4d(sample.images, [32, 28, 28, 1]);
     labels = tf.tensor1d(sample.labels, 'int32');
     const model = createPeftModel(

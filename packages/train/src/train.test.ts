@@ -17,7 +17,8 @@ import { arrayData, type TrainingData } from './data.js';
 import { evaluate } from './evaluate.js';
 import { AdamW } from './optimizers.js';
 import { accumulateGradients, trainStep } from './step.js';
-import { mnist, mnistData, type TinyModel, tinyModel } from './test-support.js';
+import { mnistDigits } from '@peftjs/test-fixtures';
+import { mnistData, type TinyModel, tinyModel } from './test-support.js';
 import { type TrainOptions, train } from './trainer.js';
 import { TEST_SELECTION_WARNING, type TrainEvent } from './types.js';
 import { vtabProtocol } from './vtab.js';
@@ -102,7 +103,7 @@ describe('training on a tiny ViT (MNIST)', () => {
     const { model, dispose } = tinyModel();
     const data = valSplit();
     const m = await evaluate(model, data, { batchSize: 12 });
-    const { images, labels } = mnist('train', 64, 32);
+    const { images, labels } = mnistDigits('train', 64, 32);
     const logits = model.predict(tf.tensor4d(images, [32, 28, 28, 1]));
     const predicted = Array.from(tf.argMax(logits, 1).dataSync());
     expect(m.predictions).toEqual(predicted);
@@ -118,7 +119,7 @@ describe('training on a tiny ViT (MNIST)', () => {
     });
     tf.dispose(logits);
     const three = createPeftModel(model.backbone, [], { numClasses: 3, seed: 1 });
-    const small = mnist('train', 0, 8);
+    const small = mnistDigits('train', 0, 8);
     const m3 = await evaluate(
       three,
       arrayData(
@@ -138,7 +139,7 @@ describe('training on a tiny ViT (MNIST)', () => {
 
   it('micro-batch gradient accumulation equals full-batch gradients (within 1e-5) without leaking', async () => {
     const { model, dispose } = tinyModel({ prompt: true });
-    const { images, labels } = mnist('train', 0, 16);
+    const { images, labels } = mnistDigits('train', 0, 16);
     const x = tf.tensor4d(images, [16, 28, 28, 1]);
     const y = tf.tensor1d(labels, 'int32');
     const full = accumulateGradients(model, x, y);
