@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import {
   HOOK_SPEC_VERSION,
   type PeftPlugin,
+  type PluginHooks,
   type Tensor3D,
   type Tensor4D,
   createPeftModel,
@@ -74,6 +75,47 @@ await describeBackends('PEFT model over the ViT', () => {
     const b = vit.predict(images);
     expectTensorClose(a, b, { atol: 0, label: 'logits' });
     tf.dispose([a, b]);
+  });
+
+  it('runs the patchEmbed, proj, fc1 and fc2 hooks on their layers: identity wrappers change nothing, a scale does', () => {
+    const seen: string[] = [];
+    /** Records the site, block and input width, then scales the layer's output by `scale`. */
+    const recording =
+      (site: string, scale: number): NonNullable<PluginHooks['proj']> =>
+      (_c, x, next, block) => {
+        seen.push(`${site}${block}:${x.shape[2]}`);
+        return scale === 1 ? next(x) : (tf.mul(next(x), scale) as Tensor3D);
+      };
+    const probe = (scale: number): PeftPlugin => ({
+      name: 'linear-sites',
+      version: '0.0.1',
+      specVersion: HOOK_SPEC_VERSION,
+      prefix: 'sites',
+      hooks: {
+        patchEmbed: (_c, x, next) => {
+          seen.push(`patchEmbed:${x.shape.slice(1)}`);
+          return next(x);
+        },
+        proj: recording('proj', 1),
+        fc1: recording('fc1', 1),
+        fc2: recording('fc2', scale),
+      },
+    });
+    const base = vit.predict(images);
+    const identity = createPeftModel(vit, [probe(1)]);
+    const same = identity.predict(images);
+    expectTensorClose(same, base, { atol: 0, label: 'identity wrappers' });
+    const { dim, mlpHidden, patchSize, channels } = vit.config;
+    expect(seen).toEqual([
+      `patchEmbed:${vit.geometry.numPatches},${patchSize * patchSize * channels}`,
+      ...[0, 1, 2].flatMap((b) => [`proj${b}:${dim}`, `fc1${b}:${dim}`, `fc2${b}:${mlpHidden}`]),
+    ]);
+    const scaled = createPeftModel(vit, [probe(0.5)]);
+    const changed = scaled.predict(images);
+    expect(Math.max(...Array.from(tf.abs(tf.sub(changed, base)).dataSync()))).toBeGreaterThan(1e-4);
+    tf.dispose([base, same, changed]);
+    identity.dispose();
+    scaled.dispose();
   });
 
   it('runs a public-API plugin that injects tokens, observes attention logits and adds an aux loss', () => {

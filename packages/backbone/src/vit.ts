@@ -188,10 +188,10 @@ export class VisionTransformer implements PeftBackbone {
     return this.registry.get(name);
   }
 
-  /** Patch embedding as one GEMM: NHWC images → `[B, N, D]`. */
-  private embedPatches(images: Tensor4D): Tensor3D {
+  /** Patch embedding as one GEMM (through the `patchEmbed` hook): NHWC images → `[B, N, D]`. */
+  private embedPatches(images: Tensor4D, driver: HookDriver): Tensor3D {
     const [batch, height, width, channels] = images.shape;
-    const { patchSize: p, dim } = this.config;
+    const { patchSize: p } = this.config;
     const [expectedH, expectedW] = this.config.imageSize;
     if (height !== expectedH || width !== expectedW || channels !== this.config.channels) {
       throw new PeftError(
@@ -201,9 +201,12 @@ export class VisionTransformer implements PeftBackbone {
     }
     const { gridHeight: gh, gridWidth: gw, numPatches } = this.geometry;
     const rows = tf.reshape(images, [batch * gh, p, gw, p * channels]);
-    const patches = tf.reshape(tf.transpose(rows, [0, 2, 1, 3]), [batch * numPatches, p * p * channels]);
-    const embedded = linear(patches, this.w('patch_embed.proj.weight'), this.w('patch_embed.proj.bias'));
-    return tf.reshape(embedded, [batch, numPatches, dim]);
+    const patches = tf.reshape(tf.transpose(rows, [0, 2, 1, 3]), [batch, numPatches, p * p * channels]);
+    return driver.patchEmbed(
+      patches as Tensor3D,
+      (input) =>
+        linear(input, this.w('patch_embed.proj.weight'), this.w('patch_embed.proj.bias')) as Tensor3D,
+    );
   }
 
   /** Standard joint softmax attention over all tokens. */
@@ -260,7 +263,7 @@ export class VisionTransformer implements PeftBackbone {
     return { h, q: this.splitHeads(q), k: this.splitHeads(k), v: this.splitHeads(v) };
   }
 
-  /** Output projection, attnOut hook, residual, LayerNorm-2, MLP (through its hook), residual — per token. */
+  /** Output projection, attnOut hook, residual, LayerNorm-2, MLP, residual (every layer through its hook) — per token. */
   private finishBlock(
     x: Tensor3D,
     attended: Tensor3D,
@@ -270,8 +273,12 @@ export class VisionTransformer implements PeftBackbone {
     driver: HookDriver,
   ): Tensor3D {
     const b = `blocks.${block}`;
-    const projected = linear(attended, this.w(`${b}.attn.proj.weight`), this.w(`${b}.attn.proj.bias`));
-    const attnBranch = driver.attnOut(projected as Tensor3D, block, layout);
+    const projected = driver.proj(
+      attended,
+      block,
+      (input) => linear(input, this.w(`${b}.attn.proj.weight`), this.w(`${b}.attn.proj.bias`)) as Tensor3D,
+    );
+    const attnBranch = driver.attnOut(projected, block, layout);
     const afterAttn = tf.add(x, this.dropPath(attnBranch, block, training, driver, 'attn')) as Tensor3D;
     const h2 = layerNorm(
       afterAttn,
@@ -280,8 +287,10 @@ export class VisionTransformer implements PeftBackbone {
       this.config.layerNormEps,
     );
     const mlpBranch = driver.mlp(h2, block, (input) => {
-      const hidden = gelu(linear(input, this.w(`${b}.mlp.fc1.weight`), this.w(`${b}.mlp.fc1.bias`)));
-      return linear(hidden, this.w(`${b}.mlp.fc2.weight`), this.w(`${b}.mlp.fc2.bias`)) as Tensor3D;
+      const fc = (layer: 'fc1' | 'fc2') => (x: Tensor3D) =>
+        linear(x, this.w(`${b}.mlp.${layer}.weight`), this.w(`${b}.mlp.${layer}.bias`)) as Tensor3D;
+      const hidden = gelu(driver.fc1(input, block, fc('fc1')));
+      return driver.fc2(hidden, block, fc('fc2'));
     });
     return tf.add(afterAttn, this.dropPath(mlpBranch, block, training, driver, 'mlp')) as Tensor3D;
   }
@@ -412,7 +421,7 @@ export class VisionTransformer implements PeftBackbone {
     const blockOutputs: Tensor3D[] = [];
     const attnLogits: Tensor4D[] = [];
 
-    const patches = this.embedPatches(images);
+    const patches = this.embedPatches(images, driver);
     const cls = repeatBatch(this.w('cls_token') as Tensor3D, batch);
     const embedded = tf.add(tf.concat([cls, patches], 1), this.w('pos_embed')) as Tensor3D;
     let stream = driver.embed(new TokenStream(embedded));

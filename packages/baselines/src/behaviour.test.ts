@@ -139,6 +139,42 @@ await describeBackends('baseline behaviour', () => {
     }
   });
 
+  it('LoRA on proj, fc1 and fc2 composes with both adapters in either list order (it wraps the layers only)', () => {
+    const logitsOf = (loraFirst: boolean) => {
+      const plugins = [
+        lora({ rank: 2, alpha: 2, targets: ['proj', 'fc1', 'fc2'] }),
+        adapter({ kind: 'houlsby', bottleneck: 4, zeroInit: false }),
+        adapter({ kind: 'adaptformer', bottleneck: 4, zeroInit: false, name: 'af', prefix: 'af' }),
+      ];
+      const model = createPeftModel(vit, loraFirst ? plugins : plugins.reverse(), { seed: 1 });
+      perturb(model, ['lora.']);
+      const logits = model.predict(x);
+      model.dispose();
+      return logits;
+    };
+    const adaptersOnly = (() => {
+      const model = createPeftModel(
+        vit,
+        [
+          adapter({ kind: 'houlsby', bottleneck: 4, zeroInit: false }),
+          adapter({ kind: 'adaptformer', bottleneck: 4, zeroInit: false, name: 'af', prefix: 'af' }),
+        ],
+        { seed: 1 },
+      );
+      const logits = model.predict(x);
+      model.dispose();
+      return logits;
+    })();
+    const first = logitsOf(true);
+    const last = logitsOf(false);
+    // The adapters wrap whole branches; LoRA's updates sit inside the layers whatever the list order.
+    expectTensorClose(last, first, { atol: 1e-5, label: 'LoRA listed last vs first' });
+    // Both the updates and the adapters are live: the result is neither the adapters alone nor the frozen model.
+    expect(maxAbsDiff(first, adaptersOnly)).toBeGreaterThan(1e-4);
+    expect(maxAbsDiff(adaptersOnly, frozenLogits)).toBeGreaterThan(1e-4);
+    tf.dispose([first, last, adaptersOnly]);
+  });
+
   it('model.dispose() frees every plugin tensor and forwards leak nothing', async () => {
     const before = tf.memory().numTensors;
     const model = createPeftModel(vit, [

@@ -1,13 +1,10 @@
 import {
-  BACKBONE_OWNER,
   type JsonObject,
   PLUGIN_TIERS,
   PeftError,
   type PluginTier,
   type Rng,
-  type SetupContext,
   type Tensor,
-  type Variable,
   invalidOption,
   tf,
 } from '@peftjs/core';
@@ -144,28 +141,6 @@ export function attachOnce(name: string): () => void {
     }
     attached = true;
   };
-}
-
-/** Looks up backbone tensors by name, naming the plugin and the missing tensor on failure. */
-export function backboneVariables(ctx: SetupContext, names: readonly string[]): Map<string, Variable> {
-  const entries = new Map(
-    ctx
-      .parameters()
-      .filter((e) => e.owner === BACKBONE_OWNER)
-      .map((e) => [e.name, e.variable]),
-  );
-  const found = new Map<string, Variable>();
-  for (const name of names) {
-    const variable = entries.get(name);
-    if (!variable) {
-      throw new PeftError(
-        'PARAMETER_INVALID',
-        `plugin "${ctx.plugin}" needs the backbone tensor "${name}", which this backbone does not have`,
-      );
-    }
-    found.set(name, variable);
-  }
-  return found;
 }
 
 /** Inverted dropout: zeroes each element with probability `rate` and scales the rest by 1/(1 − rate). */

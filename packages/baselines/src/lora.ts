@@ -1,6 +1,4 @@
 import {
-  type AttentionArgs,
-  type AttentionResult,
   HOOK_SPEC_VERSION,
   type HookContext,
   type JsonObject,
@@ -10,8 +8,6 @@ import {
   type PluginHooks,
   type Tensor,
   type Tensor3D,
-  type Variable,
-  gelu,
   invalidOption,
   linear,
   requirePositiveInt,
@@ -22,7 +18,6 @@ import {
   type PluginIdentityOptions,
   type ResolvedIdentity,
   attachOnce,
-  backboneVariables,
   checkBlocks,
   dropout,
   identityJson,
@@ -141,11 +136,8 @@ const paramName = (block: number, target: LoraTarget, which: 'A' | 'B') =>
  * as HF PEFT (kaiming-uniform, a = √5: U(±1/√in)) and B `[r, out]` zero, so training starts from the frozen model.
  *
  * - q / k / v: the `qkv` hook adds each update to its slice of the fused `[B, N, 3D]` projection.
- * - proj: the hook API has no site at the output projection's input, so the `attention` hook (declared as
- *   composing) records the attention core's output and `attnOut` adds the update. This is exact as long as no
- *   later-listed plugin that also wraps `attention` changes that output.
- * - fc1 / fc2: the `mlp` hook recomputes the MLP from the backbone weights with the updates inside (GELU sits
- *   between the two linears). It does not call `next`, so list LoRA before any other plugin wrapping `mlp`.
+ * - proj / fc1 / fc2: the hook of the same name wraps that linear layer and adds the update to its output, so
+ *   LoRA composes with any other plugin at any site (an adapter wrapping the whole MLP runs around it).
  *
  * `mergeLora(model)` folds the updates into the backbone weights for inference; `unmergeLora(model)` restores them.
  */
@@ -153,7 +145,6 @@ export function lora(options: LoraOptions): PeftPlugin {
   const o = resolveLoraOptions(options);
   const targets = new Set(o.targets);
   const qkvTargets = (['q', 'k', 'v'] as const).filter((t) => targets.has(t));
-  const mlpTargets = targets.has('fc1') || targets.has('fc2');
   const state: LoraState = {
     options: o,
     scale: o.alpha / o.rank,
@@ -162,7 +153,6 @@ export function lora(options: LoraOptions): PeftPlugin {
     originals: new Map(),
   };
   let active = new Set<number>();
-  let mlpWeights = new Map<string, Variable>();
   const claim = attachOnce(o.name);
 
   /** False when the block has no update or the updates are merged into the weights; refuses to train merged. */
@@ -188,8 +178,6 @@ export function lora(options: LoraOptions): PeftPlugin {
     return tf.mul(linear(linear(x, a), b), state.scale);
   }
 
-  const weight = (name: string) => mlpWeights.get(name) as Variable;
-
   const hooks: PluginHooks = {};
   if (qkvTargets.length > 0) {
     hooks.qkv = (ctx, input, next, block) => {
@@ -203,37 +191,19 @@ export function lora(options: LoraOptions): PeftPlugin {
       return tf.add(out, tf.concat(slices, 2)) as Tensor3D;
     };
   }
-  if (targets.has('proj')) {
-    hooks.attention = (ctx, args: AttentionArgs, next): AttentionResult => {
-      const result = next(args);
-      if (active.has(args.block)) ctx.scratch.set(`proj-input:${args.block}`, result.output);
-      return result;
+  /** The wrapped linear layer's W x plus this block's (alpha/r)·B A x for `target`. */
+  const withUpdate =
+    (target: 'proj' | 'fc1' | 'fc2'): NonNullable<PluginHooks[typeof target]> =>
+    (ctx, input, next, block) => {
+      const out = next(input);
+      if (!applies(ctx, block)) return out;
+      return tf.add(
+        out,
+        update(ctx, inputDropout(ctx, input, `${target}:${block}`), block, target),
+      ) as Tensor3D;
     };
-    hooks.attnOut = (ctx, output, block) => {
-      const key = `proj-input:${block}`;
-      const input = ctx.scratch.get(key) as Tensor3D | undefined;
-      ctx.scratch.delete(key);
-      if (!applies(ctx, block)) return output;
-      if (!input) throw new Error(`no attention output recorded for block ${block}`);
-      const x = inputDropout(ctx, input, `proj:${block}`);
-      return tf.add(output, update(ctx, x, block, 'proj')) as Tensor3D;
-    };
-  }
-  if (mlpTargets) {
-    hooks.mlp = (ctx, input, next, block) => {
-      if (!applies(ctx, block)) return next(input);
-      const b = `blocks.${block}.mlp`;
-      let hidden = linear(input, weight(`${b}.fc1.weight`), weight(`${b}.fc1.bias`));
-      if (targets.has('fc1')) {
-        hidden = tf.add(hidden, update(ctx, inputDropout(ctx, input, `fc1:${block}`), block, 'fc1'));
-      }
-      const activated = gelu(hidden);
-      let out = linear(activated, weight(`${b}.fc2.weight`), weight(`${b}.fc2.bias`));
-      if (targets.has('fc2')) {
-        out = tf.add(out, update(ctx, inputDropout(ctx, activated, `fc2:${block}`), block, 'fc2'));
-      }
-      return out as Tensor3D;
-    };
+  for (const target of ['proj', 'fc1', 'fc2'] as const) {
+    if (targets.has(target)) hooks[target] = withUpdate(target);
   }
 
   const plugin: PeftPlugin = {
@@ -243,7 +213,6 @@ export function lora(options: LoraOptions): PeftPlugin {
     specVersion: HOOK_SPEC_VERSION,
     prefix: o.prefix,
     ...(o.tier !== undefined ? { tier: o.tier } : {}),
-    ...(targets.has('proj') ? { composes: ['attention'] as const } : {}),
     options: {
       ...identityJson(o),
       rank: o.rank,
@@ -257,14 +226,6 @@ export function lora(options: LoraOptions): PeftPlugin {
       const { dim, depth, mlpHidden } = ctx.config;
       state.blocks = checkBlocks('lora.blocks', o.blocks, depth);
       active = new Set(state.blocks);
-      if (mlpTargets) {
-        mlpWeights = backboneVariables(
-          ctx,
-          state.blocks.flatMap((i) =>
-            ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias'].map((n) => `blocks.${i}.mlp.${n}`),
-          ),
-        );
-      }
       for (const block of state.blocks) {
         for (const target of o.targets) {
           const g = targetGeometry(target, block, dim, mlpHidden);

@@ -72,7 +72,7 @@ describe('parameter counts on ViT-B/16 geometry (D = 768, 12 blocks, MLP 3072)',
     expect(report.trainableWithoutHead).toBe(1_189_632);
   });
 
-  it('SSF without the fc1 site (which needs backbone weights): γ and β per channel', () => {
+  it('SSF on a subset of its sites: γ and β per channel of each', () => {
     const report = reportOn([ssf({ sites: ['norm1', 'qkv', 'proj', 'norm2', 'fc2', 'norm'] })]);
     // Per block: norm1 768 + qkv 2304 + proj 768 + norm2 768 + fc2 768 channels; plus the final norm.
     expect(report.trainableWithoutHead).toBe(2 * (L * (D + 3 * D + D + D + D) + D));
@@ -104,7 +104,8 @@ describe('parameter counts on a real small ViT (D = 32, 4 blocks, MLP 128)', () 
   it('SSF on every site', () => {
     const vit = VisionTransformer.create(small);
     const model = createPeftModel(vit, [ssf()]);
-    expect(model.parameterReport().trainableWithoutHead).toBe(2 * (4 * (D + 3 * D + D + D + H + D) + D));
+    // Per block: norm1, qkv, proj, norm2, fc1, fc2; once: patch_embed and the final norm.
+    expect(model.parameterReport().trainableWithoutHead).toBe(2 * (4 * (D + 3 * D + D + D + H + D) + D + D));
     model.dispose();
     vit.dispose();
   });
@@ -178,7 +179,7 @@ describe('options', () => {
         () => adapter({ kind: 'adaptformer', bottleneck: 8, zeroInit: 1 } as unknown as AdapterOptions),
         /"adapter.zeroInit"/,
       ],
-      [() => ssf({ sites: ['qkv', 'patch_embed'] } as unknown as SsfOptions), /"ssf.sites"/],
+      [() => ssf({ sites: ['qkv', 'pos_embed'] } as unknown as SsfOptions), /"ssf.sites"/],
       [() => ssf({ init: 'zeros' } as unknown as SsfOptions), /"ssf.init"/],
       [() => bitfit({ tier: 'late' } as never), /"bitfit.tier"/],
       [() => linearProbe({ name: '' }), /"linearProbe.name"/],
@@ -194,11 +195,17 @@ describe('options', () => {
     const blocks = peftError(() => reportOn([lora({ rank: 2, alpha: 2, blocks: [3, 12, 14] })]));
     expect(blocks.code).toBe('INVALID_OPTION');
     expect(blocks.message).toMatch(/"lora.blocks" selects blocks 12, 14, but the model has 12 blocks/);
-    // fc1 updates and the fc1 SSF site recompute the MLP and need its weights; BitFit needs biases.
-    const mlp = peftError(() => reportOn([lora({ rank: 2, alpha: 2, targets: ['fc1'] })]));
-    expect(mlp.message).toMatch(/plugin "lora" needs the backbone tensor "blocks.0.mlp.fc1.weight"/);
-    expect(peftError(() => reportOn([ssf()])).message).toMatch(/plugin "ssf" needs the backbone tensor/);
+    // BitFit trains the backbone's own biases, so it needs them.
     expect(peftError(() => reportOn([bitfit()])).message).toMatch(/plugin "bitfit" found no backbone bias/);
+  });
+
+  it('LoRA on the MLP and every SSF site need no backbone weights at setup (they wrap the layers)', () => {
+    // 12 blocks × (fc1: A 768×2 + B 2×3072, fc2: A 3072×2 + B 2×768).
+    expect(reportOn([lora({ rank: 2, alpha: 2, targets: ['fc1', 'fc2'] })]).trainableWithoutHead).toBe(
+      12 * (768 * 2 + 2 * 3072 + 3072 * 2 + 2 * 768),
+    );
+    // γ and β: 12 blocks × (norm1 768, qkv 2304, proj 768, norm2 768, fc1 3072, fc2 768); patch_embed and norm 768.
+    expect(reportOn([ssf()]).trainableWithoutHead).toBe(2 * (12 * (768 * 4 + 2304 + 3072) + 2 * 768));
   });
 
   it('one plugin object serves one model; two instances need distinct names and prefixes', () => {

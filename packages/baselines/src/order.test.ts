@@ -40,13 +40,36 @@ const pairs: Pair[] = [
     (t) => ssf({ sites: ['qkv'], ...withTier(t) }),
   ],
   [
-    'attnOut: Houlsby adapter and SSF on proj',
-    (t) => adapter({ kind: 'houlsby', bottleneck: 4, zeroInit: false, ...withTier(t) }),
+    'proj: LoRA and SSF on the output projection',
+    (t) => lora({ rank: 2, alpha: 2, targets: ['proj'], ...withTier(t) }),
     (t) => ssf({ sites: ['proj'], ...withTier(t) }),
   ],
   [
-    'mlp: AdaptFormer and SSF on fc2',
+    'attnOut: two Houlsby adapters',
+    (t) => adapter({ kind: 'houlsby', bottleneck: 4, zeroInit: false, ...withTier(t) }),
+    (t) =>
+      adapter({
+        kind: 'houlsby',
+        bottleneck: 3,
+        zeroInit: false,
+        name: 'adapter-2',
+        prefix: 'adapter_2',
+        ...withTier(t),
+      }),
+  ],
+  [
+    'mlp: AdaptFormer and SSF on norm2',
     (t) => adapter({ kind: 'adaptformer', bottleneck: 4, zeroInit: false, ...withTier(t) }),
+    (t) => ssf({ sites: ['norm2'], ...withTier(t) }),
+  ],
+  [
+    'fc1: LoRA and SSF on the first MLP layer',
+    (t) => lora({ rank: 2, alpha: 2, targets: ['fc1'], ...withTier(t) }),
+    (t) => ssf({ sites: ['fc1'], ...withTier(t) }),
+  ],
+  [
+    'fc2: LoRA and SSF on the second MLP layer',
+    (t) => lora({ rank: 2, alpha: 2, targets: ['fc2'], ...withTier(t) }),
     (t) => ssf({ sites: ['fc2'], ...withTier(t) }),
   ],
   [

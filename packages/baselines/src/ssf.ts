@@ -5,10 +5,6 @@ import {
   type PeftPlugin,
   type PluginHooks,
   type Tensor,
-  type Tensor3D,
-  type Variable,
-  gelu,
-  linear,
   tf,
 } from '@peftjs/core';
 import {
@@ -16,7 +12,6 @@ import {
   type PluginIdentityOptions,
   type ResolvedIdentity,
   attachOnce,
-  backboneVariables,
   identityJson,
   requireOneOf,
   requireOptionsObject,
@@ -26,20 +21,27 @@ import {
 
 /**
  * Where a scale-and-shift sits, named after the operation it follows:
+ * - `patch_embed`: the patch projection, before the CLS token and position embedding (the `patchEmbed` hook);
  * - `norm1`: LayerNorm-1 output (applied to the `qkv` hook's input, which is that output);
  * - `qkv`: the fused q|k|v projection `[B, N, 3D]`;
- * - `proj`: the attention output projection (`attnOut`);
+ * - `proj`: the attention output projection (the `proj` hook);
  * - `norm2`: LayerNorm-2 output (the `mlp` hook's input);
- * - `fc1`: the MLP's first linear, before GELU (the `mlp` hook recomputes the MLP from the backbone weights);
- * - `fc2`: the MLP's second linear, i.e. the MLP output;
+ * - `fc1`: the MLP's first linear, before GELU (the `fc1` hook);
+ * - `fc2`: the MLP's second linear, i.e. the MLP output (the `fc2` hook);
  * - `norm`: the final LayerNorm on the CLS features (the `head` hook, declared as composing).
- *
- * SSF also scales the patch-embedding output; the hook API has no site between the patch projection and the
- * position embedding, so that one is not offered.
  */
-export type SsfSite = 'norm1' | 'qkv' | 'proj' | 'norm2' | 'fc1' | 'fc2' | 'norm';
-/** Every `SsfSite`, in forward order. */
-export const SSF_SITES: readonly SsfSite[] = ['norm1', 'qkv', 'proj', 'norm2', 'fc1', 'fc2', 'norm'];
+export type SsfSite = 'patch_embed' | 'norm1' | 'qkv' | 'proj' | 'norm2' | 'fc1' | 'fc2' | 'norm';
+/** Every `SsfSite`, in forward order: the paper's full set. */
+export const SSF_SITES: readonly SsfSite[] = [
+  'patch_embed',
+  'norm1',
+  'qkv',
+  'proj',
+  'norm2',
+  'fc1',
+  'fc2',
+  'norm',
+];
 
 /**
  * `identity`: γ = 1, β = 0, so the model starts as the frozen one. `normal`: γ ~ N(1, 0.02²), β ~ N(0, 0.02²), the
@@ -74,18 +76,15 @@ export function resolveSsfOptions(options: SsfOptions = {}): ResolvedSsfOptions 
 
 /**
  * SSF, Scaling & Shifting your Features (Lian et al., 2022): a per-channel γ ⊙ x + β after each operation of the
- * frozen backbone. Parameters are `blocks.{i}.{site}.scale` / `.shift` (and `norm.scale` / `norm.shift`).
+ * frozen backbone. Parameters are `blocks.{i}.{site}.scale` / `.shift` (and `patch_embed.*`, `norm.*` once).
  *
- * With `fc1` the `mlp` hook recomputes the MLP and does not call `next`: list SSF before any other plugin that
- * wraps `mlp`. `norm1` reaches the qkv projection only, not `AttentionArgs.input` (which only attention overrides
+ * `norm1` reaches the qkv projection only, not `AttentionArgs.input` (which only attention overrides
  * such as decoupled attention read).
  */
 export function ssf(options: SsfOptions = {}): PeftPlugin {
   const o = resolveSsfOptions(options);
   const on = new Set(o.sites);
   const claim = attachOnce(o.name);
-  let mlpWeights = new Map<string, Variable>();
-  const weight = (name: string) => mlpWeights.get(name) as Variable;
 
   const affine = <T extends Tensor>(ctx: HookContext, x: T, base: string): T =>
     tf.add(tf.mul(x, ctx.param(`${base}.scale`)), ctx.param(`${base}.shift`)) as T;
@@ -96,17 +95,12 @@ export function ssf(options: SsfOptions = {}): PeftPlugin {
   if (on.has('norm1') || on.has('qkv')) {
     hooks.qkv = (ctx, input, next, block) => at(ctx, next(at(ctx, input, block, 'norm1')), block, 'qkv');
   }
-  if (on.has('proj')) hooks.attnOut = (ctx, output, block) => at(ctx, output, block, 'proj');
-  if (on.has('norm2') || on.has('fc1') || on.has('fc2')) {
-    hooks.mlp = (ctx, input, next, block) => {
-      const x = at(ctx, input, block, 'norm2');
-      if (!on.has('fc1')) return at(ctx, next(x), block, 'fc2');
-      const b = `blocks.${block}.mlp`;
-      const hidden = at(ctx, linear(x, weight(`${b}.fc1.weight`), weight(`${b}.fc1.bias`)), block, 'fc1');
-      const out = linear(gelu(hidden), weight(`${b}.fc2.weight`), weight(`${b}.fc2.bias`)) as Tensor3D;
-      return at(ctx, out, block, 'fc2');
-    };
+  // Each scale-and-shift follows the operation it is named after: the linear layers' hooks wrap them directly.
+  for (const site of ['proj', 'fc1', 'fc2'] as const) {
+    if (on.has(site)) hooks[site] = (ctx, input, next, block) => at(ctx, next(input), block, site);
   }
+  if (on.has('norm2')) hooks.mlp = (ctx, input, next, block) => next(at(ctx, input, block, 'norm2'));
+  if (on.has('patch_embed')) hooks.patchEmbed = (ctx, input, next) => affine(ctx, next(input), 'patch_embed');
   if (on.has('norm')) hooks.head = (ctx, features, next) => next(affine(ctx, features, 'norm'));
 
   return {
@@ -122,6 +116,7 @@ export function ssf(options: SsfOptions = {}): PeftPlugin {
       claim();
       const { dim, depth, mlpHidden } = ctx.config;
       const width: Record<SsfSite, number> = {
+        patch_embed: dim,
         norm1: dim,
         qkv: 3 * dim,
         proj: dim,
@@ -130,14 +125,6 @@ export function ssf(options: SsfOptions = {}): PeftPlugin {
         fc2: dim,
         norm: dim,
       };
-      if (on.has('fc1')) {
-        mlpWeights = backboneVariables(
-          ctx,
-          Array.from({ length: depth }, (_, i) =>
-            ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias'].map((n) => `blocks.${i}.mlp.${n}`),
-          ).flat(),
-        );
-      }
       const add = (base: string, channels: number) => {
         const rng = ctx.rng.split(base);
         const values = (mean: number) =>
@@ -147,8 +134,11 @@ export function ssf(options: SsfOptions = {}): PeftPlugin {
         ctx.addParameter(`${base}.scale`, tf.tensor1d(values(1)));
         ctx.addParameter(`${base}.shift`, tf.tensor1d(values(0)));
       };
+      // patch_embed and norm occur once per model, every other site once per block.
+      const once = (site: SsfSite) => site === 'patch_embed' || site === 'norm';
+      if (on.has('patch_embed')) add('patch_embed', dim);
       for (let i = 0; i < depth; i++) {
-        for (const site of o.sites) if (site !== 'norm') add(`blocks.${i}.${site}`, width[site]);
+        for (const site of o.sites) if (!once(site)) add(`blocks.${i}.${site}`, width[site]);
       }
       if (on.has('norm')) add('norm', dim);
     },

@@ -94,6 +94,8 @@ export const TRAINING_CASES: Record<string, TrainingCase> = Object.fromEntries(
         plugins: () => [ssf()],
         learningRate: 0.02,
         expected: () => [
+          'ssf.patch_embed.scale',
+          'ssf.patch_embed.shift',
           ...perBlock((i) =>
             ['norm1', 'qkv', 'proj', 'norm2', 'fc1', 'fc2'].flatMap((s) => [
               `ssf.blocks.${i}.${s}.scale`,

@@ -16,6 +16,8 @@ export interface HookDriver {
   readonly info: ForwardInfo;
   /** Seeded stream for the backbone's own randomness in this forward (stochastic depth). */
   readonly rng: Rng;
+  /** The patch projection `[B, P, p·p·C]` → `[B, P, D]` through the plugins' `patchEmbed` wrappers. */
+  patchEmbed(input: Tensor3D, base: (input: Tensor3D) => Tensor3D): Tensor3D;
   /**
    * Runs every `embed` hook on the stream after patch embedding + CLS + position embedding; returns the
    * resulting stream.
@@ -33,6 +35,8 @@ export interface HookDriver {
    * the resulting logits to every `attnLogits` observer.
    */
   attention(args: AttentionArgs, base: (args: AttentionArgs) => AttentionResult): AttentionResult;
+  /** The attention output projection `[B, N, D]` → `[B, N, D]` through the plugins' `proj` wrappers. */
+  proj(input: Tensor3D, block: number, base: (input: Tensor3D) => Tensor3D): Tensor3D;
   /**
    * Runs every `attnOut` hook on the attention branch `[B, N, D]` after the output projection, before the
    * residual add.
@@ -43,6 +47,10 @@ export interface HookDriver {
    * must stay `[B, N, D]`.
    */
   mlp(input: Tensor3D, block: number, base: (input: Tensor3D) => Tensor3D): Tensor3D;
+  /** The MLP's first linear layer `[B, N, D]` → `[B, N, H]` through the plugins' `fc1` wrappers. */
+  fc1(input: Tensor3D, block: number, base: (input: Tensor3D) => Tensor3D): Tensor3D;
+  /** The MLP's second linear layer `[B, N, H]` → `[B, N, D]` through the plugins' `fc2` wrappers. */
+  fc2(input: Tensor3D, block: number, base: (input: Tensor3D) => Tensor3D): Tensor3D;
   /**
    * Runs every `blockEnd` hook after block `block` (residual adds done); returns the stream the next block
    * reads.

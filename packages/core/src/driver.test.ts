@@ -144,6 +144,37 @@ describe('plugin validation and conflicts', () => {
   });
 });
 
+describe('linear-layer sites', () => {
+  it('wrap proj, fc1 and fc2 like qkv and check each width: D, mlpHidden, D', () => {
+    const calls: string[] = [];
+    const recording =
+      (site: string): NonNullable<PluginHooks['proj']> =>
+      (_c, x, next, block) => {
+        calls.push(`${site}(${block}) ${x.shape}`);
+        return next(x);
+      };
+    const driver = driverFor([
+      plugin('widths', { proj: recording('proj'), fc1: recording('fc1'), fc2: recording('fc2') }),
+    ]);
+    const tokens = tf.zeros([1, 2, 4]) as Tensor3D;
+    const widen = (x: Tensor3D) => tf.concat([x, x], 2) as Tensor3D;
+    const narrow = (x: Tensor3D) => tf.slice(x, [0, 0, 0], [-1, -1, 4]) as Tensor3D;
+    expect(driver.proj(tokens, 0, (x) => x).shape).toEqual([1, 2, 4]);
+    const hidden = driver.fc1(tokens, 1, widen);
+    expect(hidden.shape).toEqual([1, 2, 8]);
+    expect(driver.fc2(hidden, 1, narrow).shape).toEqual([1, 2, 4]);
+    expect(calls).toEqual(['proj(0) 1,2,4', 'fc1(1) 1,2,4', 'fc2(1) 1,2,8']);
+  });
+
+  it('name the layer and the plugin when a wrapper returns the wrong width', () => {
+    const driver = driverFor([plugin('narrow', { fc1: (_c, x) => x })]);
+    const x = tf.zeros([1, 2, 4]) as Tensor3D;
+    expect(() => driver.fc1(x, 0, (i) => tf.concat([i, i], 2) as Tensor3D)).toThrow(
+      'plugin "narrow" failed in hook fc1(0): the first MLP layer must be [1,2,8]; the hook returned [1,2,4]',
+    );
+  });
+});
+
 describe('hook errors', () => {
   it('name the plugin and the hook with its block index', () => {
     const driver = driverFor([

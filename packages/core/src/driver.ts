@@ -11,6 +11,7 @@ import {
   type HookContext,
   type HookName,
   type PeftPlugin,
+  type PluginHooks,
 } from './plugin.js';
 import type { Rng } from './random.js';
 import type { ParameterRegistry } from './registry.js';
@@ -111,6 +112,9 @@ export function resolvePluginOrder(plugins: readonly PeftPlugin[]): PeftPlugin[]
   return ordered;
 }
 
+/** The wrapping sites whose computation maps each token `[B, N, ·]` → `[B, N, width]`. */
+type TokenMapSite = 'patchEmbed' | 'qkv' | 'proj' | 'mlp' | 'fc1' | 'fc2';
+
 interface DriverPlugin {
   readonly plugin: PeftPlugin;
   readonly ctx: HookContext;
@@ -184,13 +188,17 @@ export function createHookDriver(
   });
   const withHook = (hook: HookName) => active.filter((a) => typeof a.plugin.hooks[hook] === 'function');
   const at = {
+    patchEmbed: withHook('patchEmbed'),
     embed: withHook('embed'),
     blockStart: withHook('blockStart'),
     qkv: withHook('qkv'),
     attention: withHook('attention'),
     attnLogits: withHook('attnLogits'),
+    proj: withHook('proj'),
     attnOut: withHook('attnOut'),
     mlp: withHook('mlp'),
+    fc1: withHook('fc1'),
+    fc2: withHook('fc2'),
     blockEnd: withHook('blockEnd'),
     head: withHook('head'),
     auxLoss: withHook('auxLoss'),
@@ -230,29 +238,36 @@ export function createHookDriver(
     return fn;
   }
 
+  /**
+   * A wrapping site over a per-token map `[B, N, ·]` → `[B, N, width]` (a linear layer, or the whole MLP): the
+   * plugins' wrappers around `base`, each result checked against that shape.
+   */
+  const tokenMap =
+    (hook: TokenMapSite, width: number, what: string) =>
+    (input: Tensor3D, block: number | undefined, base: (input: Tensor3D) => Tensor3D): Tensor3D =>
+      chain<Tensor3D, Tensor3D>(at[hook], hook, block, base, ({ plugin, ctx }, x, next) =>
+        expectShape(
+          // patchEmbed hooks take no block index; the extra argument is ignored there.
+          (plugin.hooks[hook] as NonNullable<PluginHooks['qkv']>)(ctx, x, next, block as number),
+          [x.shape[0], x.shape[1], width],
+          what,
+        ),
+      )(input);
+  const { dim } = info.config;
+
   return {
     info,
     rng: rng.split('backbone'),
     losses,
+    patchEmbed: (input, base) => tokenMap('patchEmbed', dim, 'the patch embedding')(input, undefined, base),
     embed: (stream) => streamHook(at.embed, 'embed', stream),
     blockStart: (stream, block) => streamHook(at.blockStart, 'blockStart', stream, block),
     blockEnd: (stream, block) => streamHook(at.blockEnd, 'blockEnd', stream, block),
-    qkv: (input, block, base) =>
-      chain<Tensor3D, Tensor3D>(at.qkv, 'qkv', block, base, ({ plugin, ctx }, x, next) =>
-        expectShape(
-          (plugin.hooks.qkv as NonNullable<typeof plugin.hooks.qkv>)(ctx, x, next, block),
-          [x.shape[0], x.shape[1], 3 * info.config.dim],
-          'the qkv projection',
-        ),
-      )(input),
-    mlp: (input, block, base) =>
-      chain<Tensor3D, Tensor3D>(at.mlp, 'mlp', block, base, ({ plugin, ctx }, x, next) =>
-        expectShape(
-          (plugin.hooks.mlp as NonNullable<typeof plugin.hooks.mlp>)(ctx, x, next, block),
-          x.shape,
-          'the MLP output',
-        ),
-      )(input),
+    qkv: tokenMap('qkv', 3 * dim, 'the qkv projection'),
+    proj: tokenMap('proj', dim, 'the output projection'),
+    mlp: tokenMap('mlp', dim, 'the MLP output'),
+    fc1: tokenMap('fc1', info.config.mlpHidden, 'the first MLP layer'),
+    fc2: tokenMap('fc2', dim, 'the second MLP layer'),
     attention: (args: AttentionArgs, base) => {
       const result = chain<AttentionArgs, AttentionResult>(
         at.attention,

@@ -101,13 +101,20 @@ export interface AttnLogitsInfo {
 /**
  * The hook sites along the ViT forward pass:
  * ```
- * patch embed + cls + pos ─▶ embed
+ * patchEmbed ─▶ + cls, + pos ─▶ embed
  * for each block i: blockStart ─▶ LN1 ─▶ qkv ─▶ attention (attnLogits observers) ─▶ proj ─▶ attnOut
- *                   ─▶ +residual ─▶ LN2 ─▶ mlp ─▶ +residual ─▶ blockEnd
+ *                   ─▶ +residual ─▶ LN2 ─▶ mlp [ fc1 ─▶ GELU ─▶ fc2 ] ─▶ +residual ─▶ blockEnd
  * final LN ─▶ CLS ─▶ head ─▶ auxLoss
  * ```
+ * `patchEmbed` wraps the patch projection; `qkv`, `proj`, `fc1` and `fc2` wrap the four linear layers of a block (where LoRA-style updates belong); `mlp`
+ * wraps the whole MLP, so its `next` runs `fc1` and `fc2` with their hooks.
  */
 export interface PluginHooks {
+  /**
+   * Wraps the patch projection: flattened patches `[B, P, p·p·C]` (row-major pixels, channels last) → `[B, P, D]`,
+   * before the CLS token and the position embedding are added.
+   */
+  patchEmbed?(ctx: HookContext, input: Tensor3D, next: (input: Tensor3D) => Tensor3D): Tensor3D;
   /** After patch embedding + CLS + position embedding: inject tokens. */
   embed?(ctx: HookContext, stream: TokenStream): TokenStream | undefined;
   /** Before block `block` reads the stream: insert, replace or drop prompt segments. */
@@ -118,10 +125,16 @@ export interface PluginHooks {
   attention?(ctx: HookContext, args: AttentionArgs, next: AttentionFn): AttentionResult;
   /** Observes the attention logits of a block (saliency). Must not keep the tensor past the forward call. */
   attnLogits?(ctx: HookContext, logits: Tensor4D, info: AttnLogitsInfo): void;
+  /** Wraps the attention output projection `[B, N, D]` → `[B, N, D]` (its input: the heads merged back). */
+  proj?(ctx: HookContext, input: Tensor3D, next: (input: Tensor3D) => Tensor3D, block: number): Tensor3D;
   /** Transforms the attention branch after the output projection, before the residual add `[B, N, D]`. */
   attnOut?(ctx: HookContext, output: Tensor3D, block: number, layout: TokenLayout): Tensor3D;
   /** Wraps the MLP applied to LN2 output `[B, N, D]`. */
   mlp?(ctx: HookContext, input: Tensor3D, next: (input: Tensor3D) => Tensor3D, block: number): Tensor3D;
+  /** Wraps the MLP's first linear layer `[B, N, D]` → `[B, N, H]` (before the GELU; H = `mlpHidden`). */
+  fc1?(ctx: HookContext, input: Tensor3D, next: (input: Tensor3D) => Tensor3D, block: number): Tensor3D;
+  /** Wraps the MLP's second linear layer `[B, N, H]` → `[B, N, D]` (its input: the GELU output). */
+  fc2?(ctx: HookContext, input: Tensor3D, next: (input: Tensor3D) => Tensor3D, block: number): Tensor3D;
   /** After block `block` (residual adds done): carry, replace or read prompt outputs. */
   blockEnd?(ctx: HookContext, stream: TokenStream, block: number): TokenStream | undefined;
   /** Replaces the classifier on the final-normed CLS features `[B, D]` (exclusive site). */
@@ -136,13 +149,17 @@ export type HookName = keyof PluginHooks;
  * Every hook site in forward order; a plugin with any other key in `hooks` is rejected as `PLUGIN_INVALID`.
  */
 export const HOOK_NAMES: readonly HookName[] = [
+  'patchEmbed',
   'embed',
   'blockStart',
   'qkv',
   'attention',
   'attnLogits',
+  'proj',
   'attnOut',
   'mlp',
+  'fc1',
+  'fc2',
   'blockEnd',
   'head',
   'auxLoss',
@@ -256,8 +273,8 @@ export interface PeftPlugin {
   /**
    * For the plugin that owns the `attention` site: true when, in `block`, prompt rows of the attention output do
    * not depend on image rows. The backbone then runs image-independent prompt segments once at batch 1 (and a
-   * prompt cache can reuse them across calls). Hooks at `qkv`, `attnOut` and `mlp` must be per-token maps for this
-   * to hold — which every hook in PEFT.js is, and third-party hooks must be.
+   * prompt cache can reuse them across calls). Hooks at `qkv`, `proj`, `attnOut`, `mlp`, `fc1` and `fc2` must be
+   * per-token maps for this to hold — which every hook in PEFT.js is, and third-party hooks must be.
    */
   isolatesPrompts?(block: number, config: VitConfig): boolean;
   /**
