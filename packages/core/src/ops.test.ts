@@ -1,8 +1,14 @@
-import { loadNativeKernels, installFusedKernels, uninstallFusedKernels } from '@peftjs/native';
+import {
+  installFusedKernels,
+  installNativeMatMul,
+  loadNativeKernels,
+  uninstallFusedKernels,
+  uninstallNativeMatMul,
+} from '@peftjs/native';
 import { FUSED_KERNELS } from '@peftjs/native/kernel-names';
 import { expect, it } from 'vitest';
 import { describeBackends, expectTensorClose } from './testing/index.js';
-import { gelu, layerNorm, linear, softmaxCrossEntropy } from './ops.js';
+import { gelu, layerNorm, linear, matMulT, softmaxCrossEntropy, transposedMatMulIsFast } from './ops.js';
 import { clsSaliency, selectTokens, topKSelection } from './saliency.js';
 import { tf } from './tf.js';
 
@@ -142,6 +148,64 @@ await describeBackends('saliency selection', () => {
     ]);
     expect(clsSaliency(logits, 3).arraySync()).toEqual([[2, 2, 2]]);
   });
+});
+
+await describeBackends('matMulT: transpose flags or explicit transposes, by backend', (backend) => {
+  const swappable = backend === 'wasm' && loadNativeKernels().ok;
+
+  /** Runs `fn` with tfjs-wasm's own matmul in place of the native one (the slow-flags case), then restores it. */
+  async function withStockWasmMatMul<T>(fn: () => Promise<T>): Promise<T> {
+    uninstallNativeMatMul('wasm');
+    try {
+      return await fn();
+    } finally {
+      installNativeMatMul('wasm');
+    }
+  }
+
+  /** Values and gradients of Σ w ⊙ op(a)·op(b) for every flag pair, and the kernels one gradient ran. */
+  async function run() {
+    const a = tf.randomNormal([2, 5, 5], 0, 1, 'float32', 1);
+    const b = tf.randomNormal([2, 5, 5], 0, 1, 'float32', 2);
+    const w = tf.randomNormal([2, 5, 5], 0, 1, 'float32', 3);
+    const fast = transposedMatMulIsFast();
+    const values: Float32Array[] = [];
+    for (const [ta, tb] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ] as const) {
+      const f = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(w, matMulT(x, y, ta, tb)));
+      const { value, grads } = tf.valueAndGrads(f)([a, b]);
+      values.push(...[value, ...grads].map((t) => t.dataSync() as Float32Array));
+      tf.dispose([value, ...grads]);
+    }
+    const profile = await tf.profile(() =>
+      tf.dispose(tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.matMul(x, y)))([a, b])),
+    );
+    tf.dispose([a, b, w]);
+    return { fast, values, kernels: profile.kernelNames };
+  }
+
+  it('takes the flags wherever they are fast, so the matmul gradient runs no Transpose kernel', async () => {
+    const { fast, kernels } = await run();
+    expect(fast).toBe(backend !== 'wasm' || swappable);
+    if (fast) expect(kernels).not.toContain('Transpose');
+  });
+
+  it.skipIf(!swappable)(
+    "on tfjs-wasm's own matmul it transposes explicitly, with the same values and gradients",
+    async () => {
+      const native = await run();
+      const stock = await withStockWasmMatMul(() => run());
+      expect(stock.fast).toBe(false);
+      expect(stock.kernels).toContain('Transpose');
+      for (const [i, v] of native.values.entries()) {
+        expectTensorClose(v, stock.values[i] as Float32Array, { atol: 1e-5, label: `output ${i}` });
+      }
+    },
+  );
 });
 
 await describeBackends('fused GELU and LayerNorm (@peftjs/native)', (backend) => {

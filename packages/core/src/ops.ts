@@ -1,4 +1,4 @@
-import { FUSED_KERNELS } from '@peftjs/native/kernel-names';
+import { FUSED_KERNELS, NATIVE_MATMUL_MARK } from '@peftjs/native/kernel-names';
 import { tf } from './tf.js';
 import type { Tensor, Tensor1D } from './tf.js';
 
@@ -67,13 +67,40 @@ export function layerNorm<T extends Tensor>(x: T, weight: Tensor1D, bias: Tensor
   }) as T;
 }
 
-/** Swaps the last two axes with an explicit transpose (never a transposed matmul; see `fastMatMulGradient`). */
+/** Swaps the last two axes with an explicit transpose. */
 export function transposeLast2<T extends Tensor>(x: T): T {
   const rank = x.rank;
   const perm = Array.from({ length: rank }, (_, i) => i);
   perm[rank - 2] = rank - 1;
   perm[rank - 1] = rank - 2;
   return tf.transpose(x, perm) as T;
+}
+
+/**
+ * Whether the active backend multiplies transposed operands (`matMul`'s `transposeA/B`) as fast as plain ones.
+ * tfjs-wasm's own `BatchMatMul` does not — XNNPACK takes only the untransposed case, and the flags run 10–50×
+ * slower — so on wasm without `@peftjs/native` operands are transposed explicitly first. The native matmul (it
+ * packs either layout) and every other backend take the flags.
+ */
+export function transposedMatMulIsFast(): boolean {
+  const backend = tf.getBackend();
+  if (backend !== 'wasm') return true;
+  const kernel: object | undefined = tf.getKernel('BatchMatMul', backend)?.kernelFunc;
+  return kernel !== undefined && (kernel as Record<string, unknown>)[NATIVE_MATMUL_MARK] === true;
+}
+
+/**
+ * `op(a) · op(b)` over the last two axes, where `op` transposes when its flag is set: through the matmul's flags
+ * where the backend runs them fast ({@link transposedMatMulIsFast}), else by explicit transposes. Same values.
+ */
+export function matMulT<T extends Tensor>(a: Tensor, b: Tensor, transposeA = false, transposeB = false): T {
+  if (!(transposeA || transposeB) || transposedMatMulIsFast()) {
+    return tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, transposeA, transposeB) as unknown as T;
+  }
+  return tf.matMul(
+    (transposeA ? transposeLast2(a) : a) as tf.Tensor3D,
+    (transposeB ? transposeLast2(b) : b) as tf.Tensor3D,
+  ) as unknown as T;
 }
 
 /** Heads back into the width: `[B, H, N, dh]` → `[B, N, H·dh]`. */
@@ -120,15 +147,14 @@ export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: Tensor1D): tf.S
 let fastGradientInstalled = false;
 
 /**
- * Replaces tfjs's matmul gradient with one that transposes operands explicitly and then multiplies without
- * transpose flags. The result is the same; on the wasm backend transposed matmuls run 10–50× slower than plain
- * ones (XNNPACK only takes the untransposed case), so training steps get several times faster.
+ * Replaces tfjs's matmul gradient with one whose products go through {@link matMulT}: on tfjs-wasm's own matmul
+ * the transposed operands are transposed explicitly and then multiplied without flags (training steps several times
+ * faster); elsewhere the flags are used directly, with no transpose kernels at all. Same values either way.
  * Installed once per process by `initBackend`.
  */
 export function installFastMatMulGradient(): void {
   if (fastGradientInstalled) return;
   fastGradientInstalled = true;
-  const t = transposeLast2;
   tf.registerGradient({
     kernelName: 'BatchMatMul',
     inputsToSave: ['a', 'b'],
@@ -136,11 +162,12 @@ export function installFastMatMulGradient(): void {
       const [a, b] = saved as [Tensor, Tensor];
       const grad = Array.isArray(dy) ? (dy[0] as Tensor) : dy;
       const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
-      const mm = (x: Tensor, y: Tensor) => tf.matMul(x, y);
-      if (!transposeA && !transposeB) return { a: () => mm(grad, t(b)), b: () => mm(t(a), grad) };
-      if (!transposeA && transposeB) return { a: () => mm(grad, b), b: () => mm(t(grad), a) };
-      if (transposeA && !transposeB) return { a: () => mm(b, t(grad)), b: () => mm(a, grad) };
-      return { a: () => mm(t(b), t(grad)), b: () => mm(t(grad), t(a)) };
+      const mm = matMulT;
+      if (!transposeA && !transposeB)
+        return { a: () => mm(grad, b, false, true), b: () => mm(a, grad, true) };
+      if (!transposeA && transposeB) return { a: () => mm(grad, b), b: () => mm(grad, a, true) };
+      if (transposeA && !transposeB) return { a: () => mm(b, grad, false, true), b: () => mm(a, grad) };
+      return { a: () => mm(b, grad, true, true), b: () => mm(grad, a, true, true) };
     },
   });
 }

@@ -9,7 +9,9 @@ import {
   mergeHeads,
   requireNumberInRange,
   tf,
+  matMulT,
   transposeLast2,
+  transposedMatMulIsFast,
 } from '@peftjs/core';
 
 /**
@@ -58,9 +60,12 @@ export function decoupledAttentionCore(
   const nImg = layout.numImageTokens;
   const nPrompt = layout.numPromptTokens;
   const [batch, , ,] = q.shape;
-  const keysT = transposeLast2(k);
+  // Keys transposed explicitly once (and shared by both products) only where transposed matmuls are slow.
+  const fast = transposedMatMulIsFast();
+  const keysT = fast ? k : transposeLast2(k);
+  const logitsOf = (queries: Tensor4D) => matMulT<Tensor4D>(tf.mul(queries, scale), keysT, false, fast);
   // One product gives both the image→image and image→prompt logits; they are split by key columns.
-  const imageLogits = tf.matMul(tf.mul(sliceTokens(q, 0, nImg), scale), keysT) as Tensor4D;
+  const imageLogits = logitsOf(sliceTokens(q, 0, nImg));
   const [imageToImage, imageToPrompt] = tf.split(imageLogits, [nImg, nPrompt], 3) as [Tensor4D, Tensor4D];
   const i2i = tf.matMul(tf.softmax(imageToImage), sliceTokens(v, 0, nImg));
   const i2p = tf.matMul(tf.softmax(imageToPrompt), sliceTokens(v, nImg, nPrompt));
@@ -71,7 +76,7 @@ export function decoupledAttentionCore(
     const promptOut = tf.slice(input, [0, nImg, 0], [batch, nPrompt, dim]);
     return { output: tf.concat([imageOut, promptOut], 1) as Tensor3D, logits: imageLogits };
   }
-  const promptLogits = tf.matMul(tf.mul(sliceTokens(q, nImg, nPrompt), scale), keysT) as Tensor4D;
+  const promptLogits = logitsOf(sliceTokens(q, nImg, nPrompt));
   const promptOut = mergeHeads(tf.matMul(tf.softmax(promptLogits), v) as Tensor4D);
   return {
     output: tf.concat([imageOut, promptOut], 1) as Tensor3D,

@@ -13,3 +13,10 @@ export const FUSED_KERNELS = {
   /** `{ dy, x, weight }`, attr `eps` → `[dx, dweight, dbias]`. */
   layerNormGrad: 'PeftjsLayerNormGrad',
 } as const;
+
+/**
+ * Property set (to `true`) on the `kernelFunc` of the native `BatchMatMul`, so code without Node imports can tell
+ * whether the registered matmul is the native one: it multiplies transposed operands (`transposeA/B`) as fast as
+ * plain ones, which tfjs-wasm's own matmul does not.
+ */
+export const NATIVE_MATMUL_MARK = '__peftjsNativeMatMul';

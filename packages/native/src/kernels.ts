@@ -7,7 +7,7 @@ import {
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 import { loadNativeKernels, nativeThreads, requireAddon, runPlan } from './gemm.js';
-import { FUSED_KERNELS } from './kernel-names.js';
+import { FUSED_KERNELS, NATIVE_MATMUL_MARK } from './kernel-names.js';
 import { planMatMul } from './plan.js';
 
 /** The backends the native kernels can be installed on (their tensors live in memory the addon can address). */
@@ -181,7 +181,7 @@ export function installNativeMatMul(backendName: NativeBackendName): boolean {
   if (!loadNativeKernels().ok) return false;
   const stock = getKernel(KERNEL, backendName);
   if (!stock) return false;
-  const kernelFunc = matMulKernel(backendName, stock);
+  const kernelFunc = Object.assign(matMulKernel(backendName, stock), { [NATIVE_MATMUL_MARK]: true });
   unregisterKernel(KERNEL, backendName);
   // The stock setup/dispose hooks stay: the fallback (non-float32 inputs) calls the stock kernel, which the wasm
   // backend wires up in its setupFunc when it initialises.
