@@ -60,10 +60,10 @@ export function decoupledAttentionCore(
   const nImg = layout.numImageTokens;
   const nPrompt = layout.numPromptTokens;
   const [batch, , ,] = q.shape;
-  // Keys transposed explicitly once (and shared by both products) only where transposed matmuls are slow.
-  const fast = transposedMatMulIsFast();
-  const keysT = fast ? k : transposeLast2(k);
-  const logitsOf = (queries: Tensor4D) => matMulT<Tensor4D>(tf.mul(queries, scale), keysT, false, fast);
+  // q·kᵀ through the matmul's flag where that is fast; elsewhere the keys are transposed once, for both products.
+  const flags = transposedMatMulIsFast();
+  const keys = flags ? k : transposeLast2(k);
+  const logitsOf = (queries: Tensor4D) => matMulT<Tensor4D>(tf.mul(queries, scale), keys, false, flags);
   // One product gives both the image→image and image→prompt logits; they are split by key columns.
   const imageLogits = logitsOf(sliceTokens(q, 0, nImg));
   const [imageToImage, imageToPrompt] = tf.split(imageLogits, [nImg, nPrompt], 3) as [Tensor4D, Tensor4D];
