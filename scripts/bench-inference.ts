@@ -4,6 +4,8 @@
  *
  *   pnpm bench:inference [--backend wasm] [--batch 16] [--iters 5] [--image 224] [--patch 16] [--dim 192]
  *
+ * `--iters` is the number of interleaved rounds (every model once per round); the report gives medians.
+ *
  * Geometry defaults to ViT-Tiny/16 at 224² (197 image tokens) with SHIP's cifar100 setting (K = 50, starts
  * 0,2,4,6,8,11 → 60–70 prompt tokens per block); VPT-deep gets 60 tokens per block. Weights are random: speed
  * does not depend on them.
@@ -53,22 +55,23 @@ const images = tf.randomNormal(
   1,
 ) as Tensor4D;
 
-async function time(label: string, predict: () => tf.Tensor): Promise<number> {
-  const once = async () => {
-    const logits = predict();
-    await logits.data();
-    logits.dispose();
-  };
-  await once();
+/** One timed prediction, waiting for the values (what a caller of `predict` pays). */
+async function timeOnce(predict: () => tf.Tensor): Promise<number> {
   const start = performance.now();
-  for (let i = 0; i < iterations; i++) await once();
-  const seconds = (performance.now() - start) / 1000;
-  const perSecond = (batch * iterations) / seconds;
-  console.log(
-    `${label.padEnd(34)} ${perSecond.toFixed(1).padStart(8)} images/s  ${((seconds / iterations) * 1000).toFixed(0).padStart(6)} ms/batch`,
-  );
-  return seconds / iterations;
+  const logits = predict();
+  await logits.data();
+  const ms = performance.now() - start;
+  logits.dispose();
+  return ms;
 }
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
 
 async function shipModel(): Promise<PeftModel> {
   const model = createPeftModel(vit, ship({ starts, promptLength: 50, hierarchy: { prototypes: 16 } }));
@@ -80,26 +83,41 @@ async function shipModel(): Promise<PeftModel> {
 console.log(`# inference benchmark — ${new Date().toISOString()}`);
 console.log(
   `machine: ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ` +
-    `node ${process.version}; tfjs ${tf.version.tfjs}; backend ${choice.backend}; batch ${batch}; ${iterations} iterations`,
+    `node ${process.version}; tfjs ${tf.version.tfjs}; backend ${choice.backend}; batch ${batch}; ${iterations} interleaved rounds`,
 );
 console.log(
   `geometry: ${config.imageSize.join('×')} px, patch ${config.patchSize}, dim ${config.dim}, depth 12; ` +
     'SHIP K=50, starts 0,2,4,6,8,11 (+10 SSP, +10 AP in the last two hierarchies); VPT-deep 60 tokens',
 );
-const frozen = await time('frozen ViT', () => vit.predict(images));
 const shipUncached = await shipModel();
-await shipUncached.predict(images).data();
-const noCache = await time('SHIP (no cache)', () => shipUncached.predict(images));
-shipUncached.dispose();
 const shipCached = await shipModel();
 shipCached.enablePromptCache();
-const cached = await time('SHIP (prompt cache)', () => shipCached.predict(images));
-shipCached.dispose();
 const vptDeep = createPeftModel(vit, [vpt({ mode: 'deep', tokens: 60 })]);
-const vptTime = await time('VPT-deep (60 tokens)', () => vptDeep.predict(images));
+const models: [string, () => tf.Tensor][] = [
+  ['frozen ViT', () => vit.predict(images)],
+  ['SHIP (no cache)', () => shipUncached.predict(images)],
+  ['SHIP (prompt cache)', () => shipCached.predict(images)],
+  ['VPT-deep (60 tokens)', () => vptDeep.predict(images)],
+];
+// Interleaved rounds (each model once per round, after one warm-up round) and medians: the machine's drift and
+// garbage collection then hit every model alike instead of whichever happened to run at the time.
+for (const [, predict] of models) await timeOnce(predict);
+const samples = models.map(() => [] as number[]);
+for (let round = 0; round < iterations; round++) {
+  for (const [i, [, predict]] of models.entries()) samples[i]?.push(await timeOnce(predict));
+}
+const [frozen, noCache, cached, vptTime] = samples.map(median) as [number, number, number, number];
+for (const [i, [label]] of models.entries()) {
+  const ms = median(samples[i] as number[]);
+  console.log(
+    `${label.padEnd(34)} ${((batch * 1000) / ms).toFixed(1).padStart(8)} images/s  ${ms.toFixed(0).padStart(6)} ms/batch (median)`,
+  );
+}
+shipUncached.dispose();
+shipCached.dispose();
 vptDeep.dispose();
 console.log(
-  `ratios vs frozen ViT: SHIP cached ${(cached / frozen).toFixed(3)}×, SHIP uncached ${(noCache / frozen).toFixed(3)}×, ` +
+  `ratios vs frozen ViT (medians): SHIP cached ${(cached / frozen).toFixed(3)}×, SHIP uncached ${(noCache / frozen).toFixed(3)}×, ` +
     `VPT-deep ${(vptTime / frozen).toFixed(3)}×`,
 );
 console.log(`ship_cached_over_frozen=${(cached / frozen).toFixed(3)}`);

@@ -256,6 +256,15 @@ export function shipPrompts(options: ShipPromptsOptions = {}): PeftPlugin {
         );
       }
       attached = true;
+      const imageTokens = ctx.geometry.numImageTokens;
+      if (o.ap && o.apLength > imageTokens) {
+        // Each attribute prompt token is built from one of the apLength most salient image tokens.
+        throw new PeftError(
+          'INVALID_OPTION',
+          `plugin "${o.name}": option "apLength" is ${o.apLength}, but the backbone has only ${imageTokens} image ` +
+            `tokens to pick attribute prompts from; use apLength ≤ ${imageTokens} or ap: false`,
+        );
+      }
       if (o.ssp) {
         const b = Math.sqrt(6 / ctx.config.dim); // Kaiming-uniform, fan_in = D
         const values = ctx.rng
@@ -319,15 +328,22 @@ export function shipPrompts(options: ShipPromptsOptions = {}): PeftPlugin {
           }
           return next;
         }
+        // Re-inserted parameters are image-independent again, like at a hierarchy start: the backbone can then run
+        // their rows once at batch 1 wherever the attention keeps prompts isolated.
         let next = stream;
         if (o.sip === 'reinsert') {
           next = next.withSegment(
             'sip',
             ctx.plugin,
             sipOf(hierarchyOfBlock[block] ?? hierarchyStarts.length - 1),
+            { independent: true },
           );
         }
-        if (o.ssp) next = next.withSegment('ssp', ctx.plugin, ctx.param('ssp') as unknown as Tensor3D);
+        if (o.ssp) {
+          next = next.withSegment('ssp', ctx.plugin, ctx.param('ssp') as unknown as Tensor3D, {
+            independent: true,
+          });
+        }
         return next;
       },
       attnLogits(ctx, logits, info) {

@@ -1,5 +1,13 @@
 import { VisionTransformer, customVit, vitPreset } from '@peftjs/backbone';
-import { type PeftModel, type Tensor, type Tensor4D, createPeftModel, tf } from '@peftjs/core';
+import {
+  HOOK_SPEC_VERSION,
+  type PeftModel,
+  type PeftPlugin,
+  type Tensor,
+  type Tensor4D,
+  createPeftModel,
+  tf,
+} from '@peftjs/core';
 import { describeBackends, expectNoLeakedTensors, expectTensorClose } from '@peftjs/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ShipOptions, ship } from './ship.js';
@@ -51,6 +59,50 @@ describe('SHIP token layout (spec §6)', () => {
     expect(out.attnLogits[0]?.shape).toEqual([1, 2, 197, 257]);
     expect(out.attnLogits[11]?.shape).toEqual([1, 2, 267, 267]);
     tf.dispose([out.logits, out.features, ...out.blockOutputs, ...out.attnLogits]);
+    vit.dispose();
+  });
+
+  it('refuses attribute prompts longer than the image token count, naming the option', () => {
+    // 32² / patch 16 → CLS + 4 patches: fewer than the 10 salient tokens the attribute prompts are built from.
+    const vit = VisionTransformer.create(
+      customVit({ imageSize: 32, patchSize: 16, dim: 32, depth: 12, heads: 2, numClasses: 10 }),
+    );
+    expect(() => createPeftModel(vit, ship({ starts: CIFAR100_STARTS, promptLength: 2 }))).toThrow(
+      /option "apLength" is 10, but the backbone has only 5 image tokens.*apLength ≤ 5 or ap: false/,
+    );
+    const withoutAp = createPeftModel(
+      vit,
+      ship({ starts: CIFAR100_STARTS, promptLength: 2, prompts: { ap: false } }),
+    );
+    withoutAp.dispose();
+    vit.dispose();
+  });
+
+  it('marks the semantic-shared prompt image-independent at every block, so it runs once at batch 1', () => {
+    const vit = VisionTransformer.create(
+      customVit({ imageSize: 64, patchSize: 16, dim: 32, depth: 12, heads: 2, numClasses: 10 }),
+    );
+    const seen: string[] = [];
+    // Runs after SHIP's blockStart (tier 'post') and reads the stream the block will get.
+    const recorder: PeftPlugin = {
+      name: 'recorder',
+      version: '0.0.0',
+      specVersion: HOOK_SPEC_VERSION,
+      prefix: 'recorder',
+      tier: 'post',
+      hooks: {
+        blockStart(_ctx, stream, block) {
+          const ssp = stream.segments.find((segment) => segment.key === 'ssp');
+          seen.push(`${block}:${ssp?.independent}:${ssp?.tokens.shape[0]}`);
+          return undefined;
+        },
+      },
+    };
+    const model = createPeftModel(vit, [...ship({ starts: CIFAR100_STARTS, promptLength: 2 }), recorder]);
+    model.restoreArtifacts({ 'ship-prompts': { starts: CIFAR100_STARTS, prototypeCount: 8 } });
+    tf.dispose(model.predict(tf.zeros([2, 64, 64, 3]) as Tensor4D));
+    expect(seen).toEqual(Array.from({ length: 12 }, (_, block) => `${block}:true:1`));
+    model.dispose();
     vit.dispose();
   });
 });
