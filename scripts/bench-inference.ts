@@ -23,6 +23,7 @@ import {
   tf,
 } from '@peftjs/core';
 import { ship } from '@peftjs/ship';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -65,14 +66,6 @@ async function timeOnce(predict: () => tf.Tensor): Promise<number> {
   return ms;
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
-
 async function shipModel(): Promise<PeftModel> {
   const model = createPeftModel(vit, ship({ starts, promptLength: 50, hierarchy: { prototypes: 16 } }));
   // Prototypes would come from `prepare`; random ones have the same cost.
@@ -106,9 +99,10 @@ const samples = models.map(() => [] as number[]);
 for (let round = 0; round < iterations; round++) {
   for (const [i, [, predict]] of models.entries()) samples[i]?.push(await timeOnce(predict));
 }
-const [frozen, noCache, cached, vptTime] = samples.map(median) as [number, number, number, number];
+const medians = samples.map(median);
+const [frozen, noCache, cached, vptTime] = medians as [number, number, number, number];
 for (const [i, [label]] of models.entries()) {
-  const ms = median(samples[i] as number[]);
+  const ms = medians[i] as number;
   console.log(
     `${label.padEnd(34)} ${((batch * 1000) / ms).toFixed(1).padStart(8)} images/s  ${ms.toFixed(0).padStart(6)} ms/batch (median)`,
   );

@@ -16,6 +16,7 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Tensor1D, Tensor4D } from '@peftjs/core';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,12 +40,6 @@ interface Row {
   what: string;
   seconds: number;
   note?: string;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 // ---------------------------------------------------------------- child: one PEFT.js route
