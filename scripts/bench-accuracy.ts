@@ -22,7 +22,15 @@ import { parseArgs } from 'node:util';
 import { VisionTransformer, loadVit } from '@peftjs/backbone';
 import { adapter, fullFineTuning, linearProbe, lora, vpt } from '@peftjs/baselines';
 import { renderPng } from '@peftjs/cli';
-import { type PeftPlugin, createPeftModel, initBackend, tf, writeFileAtomic } from '@peftjs/core';
+import {
+  type PeftBackbone,
+  type PeftPlugin,
+  backboneFingerprint,
+  createPeftModel,
+  initBackend,
+  tf,
+  writeFileAtomic,
+} from '@peftjs/core';
 import { ImageDataset, asPrepareData, readVtabTask } from '@peftjs/data';
 import { analyseLayers } from '@peftjs/hierarchy';
 import { MINI_VTAB_TASKS, generateTask } from '@peftjs/mini-vtab';
@@ -106,6 +114,8 @@ interface RunRecord {
   epochsChosen?: number;
   /** The backend and kernels the run used (absent in records written before the fused kernels existed). */
   kernels?: string;
+  /** Fingerprint of the base the run started from, proven equal to the pristine one before the run. */
+  baseFingerprint?: string;
 }
 
 /**
@@ -211,6 +221,19 @@ const methodNames = [
 if (!values['report-only']) {
   const { model: pretrained } = await loadVit(values.weights);
   const random = VisionTransformer.create(pretrained.config, { seed: 12345 });
+  // The precondition every number rests on: each run starts from the base exactly as loaded.
+  const pristine = new Map<PeftBackbone, string>([
+    [pretrained, backboneFingerprint(pretrained)],
+    [random, backboneFingerprint(random)],
+  ]);
+  const provePristine = (vit: PeftBackbone): string => {
+    const now = backboneFingerprint(vit);
+    if (now !== pristine.get(vit))
+      throw new Error(
+        `base fingerprint ${now} differs from the pristine ${pristine.get(vit)}: refusing to run`,
+      );
+    return now;
+  };
   const done = new Set((await readRecords()).map(runKey));
   await mkdir(dirname(resultsFile), { recursive: true });
   const save = async (r: RunRecord | IdenticalRecord) => {
@@ -299,8 +322,10 @@ if (!values['report-only']) {
             ] as const);
     let prepareOn = data.select;
     let params = 0;
+    const baseFingerprint = provePristine(vit);
     const outcome = await vtabProtocol(
       async () => {
+        provePristine(vit);
         const model = createPeftModel(vit, plugins(), { seed, numClasses: info.numClasses });
         if (model.plugins.some((p) => p.prepare)) await model.prepare(asPrepareData(prepareOn, 64));
         params = model.parameterReport().trainableWithoutHead;
@@ -331,6 +356,7 @@ if (!values['report-only']) {
       seconds: (performance.now() - t0) / 1000,
       epochsChosen: outcome.selected.epochs,
       kernels,
+      baseFingerprint,
     });
   }
 }

@@ -184,12 +184,11 @@ export class VisionTransformer implements PeftBackbone {
     return out;
   }
 
-  private w(name: string): Tensor {
-    return this.registry.get(name);
-  }
+  /** The backbone's own weights, by name (what `forward` reads unless `options.weights` is given). */
+  private readonly ownWeights: WeightLookup = (name) => this.registry.get(name);
 
   /** Patch embedding as one GEMM (through the `patchEmbed` hook): NHWC images → `[B, N, D]`. */
-  private embedPatches(images: Tensor4D, driver: HookDriver): Tensor3D {
+  private embedPatches(images: Tensor4D, driver: HookDriver, w: WeightLookup): Tensor3D {
     const [batch, height, width, channels] = images.shape;
     const { patchSize: p } = this.config;
     const [expectedH, expectedW] = this.config.imageSize;
@@ -204,8 +203,7 @@ export class VisionTransformer implements PeftBackbone {
     const patches = tf.reshape(tf.transpose(rows, [0, 2, 1, 3]), [batch, numPatches, p * p * channels]);
     return driver.patchEmbed(
       patches as Tensor3D,
-      (input) =>
-        linear(input, this.w('patch_embed.proj.weight'), this.w('patch_embed.proj.bias')) as Tensor3D,
+      (input) => linear(input, w('patch_embed.proj.weight'), w('patch_embed.proj.bias')) as Tensor3D,
     );
   }
 
@@ -235,12 +233,12 @@ export class VisionTransformer implements PeftBackbone {
   }
 
   /** LayerNorm-1, the qkv projection (through its hook) and the head split, for any set of rows. */
-  private attentionInputs(x: Tensor3D, block: number, driver: HookDriver): RowInputs {
+  private attentionInputs(x: Tensor3D, block: number, driver: HookDriver, w: WeightLookup): RowInputs {
     const b = `blocks.${block}`;
     const h = layerNorm(
       x,
-      this.w(`${b}.norm1.weight`) as Tensor1D,
-      this.w(`${b}.norm1.bias`) as Tensor1D,
+      w(`${b}.norm1.weight`) as Tensor1D,
+      w(`${b}.norm1.bias`) as Tensor1D,
       this.config.layerNormEps,
     );
     const qkv = driver.qkv(
@@ -249,8 +247,8 @@ export class VisionTransformer implements PeftBackbone {
       (input) =>
         linear(
           input,
-          this.w(`${b}.attn.qkv.weight`),
-          this.config.qkvBias ? this.w(`${b}.attn.qkv.bias`) : undefined,
+          w(`${b}.attn.qkv.weight`),
+          this.config.qkvBias ? w(`${b}.attn.qkv.bias`) : undefined,
         ) as Tensor3D,
     );
     // [B, N, 3·D] → [B, 3·H, N, dh] in one (rank-4) transpose, then q, k and v are thirds of axis 1 with long
@@ -271,24 +269,25 @@ export class VisionTransformer implements PeftBackbone {
     layout: TokenLayout,
     training: boolean,
     driver: HookDriver,
+    w: WeightLookup,
   ): Tensor3D {
     const b = `blocks.${block}`;
     const projected = driver.proj(
       attended,
       block,
-      (input) => linear(input, this.w(`${b}.attn.proj.weight`), this.w(`${b}.attn.proj.bias`)) as Tensor3D,
+      (input) => linear(input, w(`${b}.attn.proj.weight`), w(`${b}.attn.proj.bias`)) as Tensor3D,
     );
     const attnBranch = driver.attnOut(projected, block, layout);
     const afterAttn = tf.add(x, this.dropPath(attnBranch, block, training, driver, 'attn')) as Tensor3D;
     const h2 = layerNorm(
       afterAttn,
-      this.w(`${b}.norm2.weight`) as Tensor1D,
-      this.w(`${b}.norm2.bias`) as Tensor1D,
+      w(`${b}.norm2.weight`) as Tensor1D,
+      w(`${b}.norm2.bias`) as Tensor1D,
       this.config.layerNormEps,
     );
     const mlpBranch = driver.mlp(h2, block, (input) => {
       const fc = (layer: 'fc1' | 'fc2') => (x: Tensor3D) =>
-        linear(x, this.w(`${b}.mlp.${layer}.weight`), this.w(`${b}.mlp.${layer}.bias`)) as Tensor3D;
+        linear(x, w(`${b}.mlp.${layer}.weight`), w(`${b}.mlp.${layer}.bias`)) as Tensor3D;
       const hidden = gelu(driver.fc1(input, block, fc('fc1')));
       return driver.fc2(hidden, block, fc('fc2'));
     });
@@ -296,15 +295,21 @@ export class VisionTransformer implements PeftBackbone {
   }
 
   /** One block over the whole stream as a single `[B, N, D]` sequence. */
-  private jointBlock(stream: TokenStream, block: number, training: boolean, driver: HookDriver): BlockResult {
+  private jointBlock(
+    stream: TokenStream,
+    block: number,
+    training: boolean,
+    driver: HookDriver,
+    w: WeightLookup,
+  ): BlockResult {
     const layout = stream.layout();
     const x = stream.toTensor();
-    const inputs = this.attentionInputs(x, block, driver);
+    const inputs = this.attentionInputs(x, block, driver, w);
     const attention = driver.attention(
       { block, input: inputs.h, q: inputs.q, k: inputs.k, v: inputs.v, scale: this.scale, layout },
       VisionTransformer.jointAttention,
     );
-    const out = this.finishBlock(x, attention.output, block, layout, training, driver);
+    const out = this.finishBlock(x, attention.output, block, layout, training, driver, w);
     return { stream: TokenStream.fromTensor(out, layout), output: out, logits: attention.logits };
   }
 
@@ -318,6 +323,7 @@ export class VisionTransformer implements PeftBackbone {
     block: number,
     training: boolean,
     driver: HookDriver,
+    w: WeightLookup,
     cache: PromptCache | undefined,
   ): BlockResult {
     const ordered = stream.independentLast();
@@ -340,8 +346,8 @@ export class VisionTransformer implements PeftBackbone {
     const cached = cache?.get(cacheKey);
     const sideInputs = cached
       ? { h: cached.h as Tensor3D, q: cached.q as Tensor4D, k: cached.k as Tensor4D, v: cached.v as Tensor4D }
-      : this.attentionInputs(sideX, block, driver);
-    const mainInputs = this.attentionInputs(mainX, block, driver);
+      : this.attentionInputs(sideX, block, driver, w);
+    const mainInputs = this.attentionInputs(mainX, block, driver, w);
     const widen = <T extends Tensor3D | Tensor4D>(m: T, s: T, axis: number): T =>
       tf.concat([m as tf.Tensor, repeatBatch(s as tf.Tensor, batch)], axis) as T;
     const attention = driver.attention(
@@ -363,6 +369,7 @@ export class VisionTransformer implements PeftBackbone {
       main.layout(),
       training,
       driver,
+      w,
     );
     let sideOut = cached?.out as Tensor3D | undefined;
     if (!sideOut) {
@@ -385,7 +392,7 @@ export class VisionTransformer implements PeftBackbone {
           return entry;
         }),
       };
-      sideOut = this.finishBlock(sideX, sideAttended, block, sideLayout, training, driver);
+      sideOut = this.finishBlock(sideX, sideAttended, block, sideLayout, training, driver, w);
       cache?.set(cacheKey, { ...sideInputs, out: sideOut });
     }
     const mainStream = TokenStream.fromTensor(mainOut, main.layout());
@@ -416,14 +423,15 @@ export class VisionTransformer implements PeftBackbone {
    */
   forward(images: Tensor4D, options: BackboneForwardOptions): BackboneOutput {
     const { driver, training } = options;
+    const w = options.weights ?? this.ownWeights;
     const { depth, dim } = this.config;
     const batch = images.shape[0];
     const blockOutputs: Tensor3D[] = [];
     const attnLogits: Tensor4D[] = [];
 
-    const patches = this.embedPatches(images, driver);
-    const cls = repeatBatch(this.w('cls_token') as Tensor3D, batch);
-    const embedded = tf.add(tf.concat([cls, patches], 1), this.w('pos_embed')) as Tensor3D;
+    const patches = this.embedPatches(images, driver, w);
+    const cls = repeatBatch(w('cls_token') as Tensor3D, batch);
+    const embedded = tf.add(tf.concat([cls, patches], 1), w('pos_embed')) as Tensor3D;
     let stream = driver.embed(new TokenStream(embedded));
 
     for (let i = 0; i < depth; i++) {
@@ -434,8 +442,8 @@ export class VisionTransformer implements PeftBackbone {
         driver.promptsIsolated(i) &&
         !(training && dropPathRateAt(this.config, i) > 0);
       const result = isolated
-        ? this.isolatedBlock(stream, i, training, driver, training ? undefined : options.promptCache)
-        : this.jointBlock(stream, i, training, driver);
+        ? this.isolatedBlock(stream, i, training, driver, w, training ? undefined : options.promptCache)
+        : this.jointBlock(stream, i, training, driver, w);
       if (options.collect) {
         blockOutputs.push(result.output ?? result.stream.toTensor());
         attnLogits.push(result.logits);
@@ -447,18 +455,13 @@ export class VisionTransformer implements PeftBackbone {
     const clsOut = tf.reshape(tf.slice(stream.image, [0, 0, 0], [batch, 1, dim]), [batch, dim]);
     const features = layerNorm(
       clsOut,
-      this.w('norm.weight') as Tensor1D,
-      this.w('norm.bias') as Tensor1D,
+      w('norm.weight') as Tensor1D,
+      w('norm.bias') as Tensor1D,
       this.config.layerNormEps,
     );
     const logits = driver.head(
       features as Tensor2D,
-      (f) =>
-        linear(
-          f,
-          options.head?.weight ?? this.w('head.weight'),
-          options.head?.bias ?? this.w('head.bias'),
-        ) as Tensor2D,
+      (f) => linear(f, w('head.weight'), w('head.bias')) as Tensor2D,
     );
     return {
       logits,
@@ -515,6 +518,9 @@ export class VisionTransformer implements PeftBackbone {
     this.registry.dispose();
   }
 }
+
+/** Reads a weight by timm name (storage layout). */
+type WeightLookup = (name: string) => Tensor;
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);

@@ -123,6 +123,8 @@ interface LoraState {
   merged: boolean;
   /** Copies of the backbone weights taken at merge time, restored bit-exactly by `unmergeLora`. */
   readonly originals: Map<string, Tensor>;
+  /** Weights this plugin's merge gave the model its own copy of (released again by `unmergeLora`). */
+  readonly copied: Set<string>;
 }
 
 // Keyed by the hooks object: `{ ...lora(o), tier: 'pre' }` copies the plugin but keeps the same hooks object.
@@ -151,6 +153,7 @@ export function lora(options: LoraOptions): PeftPlugin {
     blocks: [],
     merged: false,
     originals: new Map(),
+    copied: new Set(),
   };
   let active = new Set<number>();
   const claim = attachOnce(o.name);
@@ -257,9 +260,11 @@ function loraPluginsOf(model: PeftModel, caller: string): { plugin: PeftPlugin; 
 }
 
 /**
- * Folds every LoRA plugin's update (alpha/r)·A B into the backbone weights (`variable.assign`), so inference runs
- * at the frozen model's cost. The hooks skip their updates while merged. Copies of the original weights are kept
- * until `unmergeLora`, which restores them bit-exactly. Returns the number of backbone tensors changed.
+ * Folds every LoRA plugin's update (alpha/r)·A B into the model's weights, so inference runs at the frozen model's
+ * cost. The backbone itself never changes: the model gets its own copy of each merged weight
+ * (`PeftModel.ownBaseTensor`), so other models on the same backbone are unaffected. The hooks skip their updates
+ * while merged. `unmergeLora` restores the weights bit-exactly (and drops the copies). Returns the number of
+ * weights changed.
  */
 export function mergeLora(model: PeftModel): number {
   const plugins = loraPluginsOf(model, 'mergeLora');
@@ -279,7 +284,9 @@ export function mergeLora(model: PeftModel): number {
       }
     }
     for (const [name, updates] of byWeight) {
-      const variable = model.registry.get(name);
+      const wasShared = model.registry.entry(name).shared;
+      const variable = model.ownBaseTensor(name, plugin.name);
+      if (wasShared) state.copied.add(name);
       state.originals.set(name, tf.clone(variable));
       const merged = tf.tidy(() => {
         const total = variable.shape[1] as number;
@@ -317,11 +324,13 @@ export function unmergeLora(model: PeftModel): number {
   let restored = 0;
   for (const { state } of plugins) {
     for (const [name, original] of state.originals) {
-      model.registry.get(name).assign(original);
+      if (state.copied.has(name)) model.releaseBaseTensor(name);
+      else model.registry.get(name).assign(original);
       original.dispose();
       restored++;
     }
     state.originals.clear();
+    state.copied.clear();
     state.merged = false;
   }
   return restored;

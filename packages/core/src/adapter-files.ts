@@ -4,8 +4,8 @@ import { PeftError } from './errors.js';
 import { type PeftModel, createPeftModel } from './model.js';
 import type { PeftBackbone } from './backbone-api.js';
 import type { JsonObject, PeftPlugin, PluginTier } from './plugin.js';
-import { BACKBONE_OWNER, type ParameterKind } from './registry.js';
-import { parseSafetensors, serializeSafetensors } from './safetensors.js';
+import { BACKBONE_OWNER, type ParameterEntry, type ParameterKind } from './registry.js';
+import { type SafetensorsFile, parseSafetensors, serializeSafetensors } from './safetensors.js';
 import { tf } from './tf.js';
 import { Sha256 } from './sha256.js';
 import { PEFTJS_VERSION } from './version.js';
@@ -145,9 +145,33 @@ function geometryOf(config: VitConfig): AdapterConfig['base']['config'] {
   };
 }
 
-/** The tensors an adapter holds: everything but frozen backbone weights. */
-function adapterEntries(model: PeftModel) {
-  return model.registry.list((e) => e.owner !== BACKBONE_OWNER || e.trainable);
+/** Marks a model-owned copy of a backbone tensor inside its plugin's namespace: `<prefix>.base.<timm name>`. */
+const BASE_COPY_SEGMENT = 'base';
+
+/**
+ * The tensors an adapter holds: what the model owns and trains or keeps — the head, every plugin parameter and
+ * buffer, and the copies of backbone tensors a plugin trains (full fine-tuning, BitFit). Never a shared backbone
+ * weight, and never a copy that only serves inference (a merged LoRA weight): both are derived from the base.
+ */
+function adapterEntries(model: PeftModel): ParameterEntry[] {
+  return model.registry.list((e) => !e.shared && (e.copiedFor === undefined || e.trainable));
+}
+
+/**
+ * The name a tensor has in `adapter_model.safetensors`: its registry name, except for a plugin's copy of a backbone
+ * tensor, stored as `<plugin prefix>.base.<backbone name>` so that every name in an adapter file lies in the head
+ * or in one of its plugins' namespaces.
+ */
+function adapterTensorName(model: PeftModel, entry: ParameterEntry): string {
+  if (entry.copiedFor === undefined) return entry.name;
+  const plugin = model.plugins.find((p) => p.name === entry.copiedFor);
+  if (!plugin) throw new PeftError('PARAMETER_INVALID', `"${entry.name}" was copied for an unknown plugin`);
+  return `${plugin.prefix}.${BASE_COPY_SEGMENT}.${entry.name}`;
+}
+
+/** The names an adapter file of `model` holds, mapped to the registry entries they restore. */
+function adapterNameMap(model: PeftModel): Map<string, ParameterEntry> {
+  return new Map(adapterEntries(model).map((e) => [adapterTensorName(model, e), e]));
 }
 
 /**
@@ -156,10 +180,10 @@ function adapterEntries(model: PeftModel) {
  */
 export async function saveAdapter(model: PeftModel, dir: string): Promise<AdapterConfig> {
   const artifacts = model.artifacts();
-  const entries = adapterEntries(model);
+  const named = [...adapterNameMap(model)];
   const tensors: AdapterConfig['tensors'] = {};
-  for (const e of entries) {
-    tensors[e.name] = { shape: [...e.variable.shape], owner: e.owner, kind: e.kind, trainable: e.trainable };
+  for (const [name, e] of named) {
+    tensors[name] = { shape: [...e.variable.shape], owner: e.owner, kind: e.kind, trainable: e.trainable };
   }
   const config: AdapterConfig = {
     format: ADAPTER_FORMAT,
@@ -187,8 +211,8 @@ export async function saveAdapter(model: PeftModel, dir: string): Promise<Adapte
     tensors,
   };
   const weights = serializeSafetensors(
-    entries.map((e) => ({
-      name: e.name,
+    named.map(([name, e]) => ({
+      name,
       shape: e.variable.shape,
       data: e.variable.dataSync() as Float32Array,
     })),
@@ -270,7 +294,9 @@ export async function loadAdapter(
 
 /**
  * `loadAdapter` for an adapter already in memory (browsers fetch the two files): `configText` is
- * `adapter_config.json`, `weightBytes` is `adapter_model.safetensors`.
+ * `adapter_config.json`, `weightBytes` is `adapter_model.safetensors`. Everything is checked before the model is
+ * built (geometry, fingerprint, the names and shapes in the weights file, finite values), so a refused adapter
+ * allocates nothing; the shared base is never written to.
  */
 export function loadAdapterFromBytes(
   base: PeftBackbone,
@@ -282,7 +308,36 @@ export function loadAdapterFromBytes(
   const configPath = joinPath(dir, ADAPTER_CONFIG_FILE);
   const weightsPath = joinPath(dir, ADAPTER_WEIGHTS_FILE);
   const config = checkConfigShape(readJson(configText, configPath), configPath);
+  checkBase(base, config, configPath, options.verifyFingerprint ?? true);
+  const file = parseSafetensors(weightBytes, { source: weightsPath });
+  checkNamespace(base, config, file, weightsPath);
+  checkHead(base, config, file, configPath);
+  checkFinite(file, weightsPath);
+  const plugins = rebuildPlugins(config, options.factories, configPath);
+  const model = createPeftModel(base, plugins, { seed: config.seed, numClasses: config.numClasses });
+  try {
+    model.restoreArtifacts(Object.fromEntries(config.plugins.map((p) => [p.name, p.artifacts])));
+    const expected = adapterNameMap(model);
+    checkFits(expected, config, file, dir);
+    for (const name of file.names()) {
+      const entry = expected.get(name) as ParameterEntry;
+      const host = file.getHost(name);
+      const value = tf.tensor(host.data, host.shape, 'float32');
+      entry.variable.assign(value);
+      value.dispose();
+      const record = config.tensors[name];
+      if (record && entry.kind !== 'buffer') entry.trainable = record.trainable;
+    }
+    model.clearPromptCache();
+    return model;
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
 
+/** The adapter's geometry must be the base's, and (unless told otherwise) its fingerprint the base's. */
+function checkBase(base: PeftBackbone, config: AdapterConfig, configPath: string, verify: boolean): void {
   const expectedGeometry = JSON.stringify(
     geometryOf({ ...config.base.config, numClasses: 1, dropPathRate: 0 }),
   );
@@ -294,26 +349,112 @@ export function loadAdapterFromBytes(
         `but the base has ${actualGeometry}`,
     );
   }
-  if (options.verifyFingerprint ?? true) {
-    const fingerprint = backboneFingerprint(base);
-    if (fingerprint !== config.base.fingerprint) {
+  if (!verify) return;
+  const fingerprint = backboneFingerprint(base);
+  if (fingerprint !== config.base.fingerprint) {
+    throw new PeftError(
+      'WEIGHTS_MISMATCH',
+      `${configPath}: base weights differ from the ones the adapter was trained on ` +
+        `(fingerprint ${fingerprint} ≠ ${config.base.fingerprint}); pass verifyFingerprint: false to override`,
+    );
+  }
+}
+
+/**
+ * An adapter file holds exactly its own tensors: the head (`head.weight`, `head.bias`) and names inside one of its
+ * plugins' namespaces (`<prefix>.…`). Anything else — above all a backbone tensor's name — is refused, all names
+ * in one error, before anything is built.
+ */
+function checkNamespace(
+  base: PeftBackbone,
+  config: AdapterConfig,
+  file: SafetensorsFile,
+  weightsPath: string,
+): void {
+  const prefixes = config.plugins.map((p) => `${p.prefix}.`);
+  const outside = file
+    .names()
+    .filter((name) => name !== 'head.weight' && name !== 'head.bias')
+    .filter((name) => !prefixes.some((prefix) => name.startsWith(prefix)));
+  if (outside.length === 0) return;
+  const baseNames = outside.filter((name) => base.registry.has(name));
+  const others = outside.filter((name) => !base.registry.has(name));
+  const parts = [
+    baseNames.length > 0
+      ? `backbone tensor name(s) ${baseNames.join(', ')} (an adapter never changes the base)`
+      : '',
+    others.length > 0 ? `unknown name(s) ${others.join(', ')}` : '',
+  ].filter(Boolean);
+  throw new PeftError(
+    'WEIGHTS_MISMATCH',
+    `${weightsPath}: refused: holds ${parts.join(' and ')}; an adapter may hold only the head and tensors in its ` +
+      `plugins' namespaces (${prefixes.map((p) => `${p}*`).join(', ') || 'none'})`,
+  );
+}
+
+/** The head the config declares must be the head the file holds, checked before a head is allocated. */
+function checkHead(
+  base: PeftBackbone,
+  config: AdapterConfig,
+  file: SafetensorsFile,
+  configPath: string,
+): void {
+  const classes = config.numClasses;
+  if (typeof classes !== 'number' || !Number.isInteger(classes) || classes <= 0) {
+    throw new PeftError(
+      'INVALID_CONFIG',
+      `${configPath}: numClasses must be a positive integer; got ${String(classes)}`,
+    );
+  }
+  const expected: Record<string, string> = {
+    'head.weight': `${base.config.dim},${classes}`,
+    'head.bias': `${classes}`,
+  };
+  for (const [name, shape] of Object.entries(expected)) {
+    const saved = file.names().includes(name) ? file.entry(name).shape.join(',') : null;
+    if (saved !== shape) {
       throw new PeftError(
-        'WEIGHTS_MISMATCH',
-        `${configPath}: base weights differ from the ones the adapter was trained on ` +
-          `(fingerprint ${fingerprint} ≠ ${config.base.fingerprint}); pass verifyFingerprint: false to override`,
+        'INVALID_CONFIG',
+        `${configPath}: numClasses ${classes} needs ${name} [${shape}] in the weights file; ` +
+          `found ${saved === null ? 'none' : `[${saved}]`}`,
       );
     }
   }
-  const unknown = config.plugins.filter((p) => !options.factories[p.type]).map((p) => p.type);
+}
+
+/** NaN or infinite values in an adapter would silently give wrong predictions: refuse them, naming the tensors. */
+function checkFinite(file: SafetensorsFile, weightsPath: string): void {
+  const bad: string[] = [];
+  for (const name of file.names()) {
+    const { data } = file.getHost(name);
+    let count = 0;
+    for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i] as number)) count++;
+    if (count > 0) bad.push(`${name} (${count} of ${data.length} values)`);
+  }
+  if (bad.length > 0) {
+    throw new PeftError(
+      'WEIGHTS_MISMATCH',
+      `${weightsPath}: non-finite values (NaN or ±Inf) in ${bad.join(', ')}`,
+    );
+  }
+}
+
+/** Rebuilds every plugin from its saved options through the factory of its type. */
+function rebuildPlugins(
+  config: AdapterConfig,
+  factories: Readonly<Record<string, PluginFactory>>,
+  configPath: string,
+): PeftPlugin[] {
+  const unknown = config.plugins.filter((p) => !factories[p.type]).map((p) => p.type);
   if (unknown.length > 0) {
     throw new PeftError(
       'PLUGIN_INVALID',
       `${configPath}: no factory for plugin type(s) ${unknown.map((t) => `"${t}"`).join(', ')}; ` +
-        `known: ${Object.keys(options.factories).join(', ') || '(none)'}`,
+        `known: ${Object.keys(factories).join(', ') || '(none)'}`,
     );
   }
-  const plugins = config.plugins.map((record) => {
-    const plugin = (options.factories[record.type] as PluginFactory)(record.options);
+  return config.plugins.map((record) => {
+    const plugin = (factories[record.type] as PluginFactory)(record.options);
     if (plugin.name !== record.name || plugin.prefix !== record.prefix) {
       throw new PeftError(
         'PLUGIN_INVALID',
@@ -323,50 +464,38 @@ export function loadAdapterFromBytes(
     }
     return plugin;
   });
-  const model = createPeftModel(base, plugins, { seed: config.seed, numClasses: config.numClasses });
-  try {
-    model.restoreArtifacts(Object.fromEntries(config.plugins.map((p) => [p.name, p.artifacts])));
-    const file = parseSafetensors(weightBytes, { source: weightsPath });
-    const problems: string[] = [];
-    const saved = new Set(file.names());
-    for (const name of Object.keys(config.tensors)) {
-      if (!saved.has(name)) problems.push(`${name}: listed in the config but missing from the weights`);
+}
+
+/** The file's tensors must be exactly the rebuilt model's adapter tensors, with the same shapes. */
+function checkFits(
+  expected: ReadonlyMap<string, ParameterEntry>,
+  config: AdapterConfig,
+  file: SafetensorsFile,
+  dir: string,
+): void {
+  const problems: string[] = [];
+  const saved = new Set(file.names());
+  for (const name of Object.keys(config.tensors)) {
+    if (!saved.has(name)) problems.push(`${name}: listed in the config but missing from the weights`);
+  }
+  for (const name of file.names()) {
+    const entry = expected.get(name);
+    if (!entry) {
+      problems.push(`${name}: no such tensor in the rebuilt model`);
+      continue;
     }
-    for (const name of file.names()) {
-      if (!model.registry.has(name)) {
-        problems.push(`${name}: no such tensor in the rebuilt model`);
-        continue;
-      }
-      const shape = model.registry.get(name).shape;
-      const savedShape = file.entry(name).shape;
-      if (shape.join(',') !== savedShape.join(',')) {
-        problems.push(`${name}: saved [${savedShape}] vs model [${shape}]`);
-      }
+    const savedShape = file.entry(name).shape;
+    if (entry.variable.shape.join(',') !== savedShape.join(',')) {
+      problems.push(`${name}: saved [${savedShape}] vs model [${entry.variable.shape}]`);
     }
-    for (const entry of adapterEntries(model)) {
-      if (!saved.has(entry.name) && entry.owner !== BACKBONE_OWNER) {
-        problems.push(`${entry.name}: the rebuilt model has it but the adapter does not`);
-      }
-    }
-    if (problems.length > 0) {
-      throw new PeftError(
-        'WEIGHTS_MISMATCH',
-        `${dir}: adapter does not fit the rebuilt model: ${problems.join('; ')}`,
-      );
-    }
-    for (const name of file.names()) {
-      const host = file.getHost(name);
-      const value = tf.tensor(host.data, host.shape, 'float32');
-      model.registry.get(name).assign(value);
-      value.dispose();
-      const record = config.tensors[name];
-      if (record && model.registry.entry(name).kind !== 'buffer')
-        model.registry.entry(name).trainable = record.trainable;
-    }
-    model.clearPromptCache();
-    return model;
-  } catch (error) {
-    model.dispose();
-    throw error;
+  }
+  for (const name of expected.keys()) {
+    if (!saved.has(name)) problems.push(`${name}: the rebuilt model has it but the adapter does not`);
+  }
+  if (problems.length > 0) {
+    throw new PeftError(
+      'WEIGHTS_MISMATCH',
+      `${dir}: adapter does not fit the rebuilt model: ${problems.join('; ')}`,
+    );
   }
 }

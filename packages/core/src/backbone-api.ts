@@ -93,13 +93,12 @@ export interface BackboneForwardOptions {
   readonly collect?: boolean;
   /** Reuse image-independent prompt computations across eval calls (see `PromptCache`). */
   readonly promptCache?: PromptCache;
-  /** Classifier to use instead of the backbone's own head (a PEFT model's head), weight stored `[D, C]`. */
-  readonly head?: {
-    /** Head weight `[D, C]`. */
-    readonly weight: Tensor;
-    /** Head bias `[C]`. */
-    readonly bias: Tensor;
-  };
+  /**
+   * Where to read every weight by name (timm naming, the backbone's storage layout; the head's weight `[D, C]`):
+   * a PEFT model passes its own registry, so its head and its copies of trained backbone tensors are used while
+   * the backbone's own weights stay untouched. Default: the backbone's own weights.
+   */
+  readonly weights?: (name: string) => Tensor;
 }
 
 /**

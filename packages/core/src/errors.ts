@@ -17,7 +17,8 @@ export type PeftErrorCode =
   | 'SHAPE_MISMATCH'
   | 'IO_FAILED'
   | 'NON_FINITE_LOSS'
-  | 'CHECKPOINT_INVALID';
+  | 'CHECKPOINT_INVALID'
+  | 'BASE_READ_ONLY';
 
 /**
  * The error PEFT.js throws for every failure it detects: a message naming what is at fault plus a stable

@@ -100,9 +100,32 @@ export class PeftModel {
       : { ...this.backbone.config, numClasses };
   }
 
-  private headOption(): { head?: { weight: Variable; bias: Variable } } {
-    if (!this.registry.has('head.weight')) return {};
-    return { head: { weight: this.registry.get('head.weight'), bias: this.registry.get('head.bias') } };
+  /** Where the backbone reads its weights in this model's forwards: the model's own copies first. */
+  private readonly weights = (name: string): Variable => this.registry.get(name);
+
+  /**
+   * Gives this model its own copy of backbone tensor `name` (copy-on-write: the backbone's weights are shared by
+   * every model built on them and never change) and returns it; `owner` is the plugin the copy is kept for (its
+   * adapter files store it). Already-owned copies are returned as they are. Used by `SetupContext.setTrainable`
+   * and by plugins that rewrite weights, such as LoRA's merge.
+   */
+  ownBaseTensor(name: string, owner: string): Variable {
+    const entry = this.registry.entry(name);
+    if (entry.owner !== BACKBONE_OWNER) {
+      throw new PeftError('PARAMETER_INVALID', `"${name}" is not a backbone tensor`);
+    }
+    if (!this.plugins.some((p) => p.name === owner)) {
+      throw new PeftError('PARAMETER_INVALID', `no plugin named "${owner}" in this model`);
+    }
+    const variable = this.registry.copyOnWrite(name, owner);
+    this.promptCache?.clear();
+    return variable;
+  }
+
+  /** Drops this model's copy of backbone tensor `name` (see `ownBaseTensor`) and reads the shared one again. */
+  releaseBaseTensor(name: string): void {
+    this.registry.restoreShared(this.backbone.registry.entry(name));
+    this.promptCache?.clear();
   }
 
   /** Always throws: the plugin list is fixed when the model is built. */
@@ -147,7 +170,7 @@ export class PeftModel {
       training,
       driver,
       collect,
-      ...this.headOption(),
+      weights: this.weights,
       ...(this.promptCache && !training ? { promptCache: this.promptCache } : {}),
     });
     driver.auxLoss({ logits: out.logits, tokens: out.tokens });
@@ -214,8 +237,9 @@ export class PeftModel {
     /** Gradient of `loss` for every trainable tensor, keyed by parameter name. */
     grads: Record<string, tf.Tensor>;
   } {
-    // Shared variables carry one trainable flag; set it from this model's registry before differentiating.
-    for (const entry of this.registry.list()) entry.variable.trainable = entry.trainable;
+    // A variable carries one trainable flag; set it from this model's registry (own variables only: shared backbone
+    // weights are never trainable) before differentiating.
+    for (const entry of this.registry.list((e) => !e.shared)) entry.variable.trainable = entry.trainable;
     const entries = this.registry.trainableEntries();
     if (entries.length === 0)
       throw new PeftError('PARAMETER_INVALID', 'the model has no trainable parameters');
@@ -290,7 +314,10 @@ export class PeftModel {
     });
   }
 
-  /** The frozen, prompt-free backbone (no plugin runs), eval mode. */
+  /**
+   * The frozen, prompt-free backbone (no plugin runs), eval mode: the backbone's own (pristine) weights, never this
+   * model's trained copies.
+   */
   frozenFeatures(images: Tensor4D): FrozenFeatures {
     return tf.tidy(() => {
       const info = {
@@ -305,7 +332,6 @@ export class PeftModel {
         training: false,
         driver,
         collect: true,
-        ...this.headOption(),
       });
       return { blockOutputs: (out.blockOutputs ?? []) as Tensor3D[], attnLogits: out.attnLogits ?? [] };
     });
@@ -380,11 +406,13 @@ export class PeftModel {
     return this.registry.report();
   }
 
-  /** Disposes plugin tensors (the backbone stays usable and keeps its own weights). */
+  /**
+   * Disposes what the model owns: plugin tensors, its head and its copies of backbone tensors. The backbone's own
+   * weights are shared and stay untouched (other models and later ones see them exactly as loaded).
+   */
   dispose(): void {
     this.disablePromptCache();
-    this.registry.dispose((e) => e.owner !== BACKBONE_OWNER);
-    this.registry.forget(() => true);
+    this.registry.dispose();
   }
 }
 
@@ -417,7 +445,8 @@ function setupContext(model: PeftModel, plugin: PeftPlugin): SetupContext {
       }
       return registry.register(full, value, { owner: plugin.name, kind: 'buffer', trainable: false });
     },
-    setTrainable: (select, trainable) => registry.setTrainable(select, trainable),
+    setTrainable: (select, trainable) =>
+      registry.setTrainable(select, trainable, (entry) => model.ownBaseTensor(entry.name, plugin.name)),
     parameters: () => registry.list(),
   };
 }
@@ -436,9 +465,8 @@ export function createPeftModel(
   const rng = new Rng(options.seed ?? 0);
   const registry = new ParameterRegistry();
   const trainHead = options.trainHead ?? true;
-  for (const entry of backbone.registry.list((e) => e.owner !== HEAD_OWNER)) {
-    registry.adopt(entry, { trainable: false });
-  }
+  // The backbone's weights are shared, read-only: a plugin that trains one gets a model-owned copy (copy-on-write).
+  for (const entry of backbone.registry.list((e) => e.owner !== HEAD_OWNER)) registry.adopt(entry);
   // Each model owns its head, so several models can share one frozen backbone: a fresh timm-initialised head
   // when `numClasses` is given, otherwise a copy of the backbone's.
   const dim = backbone.config.dim;

@@ -32,10 +32,21 @@ export interface ParameterEntry {
    * The tfjs variable holding the value (shared with the backbone's registry for adopted backbone weights).
    */
   readonly variable: Variable;
-  /** Whether optimizers update it; always false for buffers. */
+  /** Whether optimizers update it; always false for buffers and shared entries. */
   trainable: boolean;
   /** Decoupled weight decay applies (default: weights of rank ≥ 2; never biases, norms or buffers). */
   decay: boolean;
+  /**
+   * True for a backbone tensor a model adopted: the variable belongs to the backbone, is shared by every model
+   * built on it and is read-only (see `sealVariable`). A model that trains it works on its own copy instead
+   * (`ParameterRegistry.copyOnWrite`).
+   */
+  readonly shared: boolean;
+  /**
+   * For a model-owned copy of a backbone tensor: the name of the plugin that asked to train (or change) it. Its
+   * adapter files store the copy under that plugin's namespace (see `@peftjs/core`'s adapter files).
+   */
+  readonly copiedFor?: string;
 }
 
 /** Options of `ParameterRegistry.register`. */
@@ -121,16 +132,54 @@ export class ParameterRegistry {
       variable,
       trainable: kind !== 'buffer' && (options.trainable ?? true),
       decay: options.decay ?? (kind === 'weight' && value.rank >= 2),
+      shared: false,
     });
     return variable;
   }
 
-  /** Adds an entry that shares the variable of another registry (a PEFT model adopting its backbone's weights). */
-  adopt(entry: ParameterEntry, overrides: Partial<Pick<ParameterEntry, 'trainable' | 'decay'>> = {}): void {
+  /**
+   * Adds an entry that shares the variable of another registry (a PEFT model adopting its backbone's weights).
+   * The entry is marked `shared`, never trainable, and its variable is sealed read-only.
+   */
+  adopt(entry: ParameterEntry, overrides: Partial<Pick<ParameterEntry, 'decay'>> = {}): void {
     if (this.entries.has(entry.name)) {
       throw new PeftError('PARAMETER_INVALID', `parameter "${entry.name}" is already registered`);
     }
-    this.entries.set(entry.name, { ...entry, ...overrides });
+    sealVariable(entry.variable, entry.name);
+    const { copiedFor: _dropped, ...rest } = entry;
+    this.entries.set(entry.name, { ...rest, ...overrides, trainable: false, shared: true });
+  }
+
+  /**
+   * Replaces a shared entry by a copy this registry owns (same name, kind, owner and decay flag), registered for
+   * plugin `copiedFor`, and returns the copy's variable; an entry that is already owned is returned as it is. The
+   * copy shares the backbone's buffer until it is first assigned (tfjs tensors are immutable; `assign` swaps the
+   * buffer), so it costs memory only once it changes: BitFit pays for its biases, not for the whole backbone.
+   */
+  copyOnWrite(name: string, copiedFor: string): Variable {
+    const entry = this.entry(name);
+    if (!entry.shared) return entry.variable;
+    const variable = tf.variable(entry.variable, false);
+    this.entries.set(name, { ...entry, variable, shared: false, copiedFor, trainable: false });
+    return variable;
+  }
+
+  /**
+   * Drops a model-owned copy of a backbone tensor and shares `original` (the backbone's entry) again: the
+   * inverse of `copyOnWrite`.
+   */
+  restoreShared(original: ParameterEntry): void {
+    const entry = this.entry(original.name);
+    if (entry.shared) return;
+    if (entry.copiedFor === undefined) {
+      throw new PeftError(
+        'PARAMETER_INVALID',
+        `parameter "${original.name}" is not a copy of a backbone tensor`,
+      );
+    }
+    entry.variable.dispose();
+    this.entries.delete(original.name);
+    this.adopt(original, { decay: entry.decay });
   }
 
   /** Whether a tensor named `name` is registered. */
@@ -161,12 +210,25 @@ export class ParameterRegistry {
     return [...this.entries.keys()];
   }
 
-  /** Sets `trainable` on every non-buffer entry `select` accepts; returns how many entries it set. */
-  setTrainable(select: (entry: ParameterEntry) => boolean, trainable: boolean): number {
+  /**
+   * Sets `trainable` on every non-buffer entry `select` accepts; returns how many entries it set. Shared entries
+   * cannot be trained in place: `onShared` decides (copy them first, see `copyOnWrite`); without it they throw
+   * `BASE_READ_ONLY`.
+   */
+  setTrainable(
+    select: (entry: ParameterEntry) => boolean,
+    trainable: boolean,
+    onShared?: (entry: ParameterEntry) => void,
+  ): number {
     let changed = 0;
-    for (const entry of this.entries.values()) {
+    for (const entry of [...this.entries.values()]) {
       if (entry.kind === 'buffer' || !select(entry)) continue;
-      entry.trainable = trainable;
+      if (entry.shared && trainable) {
+        if (!onShared) throw readOnlyError(entry.name);
+        onShared(entry);
+      }
+      const current = this.entry(entry.name);
+      if (!current.shared) current.trainable = trainable;
       changed++;
     }
     return changed;
@@ -219,11 +281,14 @@ export class ParameterRegistry {
     };
   }
 
-  /** Disposes the variables this registry created (adopted entries belong to their original registry). */
+  /**
+   * Disposes the variables this registry owns and removes their entries (or only those `only` accepts); shared
+   * entries belong to their original registry and are only removed, never disposed.
+   */
   dispose(only?: (entry: ParameterEntry) => boolean): void {
     for (const [name, entry] of this.entries) {
       if (only && !only(entry)) continue;
-      entry.variable.dispose();
+      if (!entry.shared) entry.variable.dispose();
       this.entries.delete(name);
     }
   }
@@ -232,4 +297,33 @@ export class ParameterRegistry {
   forget(select: (entry: ParameterEntry) => boolean): void {
     for (const [name, entry] of this.entries) if (select(entry)) this.entries.delete(name);
   }
+}
+
+function readOnlyError(name: string): PeftError {
+  return new PeftError(
+    'BASE_READ_ONLY',
+    `backbone tensor "${name}" is shared by every model built on the backbone and is read-only; ` +
+      'a plugin that trains it must ask through SetupContext.setTrainable, which gives the model its own copy',
+  );
+}
+
+const SEALED = Symbol('peftjs.sealed');
+
+/**
+ * Makes `variable.assign` throw `BASE_READ_ONLY` (naming `name`): a backbone weight, once a model has adopted it,
+ * never changes, whoever holds a reference to it (a plugin's `parameters()` view, an optimizer given the wrong
+ * list). Idempotent. Disposing the variable still works.
+ */
+function sealVariable(variable: Variable, name: string): void {
+  const marked = variable as Variable & { [SEALED]?: true };
+  if (marked[SEALED]) return;
+  Object.defineProperty(variable, 'assign', {
+    configurable: false,
+    enumerable: false,
+    writable: false,
+    value: () => {
+      throw readOnlyError(name);
+    },
+  });
+  Object.defineProperty(variable, SEALED, { value: true });
 }
