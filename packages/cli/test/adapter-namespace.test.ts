@@ -2,7 +2,7 @@
  * What an adapter file may contain (its head and its plugins' namespaces, nothing else), checked before anything is
  * built; that loading, refused or accepted, never changes the shared base; and that nothing else can write to it.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bitfit, linearProbe, lora, mergeLora, unmergeLora } from '@peftjs/baselines';
@@ -18,11 +18,13 @@ import {
   createPeftModel,
   initBackend,
   loadAdapter,
+  nodeFileSetFs,
   parseSafetensors,
   saveAdapter,
   serializeSafetensors,
 } from '@peftjs/core';
 import type { VisionTransformer } from '@peftjs/backbone';
+import { faultyFs } from '@peftjs/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_PLUGIN_FACTORIES } from '../src/methods.js';
 import { bits, caseBackbone, caseData, tf } from './method-cases.js';
@@ -214,5 +216,47 @@ describe('the shared base is read-only', () => {
     tf.dispose([beforeA, beforeB, mergedA, duringB, afterA]);
     a.dispose();
     b.dispose();
+  });
+});
+
+describe('adapter saves under faults', () => {
+  it('a kill or a full disk at any step of a save leaves the old adapter or the new one, never a mix', async () => {
+    const model = createPeftModel(backbone, [lora({ rank: 2, alpha: 4 })], { seed: 2, numClasses: 10 });
+    const folder = join(dir, 'faults');
+    const oldDir = join(dir, 'faults-old');
+    const predictionsOf = async (path: string) => {
+      const loaded = await load(path);
+      const logits = loaded.predict(images);
+      const out = bits(logits);
+      logits.dispose();
+      loaded.dispose();
+      return out;
+    };
+    step(model);
+    await saveAdapter(model, oldDir);
+    const oldBits = await predictionsOf(oldDir);
+    step(model);
+    const newBits = bits(model.predict(images));
+    expect(newBits).not.toBe(oldBits);
+    const real = await nodeFileSetFs();
+    const probe = faultyFs(real, Number.POSITIVE_INFINITY, 'kill');
+    await saveAdapter(model, join(dir, 'faults-probe'), { fs: probe });
+    const seen = new Set<string>();
+    for (const mode of ['kill', 'fail'] as const) {
+      for (let at = 0; at < probe.calls; at++) {
+        await rm(folder, { recursive: true, force: true });
+        await cp(oldDir, folder, { recursive: true });
+        const failed = await saveAdapter(model, folder, { fs: faultyFs(real, at, mode) }).then(
+          () => false,
+          () => true,
+        );
+        expect(failed, `${mode} at ${at}`).toBe(true);
+        const now = await predictionsOf(folder);
+        expect([oldBits, newBits], `${mode} at ${at}`).toContain(now);
+        seen.add(`${mode}:${now === oldBits ? 'old' : 'new'}`);
+      }
+    }
+    expect([...seen].sort()).toEqual(['fail:new', 'fail:old', 'kill:new', 'kill:old']);
+    model.dispose();
   });
 });

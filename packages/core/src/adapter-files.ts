@@ -1,6 +1,6 @@
-import { writeFileAtomic } from './atomic-write.js';
 import type { VitConfig } from './config.js';
 import { PeftError } from './errors.js';
+import { type FileSetFs, readFileSet, writeFileSet } from './file-set.js';
 import { type PeftModel, createPeftModel } from './model.js';
 import type { PeftBackbone } from './backbone-api.js';
 import type { JsonObject, PeftPlugin, PluginTier } from './plugin.js';
@@ -174,11 +174,18 @@ function adapterNameMap(model: PeftModel): Map<string, ParameterEntry> {
   return new Map(adapterEntries(model).map((e) => [adapterTensorName(model, e), e]));
 }
 
-/**
- * Writes `adapter_config.json` and `adapter_model.safetensors` into `dir`. Each file is written atomically; the
- * weights go first, so a config on disk always has its weights beside it.
- */
-export async function saveAdapter(model: PeftModel, dir: string): Promise<AdapterConfig> {
+/** An adapter as bytes: what `saveAdapter` writes (and what a browser can offer for download). */
+export interface SerializedAdapter {
+  /** The parsed `adapter_config.json`. */
+  readonly config: AdapterConfig;
+  /** `adapter_config.json`'s text. */
+  readonly configText: string;
+  /** `adapter_model.safetensors`'s bytes. */
+  readonly weights: Uint8Array;
+}
+
+/** The two adapter files of `model`, in memory. */
+export function serializeAdapter(model: PeftModel): SerializedAdapter {
   const artifacts = model.artifacts();
   const named = [...adapterNameMap(model)];
   const tensors: AdapterConfig['tensors'] = {};
@@ -223,8 +230,33 @@ export async function saveAdapter(model: PeftModel, dir: string): Promise<Adapte
       base_fingerprint: config.base.fingerprint,
     },
   );
-  await writeFileAtomic(joinPath(dir, ADAPTER_WEIGHTS_FILE), weights);
-  await writeFileAtomic(joinPath(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
+  return { config, configText: `${JSON.stringify(config, null, 2)}\n`, weights };
+}
+
+/** Options of `saveAdapter` and `loadAdapter`'s file access. */
+export interface AdapterFileOptions {
+  /** Filesystem calls (default Node's); fault-injection tests pass their own. */
+  readonly fs?: FileSetFs;
+}
+
+/**
+ * Writes `adapter_config.json` and `adapter_model.safetensors` into `dir` as one generation (`writeFileSet`): a
+ * crash at any point leaves the previous adapter or the new one, never new weights with an old config.
+ */
+export async function saveAdapter(
+  model: PeftModel,
+  dir: string,
+  options: AdapterFileOptions = {},
+): Promise<AdapterConfig> {
+  const { config, configText, weights } = serializeAdapter(model);
+  await writeFileSet(
+    dir,
+    [
+      { name: ADAPTER_WEIGHTS_FILE, data: weights },
+      { name: ADAPTER_CONFIG_FILE, data: configText },
+    ],
+    options,
+  );
   return config;
 }
 
@@ -274,21 +306,22 @@ function checkConfigShape(value: unknown, path: string): AdapterConfig {
 export async function loadAdapter(
   base: PeftBackbone,
   dir: string,
-  options: LoadAdapterOptions,
+  options: LoadAdapterOptions & AdapterFileOptions,
 ): Promise<PeftModel> {
-  const configPath = joinPath(dir, ADAPTER_CONFIG_FILE);
-  const weightsPath = joinPath(dir, ADAPTER_WEIGHTS_FILE);
-  let configText: string;
-  let weightBytes: Uint8Array;
+  let files: Map<string, Uint8Array | null>;
   try {
-    const { readFile } = await import('node:fs/promises');
-    configText = await readFile(configPath, 'utf8');
-    weightBytes = await readFile(weightsPath);
+    files = await readFileSet(dir, [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE], options);
   } catch (error) {
     throw new PeftError('IO_FAILED', `cannot read adapter in ${dir}: ${(error as Error).message}`, {
       cause: error,
     });
   }
+  const missing = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE].filter((name) => !files.get(name));
+  if (missing.length > 0) {
+    throw new PeftError('IO_FAILED', `cannot read adapter in ${dir}: ${missing.join(' and ')} not found`);
+  }
+  const configText = new TextDecoder().decode(files.get(ADAPTER_CONFIG_FILE) as Uint8Array);
+  const weightBytes = files.get(ADAPTER_WEIGHTS_FILE) as Uint8Array;
   return loadAdapterFromBytes(base, configText, weightBytes, { ...options, source: dir });
 }
 

@@ -1,5 +1,6 @@
 export * from './errors.js';
 export * from './atomic-write.js';
+export * from './file-set.js';
 export * from './tf.js';
 export * from './random.js';
 export * from './backend.js';

@@ -1,16 +1,17 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  type FileSetFs,
   type HostTensor,
   PeftError,
   type PeftModel,
-  readSafetensors,
   type SafetensorsFile,
   type Seed,
   type TensorToWrite,
+  parseSafetensors,
+  readFileSet,
+  serializeSafetensors,
   tf,
-  writeFileAtomic,
-  writeSafetensors,
+  writeFileSet,
 } from '@peftjs/core';
 import type { EvalMetrics } from './evaluate.js';
 import type { Optimizer, OptimizerKind } from './optimizers.js';
@@ -112,9 +113,10 @@ function firstNonFinite(tensors: readonly TensorToWrite[]): string | null {
 }
 
 /**
- * Writes `checkpoint.safetensors` (`param/`, `opt/…/`, `best/` tensors), then `checkpoint.json`, each atomically.
- * The safetensors metadata repeats the epoch and step so that a pair from two different saves is detected. Returns
- * the name of a non-finite tensor instead of writing anything when there is one.
+ * Writes `checkpoint.safetensors` (`param/`, `opt/…/`, `best/` tensors) and `checkpoint.json` as one generation
+ * (`writeFileSet`): a crash at any step leaves the previous checkpoint or the new one, never neither and never a
+ * mix. The safetensors metadata repeats the epoch and step as a second check. Returns the name of a non-finite
+ * tensor instead of writing anything when there is one.
  */
 export async function writeCheckpoint(
   dir: string,
@@ -122,6 +124,7 @@ export async function writeCheckpoint(
   optimizer: Optimizer,
   info: Omit<CheckpointInfo, 'format' | 'version' | 'optimizer' | 'hasBestParams'>,
   bestParams: Readonly<Record<string, HostTensor>> | null,
+  fs?: FileSetFs,
 ): Promise<{ nonFinite: string | null }> {
   const optState = optimizer.state();
   const tensors: TensorToWrite[] = [];
@@ -143,12 +146,19 @@ export async function writeCheckpoint(
     optimizer: { kind: optState.kind, step: optState.step, paramSteps: optState.paramSteps },
     hasBestParams: bestParams !== null,
   };
-  await writeSafetensors(join(dir, CHECKPOINT_TENSORS), tensors, {
+  const bytes = serializeSafetensors(tensors, {
     format: FORMAT,
     epochsCompleted: String(info.epochsCompleted),
     globalStep: String(info.globalStep),
   });
-  await writeFileAtomic(join(dir, CHECKPOINT_JSON), `${JSON.stringify(full, null, 2)}\n`);
+  await writeFileSet(
+    dir,
+    [
+      { name: CHECKPOINT_TENSORS, data: bytes },
+      { name: CHECKPOINT_JSON, data: `${JSON.stringify(full, null, 2)}\n` },
+    ],
+    fs ? { fs } : {},
+  );
   return { nonFinite: null };
 }
 
@@ -157,25 +167,23 @@ function reviveMetrics(metrics: EvalMetrics | null): EvalMetrics | null {
   return metrics && { ...metrics, perClass: metrics.perClass.map((x) => (x === null ? Number.NaN : x)) };
 }
 
-/** Reads and cross-checks the two checkpoint files of `dir`. */
-export async function readCheckpoint(dir: string): Promise<CheckpointContents> {
+/** Reads and cross-checks the two checkpoint files of `dir` (the current generation, see `writeFileSet`). */
+export async function readCheckpoint(dir: string, fs?: FileSetFs): Promise<CheckpointContents> {
   const jsonPath = join(dir, CHECKPOINT_JSON);
-  let text: string;
+  const tensorsPath = join(dir, CHECKPOINT_TENSORS);
+  let files: Map<string, Uint8Array | null>;
   try {
-    text = await readFile(jsonPath, 'utf8');
+    files = await readFileSet(dir, [CHECKPOINT_JSON, CHECKPOINT_TENSORS], fs ? { fs } : {});
   } catch (error) {
-    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new PeftError(
-      'IO_FAILED',
-      `${jsonPath}: ${missing ? 'file not found' : (error as Error).message}`,
-      {
-        cause: error,
-      },
-    );
+    throw new PeftError('IO_FAILED', `${dir}: ${(error as Error).message}`, { cause: error });
   }
+  const jsonBytes = files.get(CHECKPOINT_JSON);
+  const tensorBytes = files.get(CHECKPOINT_TENSORS);
+  if (!jsonBytes) throw new PeftError('IO_FAILED', `${jsonPath}: file not found`);
+  if (!tensorBytes) throw new PeftError('IO_FAILED', `${tensorsPath}: file not found`);
   let info: CheckpointInfo;
   try {
-    info = JSON.parse(text) as CheckpointInfo;
+    info = JSON.parse(new TextDecoder().decode(jsonBytes)) as CheckpointInfo;
   } catch (error) {
     throw new PeftError('CHECKPOINT_INVALID', `${jsonPath}: not valid JSON (${(error as Error).message})`, {
       cause: error,
@@ -184,14 +192,13 @@ export async function readCheckpoint(dir: string): Promise<CheckpointContents> {
   if (info?.format !== FORMAT || info.version !== 1) {
     throw new PeftError('CHECKPOINT_INVALID', `${jsonPath}: not a ${FORMAT} version 1 file`);
   }
-  const tensorsPath = join(dir, CHECKPOINT_TENSORS);
-  const file = await readSafetensors(tensorsPath);
+  const file = parseSafetensors(tensorBytes, { source: tensorsPath });
   const meta = file.metadata;
   if (meta.epochsCompleted !== String(info.epochsCompleted) || meta.globalStep !== String(info.globalStep)) {
     throw new PeftError(
       'CHECKPOINT_INVALID',
       `${tensorsPath} (epoch ${meta.epochsCompleted}, step ${meta.globalStep}) does not belong to ${jsonPath} ` +
-        `(epoch ${info.epochsCompleted}, step ${info.globalStep}); the save was interrupted between the two files`,
+        `(epoch ${info.epochsCompleted}, step ${info.globalStep})`,
     );
   }
   return { info: { ...info, bestMetrics: reviveMetrics(info.bestMetrics) }, file };

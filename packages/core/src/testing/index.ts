@@ -8,6 +8,8 @@ import { installFastMatMulGradient } from '../ops.js';
 import { tf } from '../tf.js';
 import type { Tensor } from '../tf.js';
 
+export { InjectedFault, faultyFs } from './faults.js';
+
 let matrix: Promise<ConcreteBackend[]> | null = null;
 
 /**
