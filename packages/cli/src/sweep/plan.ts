@@ -1,0 +1,219 @@
+import {
+  type Json,
+  type JobPhase,
+  type JobSpec,
+  type JsonMap,
+  type SweepSpec,
+  canonicalJson,
+  cartesian,
+  jobId,
+  mergeJson,
+  rowOrder,
+  setPaths,
+} from './spec.js';
+
+/**
+ * The protocol of a sweep as a pure function of its spec and the records so far: which jobs exist, which are done,
+ * which can run now, and what each selection chose. The leader calls it again after every finished job, so a
+ * restarted leader (or one whose workers died) continues from the records alone.
+ */
+
+/** What a finished job left in the results file. */
+export interface JobRecord {
+  /** The job id (hash of the resolved config). */
+  readonly id: string;
+  /** `done` (metrics present) or `failed` (error present). */
+  readonly status: 'done' | 'failed';
+  /** Row, phase, task, seed, variant and candidate of the job. */
+  readonly row: string;
+  readonly phase: JobPhase;
+  readonly task: string | null;
+  readonly seed: Json;
+  readonly variant: JsonMap;
+  readonly point: JsonMap;
+  /** What the run measured. */
+  readonly metrics?: JobMetrics;
+  /** Why it failed (the run's own error message). */
+  readonly error?: string;
+}
+
+/** The numbers a run reports (`results.json`). */
+export interface JobMetrics {
+  /** Best validation top-1 (selection runs). */
+  readonly valTop1?: number;
+  /** 0-based epoch of the best validation top-1 (selection runs). */
+  readonly bestEpoch?: number;
+  /** Test top-1, evaluated once (refit and plain runs). */
+  readonly testTop1?: number;
+}
+
+/** A job with its resolved config and id. */
+export interface Job extends JobSpec {
+  /** Hash of `resolved` (see `jobId`). */
+  readonly id: string;
+  /** The fully resolved `peft train` config. */
+  readonly resolved: JsonMap;
+}
+
+/** What a selection chose for one (row, task, variant). */
+export interface Choice {
+  readonly row: string;
+  readonly task: string | null;
+  readonly variant: JsonMap;
+  /** The chosen candidate's values, by option path. */
+  readonly point: JsonMap;
+  /** Its validation top-1. */
+  readonly valTop1: number;
+  /** Epochs the refits train (best validation epoch + 1, or the configured count). */
+  readonly epochs: number | null;
+}
+
+/** The state of a sweep. */
+export interface SweepPlan {
+  /** Every job known so far (refits appear once their selection is done), in priority order. */
+  readonly jobs: readonly Job[];
+  /** Jobs without a record whose dependencies are met: what to run next, in priority order. */
+  readonly ready: readonly Job[];
+  /** Selections made so far. */
+  readonly choices: readonly Choice[];
+  /** Groups that cannot finish: a selection job failed. */
+  readonly blocked: readonly {
+    readonly row: string;
+    readonly task: string | null;
+    readonly reason: string;
+  }[];
+  /** Jobs not yet known because they wait for a selection (refits), for progress estimates. */
+  readonly pending: number;
+}
+
+/** Turns a raw config into the fully resolved one (the CLI's config resolution); refuses invalid configs. */
+export type Resolver = (config: JsonMap) => Promise<JsonMap>;
+
+interface Group {
+  readonly row: string;
+  readonly task: string | null;
+  readonly variant: JsonMap;
+}
+
+const sameVariant = (a: JsonMap, b: JsonMap) => canonicalJson(a) === canonicalJson(b);
+
+function groups(spec: SweepSpec): Group[] {
+  const tasks = spec.axes.tasks ?? [null];
+  const variants = cartesian(spec.axes.options ?? {});
+  return rowOrder(spec).flatMap((row) =>
+    tasks.flatMap((task) => variants.map((variant) => ({ row, task, variant }))),
+  );
+}
+
+function rawConfig(spec: SweepSpec, group: Group, seed: Json, point: JsonMap, stage: JsonMap): JsonMap {
+  const row = spec.methods[group.row];
+  let config = mergeJson(spec.base, row?.config ?? {});
+  config = setPaths(config, {
+    ...(group.task !== null ? { 'data.task': group.task } : {}),
+    seed,
+    ...group.variant,
+    ...point,
+  });
+  return setPaths(config, stage);
+}
+
+/** Plans the sweep from its records (latest record per id wins). */
+export async function planSweep(
+  spec: SweepSpec,
+  records: ReadonlyMap<string, JobRecord>,
+  resolve: Resolver,
+): Promise<SweepPlan> {
+  const cache = new Map<string, Job>();
+  const makeJob = async (
+    group: Group,
+    phase: JobPhase,
+    seed: Json,
+    point: JsonMap,
+    stage: JsonMap,
+  ): Promise<Job> => {
+    const config = rawConfig(spec, group, seed, point, stage);
+    const key = canonicalJson(config);
+    let job = cache.get(key);
+    if (!job) {
+      const resolved = await resolve(config);
+      job = { ...group, phase, seed, point, config, resolved, id: jobId(resolved) };
+      cache.set(key, job);
+    }
+    return job;
+  };
+  const seeds = spec.axes.seeds ?? [null];
+  const jobs: Job[] = [];
+  const choices: Choice[] = [];
+  const blocked: { row: string; task: string | null; reason: string }[] = [];
+  let pending = 0;
+  const protocol = spec.protocol;
+  for (const group of groups(spec)) {
+    const row = spec.methods[group.row];
+    const grid = row?.grid ?? (protocol.name === 'vtab' ? protocol.grid : {});
+    if (protocol.name === 'none') {
+      for (const seed of seeds) {
+        for (const point of cartesian(grid)) jobs.push(await makeJob(group, 'run', seed, point, {}));
+      }
+      continue;
+    }
+    // Inherited options come from the parent row's choice on the same task and variant.
+    const inherited: JsonMap = {};
+    if (row?.inherit) {
+      const { from, paths } = row.inherit;
+      const parent = choices.find(
+        (c) => c.row === from && c.task === group.task && sameVariant(c.variant, group.variant),
+      );
+      if (!parent) {
+        const parentBlocked = blocked.some((b) => b.row === from && b.task === group.task);
+        if (parentBlocked) blocked.push({ ...group, reason: `row "${from}" could not choose` });
+        pending += cartesian(grid).length + seeds.length;
+        continue;
+      }
+      for (const path of paths) {
+        if (!(path in parent.point))
+          throw new Error(`methods.${group.row}.inherit: row "${from}" did not choose "${path}"`);
+        inherited[path] = parent.point[path] as Json;
+      }
+    }
+    const selectSeed = protocol.selectSeed ?? (seeds[0] as Json);
+    // Inherited paths are fixed by the parent's choice, not searched again.
+    const ownGrid = Object.fromEntries(Object.entries(grid).filter(([path]) => !(path in inherited)));
+    const candidates = cartesian(ownGrid).map((p) => ({ ...p, ...inherited }));
+    const selections: Job[] = [];
+    for (const point of candidates) {
+      selections.push(await makeJob(group, 'select', selectSeed, point, { 'train.protocol': 'select' }));
+    }
+    jobs.push(...selections);
+    const results = selections.map((j) => records.get(j.id));
+    const failed = results.find((r) => r?.status === 'failed');
+    if (failed) {
+      blocked.push({
+        ...group,
+        reason: `selection run ${failed.id} failed: ${failed.error ?? 'unknown error'}`,
+      });
+      continue;
+    }
+    if (results.some((r) => r === undefined)) {
+      pending += seeds.length;
+      continue;
+    }
+    let best = 0;
+    for (const [i, r] of results.entries()) {
+      if ((r?.metrics?.valTop1 ?? -1) > (results[best]?.metrics?.valTop1 ?? -1)) best = i;
+    }
+    const chosen = results[best] as JobRecord;
+    const epochs = protocol.selectEpochs ? (chosen.metrics?.bestEpoch ?? 0) + 1 : null;
+    const point = candidates[best] as JsonMap;
+    choices.push({ ...group, point, valTop1: chosen.metrics?.valTop1 ?? Number.NaN, epochs });
+    for (const seed of seeds) {
+      const stage: JsonMap = {
+        'train.protocol': 'refit',
+        ...(epochs !== null ? { 'train.stopAfterEpochs': epochs } : {}),
+      };
+      jobs.push(await makeJob(group, 'refit', seed, point, stage));
+    }
+  }
+  const seen = new Set<string>();
+  const unique = jobs.filter((j) => (seen.has(j.id) ? false : (seen.add(j.id), true)));
+  return { jobs: unique, ready: unique.filter((j) => !records.has(j.id)), choices, blocked, pending };
+}
