@@ -213,7 +213,13 @@ export async function planSweep(
       jobs.push(await makeJob(group, 'refit', seed, point, stage));
     }
   }
+  // Two rows can share a job (a row that fixes SHIP's λ at a value SHIP also tried): keep its first occurrence.
   const seen = new Set<string>();
-  const unique = jobs.filter((j) => (seen.has(j.id) ? false : (seen.add(j.id), true)));
+  const unique: Job[] = [];
+  for (const job of jobs) {
+    if (seen.has(job.id)) continue;
+    seen.add(job.id);
+    unique.push(job);
+  }
   return { jobs: unique, ready: unique.filter((j) => !records.has(j.id)), choices, blocked, pending };
 }
