@@ -212,3 +212,22 @@ describe('decodeImage: hostile and oversized inputs', () => {
     );
   });
 });
+
+describe('decodeImage: every allowed raster format', () => {
+  it('decodes PNG, JPEG, WebP, GIF and TIFF written by sharp, each by its magic bytes', async () => {
+    const base = sharp({ create: { width: 4, height: 2, channels: 3, background: RED } });
+    const encoded = {
+      png: await base.clone().png().toBuffer(),
+      jpeg: await base.clone().jpeg({ quality: 100 }).toBuffer(),
+      webp: await base.clone().webp({ lossless: true }).toBuffer(),
+      gif: await base.clone().gif().toBuffer(),
+      tiff: await base.clone().tiff().toBuffer(),
+    };
+    for (const [format, bytes] of Object.entries(encoded)) {
+      await writeFile(file(`any-name.${format}.bin`), bytes);
+      const raw = await readRawImage(file(`any-name.${format}.bin`));
+      expect([raw.width, raw.height], format).toEqual([4, 2]);
+      expect(raw.data[0], format).toBeGreaterThan(240); // red
+    }
+  });
+});
