@@ -4,6 +4,7 @@
  * a child process (memory-ceiling.child.ts) so that its peak is its own; a watchdog kills a child whose RSS passes
  * 1 GiB or that hangs, so that a regression fails this test without taking the machine down. The hostile files are
  * generated here, in a temporary folder: none is larger than 50 MB on disk (and that one is sparse).
+ * `PEFTJS_PRINT_PEAKS=1` prints each case's peak next to the idle child's.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
