@@ -6,6 +6,7 @@ import {
   parseSafetensors,
   validateVitConfig,
 } from '@peftjs/core';
+import { assertFiniteTensors } from './io/finite.js';
 import { type WeightLayout, toTimmStateDict } from './io/name-maps.js';
 import { readNpz } from './io/npz.js';
 import { TIMM_DEFAULTS } from './presets.js';
@@ -27,6 +28,8 @@ export interface LoadVitOptions {
   layout?: WeightLayout;
   /** Seed of a freshly initialised head. */
   seed?: Seed;
+  /** `.npz` only: most bytes its arrays may declare in total (default `DEFAULT_MAX_NPZ_BYTES`, 2 GiB). */
+  maxNpzBytes?: number;
 }
 
 /** A ViT loaded from a checkpoint, with what was learned about the file. */
@@ -141,6 +144,7 @@ export function vitFromTensors(
 ): LoadedVit {
   const source = options.source ?? 'state dict';
   const metadata = options.metadata ?? {};
+  assertFiniteTensors(raw, source); // NaN/Inf weights would make every prediction NaN: refuse, naming the tensor
   const converted = toTimmStateDict(new Map(raw), {
     source,
     ...(options.layout !== undefined ? { layout: options.layout } : {}),
@@ -202,7 +206,8 @@ export function loadVitFromBytes(
   const source = options.source ?? 'buffer';
   const isZip = bytes[0] === 0x50 && bytes[1] === 0x4b;
   if (isZip || source.toLowerCase().endsWith('.npz')) {
-    return vitFromTensors(readNpz(bytes, source), { ...options, source });
+    const npzOptions = options.maxNpzBytes !== undefined ? { maxInflatedBytes: options.maxNpzBytes } : {};
+    return vitFromTensors(readNpz(bytes, source, npzOptions), { ...options, source });
   }
   const file = parseSafetensors(bytes, { source });
   const tensors = new Map<string, HostTensor>();

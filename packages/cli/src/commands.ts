@@ -29,7 +29,7 @@ import { type ImageDataset, asPrepareData, decodeImage, formatProblem, normalize
 import { affinityHeatmapPng, analyseLayers, kmeans, layerFeatures } from '@peftjs/hierarchy';
 import { type TrainOptions, type TrainResult, evaluate, train, vtabProtocol } from '@peftjs/train';
 import { UsageError } from './config.js';
-import { buildRunData, checkRunSplits, readRunSplits } from './data-source.js';
+import { buildRunData, checkRunSplits, inputLimits, readRunSplits } from './data-source.js';
 import { ALL_PLUGIN_FACTORIES, methodPlugins } from './methods.js';
 import type { RunConfig } from './options.js';
 import type { Progress, Output } from './progress.js';
@@ -51,6 +51,7 @@ async function loadBase(config: RunConfig): Promise<LoadedVit> {
     throw new UsageError('option "model.weights" is required (a .safetensors or .npz file)');
   return loadVit(config.model.weights, {
     dropPathRate: config.model.dropPathRate,
+    maxNpzBytes: Math.max(1, Math.floor(config.model.maxNpzMb * 2 ** 20)),
     ...(config.model.heads !== undefined ? { heads: config.model.heads } : {}),
     ...(config.model.layerNormEps !== undefined ? { layerNormEps: config.model.layerNormEps } : {}),
   });
@@ -278,7 +279,7 @@ export async function predictCommand(
   const channels = model.config.channels as 1 | 3;
   for (const path of options.images) {
     const pixels = normalize(
-      await decodeImage(path, { size: [h, w], channels }),
+      await decodeImage(path, { size: [h, w], channels, limits: inputLimits(config) }),
       config.data.normalization,
       channels,
     );

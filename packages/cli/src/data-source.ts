@@ -3,8 +3,10 @@ import {
   type DataProblem,
   type IdxDataset,
   ImageDataset,
+  type InputLimits,
   type Split,
   VTAB_TASKS,
+  checkIdxDataset,
   checkSplit,
   idxDataset,
   readImageFolder,
@@ -39,6 +41,16 @@ function subsetIdx(data: IdxDataset, start: number, end: number): IdxDataset {
   };
 }
 
+/** The run's input limits in bytes and pixels (the config states sizes in MB; see options.ts). */
+export function inputLimits(config: RunConfig): InputLimits {
+  const mb = (value: number) => Math.max(1, Math.floor(value * 2 ** 20));
+  return {
+    maxImagePixels: config.data.maxImagePixels,
+    maxFileBytes: mb(config.data.maxFileMb),
+    maxIdxBytes: mb(config.data.maxIdxMb),
+  };
+}
+
 function requireOption(value: string | undefined, option: string): string {
   if (!value) throw new UsageError(`option "${option}" is required for this data format`);
   return value;
@@ -65,14 +77,12 @@ export async function readRunSplits(config: RunConfig, model: VitConfig): Promis
   };
   let lists: Split[] = [];
   let numClasses: number;
+  const limits = inputLimits(config);
+  const given = data.numClasses !== undefined ? { numClasses: data.numClasses } : {};
   if (data.format === 'vtab') {
     const task = requireOption(data.task, 'data.task');
     const known = (VTAB_TASKS as Record<string, { numClasses: number }>)[task];
-    const read = await readVtabTask(
-      root,
-      task,
-      data.numClasses !== undefined ? { numClasses: data.numClasses } : {},
-    );
+    const read = await readVtabTask(root, task, { ...given, limits });
     numClasses = data.numClasses ?? known?.numClasses ?? read.numClasses;
     splits = {
       select: read.splits.train800,
@@ -82,16 +92,18 @@ export async function readRunSplits(config: RunConfig, model: VitConfig): Promis
     };
     lists = [read.splits.train800, read.splits.val200, read.splits.train800val200, read.splits.test];
   } else if (data.format === 'imagefolder') {
+    // Every split is labelled with the training split's classes (a class only val/test has is an error).
     const train = await readImageFolder(join(root, 'train'));
-    const val = await readImageFolder(join(root, 'val'));
-    const test = await readImageFolder(join(root, 'test'));
+    const val = await readImageFolder(join(root, 'val'), { labelsFrom: train });
+    const test = await readImageFolder(join(root, 'test'), { labelsFrom: train });
     numClasses = data.numClasses ?? train.classes.length;
     const trainval: Split = { name: 'train+val', samples: [...train.samples, ...val.samples], numClasses };
     splits = { select: train, val, trainval, test };
     lists = [train, val, test];
   } else {
-    const train = await idxDataset(join(root, data.trainImages), join(root, data.trainLabels));
-    const test = await idxDataset(join(root, data.testImages), join(root, data.testLabels));
+    const idxOptions = { ...given, limits };
+    const train = await idxDataset(join(root, data.trainImages), join(root, data.trainLabels), idxOptions);
+    const test = await idxDataset(join(root, data.testImages), join(root, data.testLabels), idxOptions);
     numClasses = data.numClasses ?? Math.max(train.numClasses, test.numClasses);
     // IDX files have no validation split: the last 10 % of the training file is held out for selection.
     const cut = Math.floor(train.count * 0.9);
@@ -114,6 +126,7 @@ export function buildRunData(config: RunConfig, model: VitConfig, splits: RunSpl
     channels: model.channels as 1 | 3,
     normalization: data.normalization,
     cacheBytes: data.cacheMb * 2 ** 20,
+    limits: inputLimits(config),
   };
   const make = (source: Split | IdxDataset) => new ImageDataset(source, { ...datasetOptions, numClasses });
   const select = make(splits.sources.select);
@@ -135,7 +148,7 @@ export function buildRunData(config: RunConfig, model: VitConfig, splits: RunSpl
   };
 }
 
-/** Checks every list split (files exist and decode, labels in range, no duplicates, not empty). */
+/** Checks every split: list splits (files exist and decode, labels in range, no duplicates, not empty), IDX labels. */
 export async function checkRunSplits(
   config: RunConfig,
   model: VitConfig,
@@ -148,11 +161,15 @@ export async function checkRunSplits(
       decode: true,
       imageSize: model.imageSize,
       channels: model.channels as 1 | 3,
+      limits: inputLimits(config),
     });
     problems.push(...result.problems);
   }
-  if (config.data.format === 'idx' && (data.sources.trainval as IdxDataset).count === 0) {
-    problems.push({ file: config.data.trainImages, message: 'empty split' });
+  if (config.data.format === 'idx') {
+    // trainval is the whole training file (select and val are its parts); IDX files cannot be empty (idxDataset).
+    for (const idx of [data.sources.trainval, data.sources.test] as IdxDataset[]) {
+      problems.push(...checkIdxDataset(idx, { numClasses: data.numClasses }).problems);
+    }
   }
   return problems;
 }

@@ -1,3 +1,5 @@
+import { DEFAULT_MAX_NPZ_BYTES } from '@peftjs/backbone';
+import { DEFAULT_INPUT_LIMITS } from '@peftjs/data';
 import { z } from 'zod';
 
 /**
@@ -132,6 +134,31 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 't10k-labels-idx1-ubyte',
     description: 'idx: test labels file',
   },
+  // Input limits, checked before memory is allocated (docs/guides/limits-and-safety.md).
+  {
+    path: 'model.maxNpzMb',
+    schema: z.number().positive(),
+    default: DEFAULT_MAX_NPZ_BYTES / 2 ** 20,
+    description: '.npz weights: most MB its arrays may declare in total, checked before inflating',
+  },
+  {
+    path: 'data.maxImagePixels',
+    schema: z.int().positive(),
+    default: DEFAULT_INPUT_LIMITS.maxImagePixels,
+    description: 'largest image (width × height), read from its header before decoding',
+  },
+  {
+    path: 'data.maxFileMb',
+    schema: z.number().positive(),
+    default: DEFAULT_INPUT_LIMITS.maxFileBytes / 2 ** 20,
+    description: 'largest image or list file, MB (only regular files are read)',
+  },
+  {
+    path: 'data.maxIdxMb',
+    schema: z.number().positive(),
+    default: DEFAULT_INPUT_LIMITS.maxIdxBytes / 2 ** 20,
+    description: 'largest IDX file, MB, after gunzip (checked from its header before inflating)',
+  },
   {
     path: 'train.protocol',
     schema: z.enum(['vtab', 'single']),
@@ -221,6 +248,8 @@ export interface RunConfig {
     layerNormEps?: number;
     /** Stochastic-depth rate of the last block (default 0; the SHIP code uses 0.1). */
     dropPathRate: number;
+    /** `.npz` weights: most MB (MiB) their arrays may declare in total (default 2048). */
+    maxNpzMb: number;
   };
   /** The PEFT method. */
   method: {
@@ -254,6 +283,12 @@ export interface RunConfig {
     testImages: string;
     /** idx: test labels file name (default `t10k-labels-idx1-ubyte`). */
     testLabels: string;
+    /** Largest image in pixels, checked from its header before decoding (default 40,000,000). */
+    maxImagePixels: number;
+    /** Largest image or list file, in MB (MiB) (default 256). */
+    maxFileMb: number;
+    /** Largest IDX file after gunzip, in MB (MiB) (default 1024). */
+    maxIdxMb: number;
   };
   /** Training. */
   train: {

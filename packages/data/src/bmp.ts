@@ -1,15 +1,23 @@
 import type { RawImage } from './decode.js';
 
-export function isBmp(bytes: Uint8Array): boolean {
-  return bytes.length >= 2 && bytes[0] === 0x42 && bytes[1] === 0x4d; // "BM"
+/** The fields of a BMP header that decoding needs, validated against the file's length. */
+interface BmpHeader {
+  readonly view: DataView;
+  readonly dataOffset: number;
+  readonly headerSize: number;
+  readonly width: number;
+  /** Positive for bottom-up rows, negative for top-down. */
+  readonly rawHeight: number;
+  readonly height: number;
+  readonly bpp: number;
+  readonly stride: number;
 }
 
 /**
- * Minimal BMP decoder (sharp's libvips build has no BMP loader): uncompressed 1/4/8-bit palette and 24/32-bit
- * BGR(X), bottom-up or top-down. The fourth byte of 32-bit pixels is ignored, as PIL does for BI_RGB files.
- * Anything else throws (the caller names the file).
+ * Reads and checks a BMP header (no pixel is touched, nothing is allocated): uncompressed 1/4/8/24/32-bit only,
+ * and the pixel rows it declares must be in the file.
  */
-export function decodeBmp(bytes: Uint8Array): RawImage {
+export function readBmpHeader(bytes: Uint8Array): BmpHeader {
   if (bytes.length < 54) throw new Error(`BMP too short for its headers (${bytes.length} bytes)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dataOffset = view.getUint32(10, true);
@@ -26,6 +34,20 @@ export function decodeBmp(bytes: Uint8Array): RawImage {
   if (width <= 0 || height === 0) throw new Error(`bad BMP size ${width}x${rawHeight}`);
   const stride = Math.ceil((bpp * width) / 32) * 4;
   if (dataOffset + stride * height > bytes.length) throw new Error('BMP pixel data is truncated');
+  return { view, dataOffset, headerSize, width, rawHeight, height, bpp, stride };
+}
+
+/**
+ * Minimal BMP decoder (sharp's libvips build has no BMP loader): uncompressed 1/4/8-bit palette and 24/32-bit
+ * BGR(X), bottom-up or top-down. The fourth byte of 32-bit pixels is ignored, as PIL does for BI_RGB files.
+ * Anything else throws (the caller names the file), and so does an image of more than `maxPixels` pixels, before
+ * its output is allocated (a 1-bit BMP holds 24 output bits per file bit).
+ */
+export function decodeBmp(bytes: Uint8Array, maxPixels: number): RawImage {
+  const { view, dataOffset, headerSize, width, rawHeight, height, bpp, stride } = readBmpHeader(bytes);
+  if (width * height > maxPixels) {
+    throw new Error(`BMP of ${width}×${height} pixels is over the limit of ${maxPixels} pixels`);
+  }
 
   let palette: Uint8Array | null = null;
   if (bpp <= 8) {

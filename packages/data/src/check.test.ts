@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PeftError } from '@peftjs/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertSplitValid, checkSplit } from './check.js';
+import { assertSplitValid, checkIdxDataset, checkSplit } from './check.js';
 import { readImageFolder } from './image-folder.js';
 import { readListFile, readVtabTask } from './lists.js';
 import type { Split } from './split.js';
@@ -51,7 +51,7 @@ describe('checkSplit', () => {
     const result = await checkSplit(split, { decode: true });
     expect(result.ok).toBe(false);
     const img = (name: string) => join(dir, 'mini/images', name);
-    expect(result.problems.map((p) => ({ ...p, message: p.message.split(': Input')[0] }))).toEqual([
+    expect(result.problems.map((p) => ({ ...p, message: p.message.split(': not a PNG')[0] }))).toEqual([
       { file, line: 2, message: 'malformed line, expected "path label" but got 1 fields: "images/img1.png"' },
       { file, line: 3, message: 'label 12 out of range [0, 10)' },
       { file, line: 4, message: 'label "x" is not an integer' },
@@ -60,7 +60,9 @@ describe('checkSplit', () => {
       { file, line: 7, message: `corrupt or unreadable image ${img('corrupt.png')}` },
       { file, line: 8, message: 'label -1 out of range [0, 10)' },
     ]);
-    expect(result.problems[5]?.message).toMatch(/unsupported image format/);
+    expect(result.problems[5]?.message).toMatch(
+      /: not a PNG, JPEG, GIF, WebP, TIFF or BMP file: it starts with /,
+    );
   });
 
   it('does not decode unless asked', async () => {
@@ -111,5 +113,26 @@ describe('assertSplitValid', () => {
   it('resolves for a valid split', async () => {
     const task = await readVtabTask(dir, 'mini');
     await expect(assertSplitValid(task.splits.test)).resolves.toBeUndefined();
+  });
+});
+
+describe('checkIdxDataset', () => {
+  it('quotes the first 20 bad labels with their index, then counts the rest', () => {
+    const labels = Int32Array.from({ length: 30 }, (_, i) => (i < 25 ? -1 : 0));
+    const idx = {
+      count: 30,
+      height: 1,
+      width: 1,
+      images: new Uint8Array(30),
+      labels,
+      numClasses: 1,
+      files: { images: 'i.idx', labels: 'l.idx' },
+    };
+    const { ok, problems } = checkIdxDataset(idx);
+    expect(ok).toBe(false);
+    expect(problems).toHaveLength(21);
+    expect(problems[0]).toEqual({ file: 'l.idx', message: 'label -1 at index 0 is negative' });
+    expect(problems[20]).toEqual({ file: 'l.idx', message: '… and 5 more labels outside [0, 1)' });
+    expect(checkIdxDataset({ ...idx, labels: new Int32Array(30) })).toEqual({ ok: true, problems: [] });
   });
 });

@@ -1,6 +1,9 @@
 import { stat } from 'node:fs/promises';
 import { PeftError, invalidOption } from '@peftjs/core';
 import { decodeImage, readRawImage, validateDecodeOptions } from './decode.js';
+import { kindOf } from './files.js';
+import type { IdxDataset } from './idx.js';
+import { type InputLimits, resolveLimits } from './limits.js';
 import { type DataProblem, type LabeledSample, type Split, formatProblem } from './split.js';
 
 /** Options of `checkSplit` and `assertSplitValid`. */
@@ -15,6 +18,8 @@ export interface CheckOptions {
   readonly channels?: 1 | 3;
   /** Files checked in parallel (default 16). */
   readonly concurrency?: number;
+  /** Size limits applied when decoding (default `DEFAULT_INPUT_LIMITS`). */
+  readonly limits?: Partial<InputLimits>;
 }
 
 /** What `checkSplit` found. */
@@ -113,6 +118,7 @@ export async function checkSplit(split: Split, options: CheckOptions = {}): Prom
   }
   const channels = options.channels ?? 3;
   if (options.imageSize !== undefined) validateDecodeOptions({ size: options.imageSize, channels });
+  const limits = resolveLimits(options.limits);
   const concurrency = options.concurrency ?? 16;
   if (!Number.isInteger(concurrency) || concurrency <= 0) {
     invalidOption('concurrency', concurrency, 'a positive integer');
@@ -132,13 +138,16 @@ export async function checkSplit(split: Split, options: CheckOptions = {}): Prom
       return;
     }
     if (!info.isFile()) {
-      fileProblems[i] = { ...at, message: `image path is not a file: ${sample.path}` };
+      fileProblems[i] = {
+        ...at,
+        message: `image path is not a regular file (${kindOf(info)}): ${sample.path}`,
+      };
       return;
     }
     if (!options.decode) return;
     try {
-      if (options.imageSize) await decodeImage(sample.path, { size: options.imageSize, channels });
-      else await readRawImage(sample.path);
+      if (options.imageSize) await decodeImage(sample.path, { size: options.imageSize, channels, limits });
+      else await readRawImage(sample.path, undefined, limits);
     } catch (error) {
       const reason = error instanceof PeftError && error.cause instanceof Error ? error.cause : error;
       fileProblems[i] = {
@@ -150,6 +159,40 @@ export async function checkSplit(split: Split, options: CheckOptions = {}): Prom
   for (const p of fileProblems) if (p) problems.push(p);
   const sorted = sortByLine(problems);
   return { ok: sorted.length === 0, problems: sorted };
+}
+
+/** Problems of one label array quoted one by one before they are summarised. */
+const QUOTED_LABELS = 20;
+
+/**
+ * Checks the labels of an IDX dataset against `numClasses` (default: the dataset's): every label outside
+ * [0, numClasses) is a problem naming the labels file and the label's index (the first 20, then a count).
+ */
+export function checkIdxDataset(idx: IdxDataset, options: { numClasses?: number } = {}): CheckResult {
+  const numClasses = options.numClasses ?? idx.numClasses;
+  if (!(Number.isInteger(numClasses) && numClasses > 0)) {
+    invalidOption('numClasses', numClasses, 'a positive integer');
+  }
+  const problems: DataProblem[] = [];
+  let bad = 0;
+  for (let i = 0; i < idx.labels.length; i++) {
+    const label = idx.labels[i] as number;
+    if (label >= 0 && label < numClasses) continue;
+    bad++;
+    if (bad <= QUOTED_LABELS) {
+      problems.push({
+        file: idx.files.labels,
+        message: `label ${label} at index ${i} ${label < 0 ? 'is negative' : `out of range [0, ${numClasses})`}`,
+      });
+    }
+  }
+  if (bad > QUOTED_LABELS) {
+    problems.push({
+      file: idx.files.labels,
+      message: `… and ${bad - QUOTED_LABELS} more labels outside [0, ${numClasses})`,
+    });
+  }
+  return { ok: problems.length === 0, problems };
 }
 
 /** One `INVALID_CONFIG` error quoting the first problems as `file:line: message`, plus the total count. */

@@ -13,8 +13,10 @@ import {
   tf,
 } from '@peftjs/core';
 import { dataProblemsError, forEachLimit, labelProblems, splitLabel } from './check.js';
+import { inferClassCount } from './classes.js';
 import { type ImageDecoder, decodeImage, resizeCubic, toFloat, validateDecodeOptions } from './decode.js';
 import type { IdxDataset } from './idx.js';
+import { type InputLimits, resolveLimits } from './limits.js';
 import { type NormalizationName, channelStats, isNormalizationName } from './normalize.js';
 import type { LabeledSample, Split } from './split.js';
 
@@ -34,6 +36,8 @@ export interface ImageDatasetOptions {
   readonly decoder?: ImageDecoder;
   /** Images decoded in parallel (default 8). */
   readonly concurrency?: number;
+  /** Size limits passed to the decoder (default `DEFAULT_INPUT_LIMITS`). */
+  readonly limits?: Partial<InputLimits>;
 }
 
 /** Options of `ImageDataset.batches`; invalid values throw `INVALID_OPTION`. */
@@ -184,6 +188,7 @@ export class ImageDataset {
   private readonly labels: Int32Array;
   private readonly decoder: ImageDecoder;
   private readonly concurrency: number;
+  private readonly limits: InputLimits;
   private readonly cache: LruCache;
   /** Per channel, the normalised value of each 8-bit level (applies cached uint8 pixels without a float pass). */
   private readonly lut: Float32Array[];
@@ -203,6 +208,7 @@ export class ImageDataset {
       invalidOption('cacheBytes', cacheBytes, 'a non-negative number of bytes');
     }
     this.concurrency = requirePositiveInt('concurrency', options.concurrency ?? 8);
+    this.limits = resolveLimits(options.limits);
     if (options.numClasses !== undefined) requirePositiveInt('numClasses', options.numClasses);
     this.imageSize = [options.imageSize[0], options.imageSize[1]];
     this.channels = options.channels;
@@ -213,7 +219,7 @@ export class ImageDataset {
     if (isSplit(source)) {
       this.source = { kind: 'list', split: source };
       this.labels = Int32Array.from(source.samples, (s) => s.label);
-      this.numClasses = options.numClasses ?? source.numClasses ?? maxPlusOne(this.labels);
+      this.numClasses = options.numClasses ?? source.numClasses ?? inferFromSplit(source, this.labels);
       // Broken lists fail here, not halfway through an epoch; missing/corrupt files are for checkSplit.
       const problems = labelProblems(source, this.numClasses);
       if (problems.length > 0) throw dataProblemsError(splitLabel(source), problems);
@@ -346,6 +352,7 @@ export class ImageDataset {
     const pixels = await this.decoder(sample.path, {
       size: this.imageSize,
       channels: this.channels,
+      limits: this.limits,
       ...(sample.source ? { source: sample.source } : {}),
     });
     if (pixels.length !== expected) {
@@ -414,10 +421,17 @@ export class ImageDataset {
   }
 }
 
-function maxPlusOne(labels: Int32Array): number {
-  let max = -1;
-  for (const l of labels) max = Math.max(max, l);
-  return Math.max(1, max + 1);
+/** Largest label + 1, checked by `inferClassCount`; 1 when no label is non-negative (the label checks report those). */
+function inferFromSplit(split: Split, labels: Int32Array): number {
+  if (!labels.some((l) => l >= 0)) return 1;
+  return inferClassCount(
+    labels,
+    (i) => {
+      const sample = split.samples[i] as LabeledSample;
+      return sample.source ? `${sample.source.file}:${sample.source.line}` : sample.path;
+    },
+    splitLabel(split),
+  );
 }
 
 /** Deepest folder containing every path. */

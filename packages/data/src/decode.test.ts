@@ -1,13 +1,20 @@
-import { writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PeftError } from '@peftjs/core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeImage } from './decode.js';
+import { decodeBmp } from './bmp.js';
+import { decodeImage, readRawImage } from './decode.js';
+import type { InputLimits } from './limits.js';
 import { NORMALIZATION_PRESETS, normalize } from './normalize.js';
 import {
   RED,
+  makeFifo,
+  oneBitBmpHeader,
+  svgOfSize,
   tempDir,
+  writeSparse,
   writeGradientPng,
   writeGreyPng,
   writeRandomBytes,
@@ -130,7 +137,7 @@ describe('decodeImage', () => {
     expect(error).toBeInstanceOf(PeftError);
     expect((error as PeftError).code).toBe('IO_FAILED');
     expect((error as PeftError).message).toBe(
-      `cannot decode image ${file('corrupt.png')} (listed at ${source.file}:3): Input buffer contains unsupported image format`,
+      `cannot decode image ${file('corrupt.png')} (listed at ${source.file}:3): not a PNG, JPEG, GIF, WebP, TIFF or BMP file: it starts with cd e0 47 d8 76 62 8b 06`,
     );
     await expect(decodeImage(file('nope.png'), { size: [2, 2], channels: 3 })).rejects.toThrow(
       `cannot read image ${file('nope.png')}: not found`,
@@ -145,5 +152,82 @@ describe('decodeImage', () => {
     await expect(decodeImage(file('red.png'), { size: [2, 2], channels })).rejects.toThrow(
       /option "channels"/,
     );
+  });
+});
+
+describe('decodeImage: hostile and oversized inputs', () => {
+  const decode = (path: string, limits?: Partial<InputLimits>) =>
+    decodeImage(path, { size: [2, 2], channels: 3, ...(limits ? { limits } : {}) });
+
+  it('decodes raster formats by their first bytes only: an SVG named .png is refused', async () => {
+    await writeFile(file('vector.png'), svgOfSize(30_000, 30_000));
+    await expect(decode(file('vector.png'))).rejects.toThrow(
+      `cannot decode image ${file('vector.png')}: not a PNG, JPEG, GIF, WebP, TIFF or BMP file: it starts with ` +
+        '3c 73 76 67 20 78 6d 6c (it looks like SVG, which is not decoded)',
+    );
+    await writeFile(file('page.png'), '<?xml version="1.0"?><html/>');
+    await expect(decode(file('page.png'))).rejects.toThrow('(it looks like XML or HTML)');
+    await writeFile(file('jpeg-named.png'), await readFile(file('red.jpg')));
+    expect(await decode(file('jpeg-named.png'))).toHaveLength(12); // the name does not matter, the bytes do
+  });
+
+  it('refuses an image over maxImagePixels from its header, naming the option that raises it', async () => {
+    await expect(decode(file('gradient.png'), { maxImagePixels: 100 })).rejects.toThrow(
+      `cannot decode image ${file('gradient.png')}: 32×4 = 128 pixels, over the limit of 100; ` +
+        'raise option "maxImagePixels" (peft: --data.maxImagePixels) if the image is genuine',
+    );
+    expect(await decode(file('gradient.png'), { maxImagePixels: 128 })).toHaveLength(12);
+    await expect(readRawImage(file('gradient.png'), undefined, { maxImagePixels: 0 })).rejects.toThrow(
+      'option "maxImagePixels" must be a positive integer; got 0',
+    );
+  });
+
+  it('refuses a 1-bit BMP over the pixel limit before allocating its output, and decodes one within it', async () => {
+    const { header, fileBytes } = oneBitBmpHeader(64, 4);
+    await writeSparse(file('onebit.bmp'), header, fileBytes);
+    await expect(decode(file('onebit.bmp'), { maxImagePixels: 255 })).rejects.toThrow(
+      `cannot decode image ${file('onebit.bmp')}: 64×4 = 256 pixels, over the limit of 255`,
+    );
+    expect(() => decodeBmp(readFileSync(file('onebit.bmp')), 255)).toThrow(
+      'BMP of 64×4 pixels is over the limit of 255 pixels',
+    );
+    const raw = await readRawImage(file('onebit.bmp'));
+    expect([raw.width, raw.height, raw.channels]).toEqual([64, 4, 3]);
+    expect(raw.data.every((v) => v === 0)).toBe(true); // palette colour 0 is black
+  });
+
+  it('reads only regular files within maxFileBytes: no device, FIFO or folder', async () => {
+    await expect(decode('/dev/zero')).rejects.toThrow(
+      'cannot read image /dev/zero: a character device, not a regular file; only regular files are read',
+    );
+    makeFifo(file('pipe.png'));
+    await expect(decode(file('pipe.png'))).rejects.toThrow(
+      `cannot read image ${file('pipe.png')}: a FIFO (named pipe), not a regular file; only regular files are read`,
+    );
+    await expect(decode(dir)).rejects.toThrow(`cannot read image ${dir}: a directory, not a regular file`);
+    const size = (await readFile(file('red.png'))).length;
+    await expect(decode(file('red.png'), { maxFileBytes: size - 1 })).rejects.toThrow(
+      `cannot read image ${file('red.png')}: ${size} bytes, over the limit of ${size - 1} bytes; ` +
+        'raise option "maxFileBytes" (peft: --data.maxFileMb) if the file is genuine',
+    );
+  });
+});
+
+describe('decodeImage: every allowed raster format', () => {
+  it('decodes PNG, JPEG, WebP, GIF and TIFF written by sharp, each by its magic bytes', async () => {
+    const base = sharp({ create: { width: 4, height: 2, channels: 3, background: RED } });
+    const encoded = {
+      png: await base.clone().png().toBuffer(),
+      jpeg: await base.clone().jpeg({ quality: 100 }).toBuffer(),
+      webp: await base.clone().webp({ lossless: true }).toBuffer(),
+      gif: await base.clone().gif().toBuffer(),
+      tiff: await base.clone().tiff().toBuffer(),
+    };
+    for (const [format, bytes] of Object.entries(encoded)) {
+      await writeFile(file(`any-name.${format}.bin`), bytes);
+      const raw = await readRawImage(file(`any-name.${format}.bin`));
+      expect([raw.width, raw.height], format).toEqual([4, 2]);
+      expect(raw.data[0], format).toBeGreaterThan(240); // red
+    }
   });
 });

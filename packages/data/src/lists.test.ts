@@ -1,8 +1,8 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VTAB_TASKS, readListFile, readVtabTask } from './lists.js';
-import { tempDir, writeVtabTask } from './test-support.js';
+import { makeFifo, tempDir, writeVtabTask } from './test-support.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -85,5 +85,53 @@ describe('readVtabTask', () => {
   it('rejects task names with path separators and names a missing list file', async () => {
     await expect(readVtabTask(dir, '../x')).rejects.toThrow(/option "task"/);
     await expect(readVtabTask(dir, 'absent')).rejects.toThrow(/cannot read list file .*absent[/\\]/);
+  });
+});
+
+describe('readVtabTask: inferred class counts', () => {
+  async function customTask(name: string, labels: number[]): Promise<string> {
+    const taskDir = join(dir, name);
+    await mkdir(taskDir, { recursive: true });
+    const lines = labels.map((label, i) => `images/${i}.png ${label}`).join('\n');
+    for (const split of ['train800', 'val200', 'train800val200', 'test']) {
+      await writeFile(
+        join(taskDir, `${split}.txt`),
+        split === 'train800' ? `${lines}\n` : 'images/0.png 0\n',
+      );
+    }
+    return join(taskDir, 'train800.txt');
+  }
+
+  it('refuses the count a typo label makes, naming its file:line and the option that accepts it', async () => {
+    const list = await customTask('typo', [0, 1, 2000000, 2, 3]);
+    await expect(readVtabTask(dir, 'typo')).rejects.toThrow(
+      `VTAB task "typo" in ${join(dir, 'typo')}: label 2000000 at ${list}:3 would make 2,000,001 classes, ` +
+        'more than the 100,000 ever inferred. Fix the label if it is a typo, or state the class count with ' +
+        'numClasses (peft: data.numClasses) to accept it',
+    );
+    const task = await readVtabTask(dir, 'typo', { numClasses: 2_000_001 });
+    expect(task.numClasses).toBe(2_000_001);
+  });
+
+  it('refuses a count where most classes would have no sample, and accepts a few gaps', async () => {
+    const list = await customTask('gappy', [0, 1, 2, 90]);
+    await expect(readVtabTask(dir, 'gappy')).rejects.toThrow(
+      `label 90 at ${list}:4 would make 91 classes, but only 4 distinct labels appear`,
+    );
+    await customTask('sparse', [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 25]);
+    expect((await readVtabTask(dir, 'sparse')).numClasses).toBe(26); // 15 classes without a sample: tolerated
+  });
+
+  it('reads only regular list files, within maxFileBytes', async () => {
+    await customTask('piped', [0, 1]);
+    await rm(join(dir, 'piped/test.txt'));
+    makeFifo(join(dir, 'piped/test.txt'));
+    await expect(readVtabTask(dir, 'piped')).rejects.toThrow(
+      `cannot read list file ${join(dir, 'piped/test.txt')}: a FIFO (named pipe), not a regular file; only regular files are read`,
+    );
+    const big = await customTask('big', [0, 1]);
+    await expect(readListFile(big, { limits: { maxFileBytes: 10 } })).rejects.toThrow(
+      `cannot read list file ${big}: 30 bytes, over the limit of 10 bytes; raise option "maxFileBytes" (peft: --data.maxFileMb) if the file is genuine`,
+    );
   });
 });

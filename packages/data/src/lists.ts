@@ -1,6 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { basename, extname, isAbsolute, resolve } from 'node:path';
-import { PeftError, invalidOption } from '@peftjs/core';
+import { invalidOption } from '@peftjs/core';
+import { inferClassCount } from './classes.js';
+import { readInputFile } from './files.js';
+import { type InputLimits, resolveLimits } from './limits.js';
 import type { DataProblem, LabeledSample, Split } from './split.js';
 
 /**
@@ -79,7 +81,10 @@ export type VtabSplitName = (typeof VTAB_SPLITS)[number];
 export interface VtabTask {
   /** The task folder name. */
   readonly task: string;
-  /** Class count of every split: the `numClasses` option, else `VTAB_TASKS`, else the largest label + 1. */
+  /**
+   * Class count of every split: the `numClasses` option, else `VTAB_TASKS`, else the largest label + 1 (checked:
+   * see `inferClassCount`).
+   */
   readonly numClasses: number;
   /** The four splits by name, each carrying `numClasses`. */
   readonly splits: Record<VtabSplitName, Split>;
@@ -96,6 +101,8 @@ export interface ReadListOptions {
   readonly numClasses?: number;
   /** Split name (default: the file name without its extension). */
   readonly name?: string;
+  /** Size limits (default `DEFAULT_INPUT_LIMITS`): the list file must be a regular file within `maxFileBytes`. */
+  readonly limits?: Partial<InputLimits>;
 }
 
 const INTEGER = /^-?\d+$/;
@@ -111,14 +118,8 @@ export async function readListFile(path: string, options: ReadListOptions = {}):
   if (options.numClasses !== undefined && !(Number.isInteger(options.numClasses) && options.numClasses > 0)) {
     invalidOption('numClasses', options.numClasses, 'a positive integer');
   }
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new PeftError('IO_FAILED', `cannot read list file ${file}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+  const { maxFileBytes } = resolveLimits(options.limits);
+  const text = (await readInputFile(file, 'list file', maxFileBytes, 'maxFileBytes')).toString('utf8');
   const samples: LabeledSample[] = [];
   const rejected: DataProblem[] = [];
   const lines = text.split('\n');
@@ -156,12 +157,13 @@ export async function readListFile(path: string, options: ReadListOptions = {}):
 /**
  * Reads a task of the VTAB-1k list layout used by NOAH/SSF/SHIP: `<root>/<task>/{train800,val200,
  * train800val200,test}.txt`, paths relative to `<root>/<task>/`. Known tasks take their class count from
- * `VTAB_TASKS`; other (custom) tasks use `numClasses`, else the largest label over all four lists plus one.
+ * `VTAB_TASKS`; other (custom) tasks use `numClasses`, else the largest label over all four lists plus one,
+ * refused (naming the label's file and line) when a typo is the likelier reason: see `inferClassCount`.
  */
 export async function readVtabTask(
   root: string,
   task: string,
-  options: { numClasses?: number } = {},
+  options: { numClasses?: number; limits?: Partial<InputLimits> } = {},
 ): Promise<VtabTask> {
   if (task === '' || task === '.' || task === '..' || /[/\\]/.test(task)) {
     invalidOption('task', task, 'a task folder name (no path separators)');
@@ -175,6 +177,7 @@ export async function readVtabTask(
         baseDir: taskDir,
         name,
         ...(given !== undefined ? { numClasses: given } : {}),
+        ...(options.limits !== undefined ? { limits: options.limits } : {}),
       }),
     ),
   );
@@ -188,15 +191,15 @@ export async function readVtabTask(
   return { task, numClasses, splits: { train800, val200, train800val200, test } };
 }
 
-/** Largest label over the splits plus one (custom tasks without a declared class count). */
+/** Largest label over the splits plus one (custom tasks without a declared class count), checked. */
 function inferNumClasses(splits: readonly Split[], what: string): number {
-  let maxLabel = -1;
-  for (const split of splits) for (const s of split.samples) maxLabel = Math.max(maxLabel, s.label);
-  if (maxLabel < 0) {
-    throw new PeftError(
-      'INVALID_CONFIG',
-      `${what}: no non-negative labels in its list files; pass numClasses`,
-    );
-  }
-  return maxLabel + 1;
+  const samples = splits.flatMap((split) => split.samples);
+  return inferClassCount(
+    samples.map((s) => s.label),
+    (i) => {
+      const source = samples[i]?.source;
+      return source ? `${source.file}:${source.line}` : (samples[i]?.path ?? '?');
+    },
+    what,
+  );
 }

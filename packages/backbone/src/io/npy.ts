@@ -13,9 +13,13 @@ function fail(source: string, message: string): never {
 /** The subset of Python literals a .npy header dict uses. */
 type PyValue = string | number | boolean | null | PyValue[] | Map<string, PyValue>;
 
+/** Deepest nesting of a header literal: real headers nest 2 (a dict holding a tuple); structured dtypes a few more. */
+const MAX_HEADER_DEPTH = 32;
+
 /** A tiny `ast.literal_eval` for the header: dicts, tuples, lists, strings, ints, True/False/None. */
 class PyLiteralParser {
   #pos = 0;
+  #depth = 0;
   readonly #text: string;
   readonly #source: string;
 
@@ -63,6 +67,18 @@ class PyLiteralParser {
   }
 
   #value(): PyValue {
+    if (this.#depth >= MAX_HEADER_DEPTH) {
+      this.#fail(`nested deeper than ${MAX_HEADER_DEPTH} levels (a .npy header is a flat dict)`);
+    }
+    this.#depth++;
+    try {
+      return this.#literal();
+    } finally {
+      this.#depth--;
+    }
+  }
+
+  #literal(): PyValue {
     const c = this.#peek();
     if (c === '{') {
       this.#pos++;

@@ -196,9 +196,105 @@ describe('readNpz', () => {
     // Damage the deflate stream of the single entry (it starts after the 30-byte local header and the name).
     const broken = archive.slice();
     for (let i = 30 + 'a.npy'.length; i < 30 + 'a.npy'.length + 8; i++) broken[i] = 0xff;
-    expect(npzError(() => readNpz(broken, 'broken.npz'))).toMatch(/^broken\.npz: /);
+    expect(npzError(() => readNpz(broken, 'broken.npz'))).toMatch(
+      /^broken\.npz:a\.npy: corrupt deflate data/,
+    );
     expect(npzError(() => readNpz(archive.subarray(0, archive.length - 10), 'cut.npz'))).toMatch(
       /^cut\.npz: /,
+    );
+  });
+});
+
+describe('readNpz: archives from NumPy and hostile archives', () => {
+  // np.savez(b, **{'a/b': np.arange(3, dtype=np.float32), 'c': np.array([[1.5, 2], [3, 4]])}) with NumPy 2.4:
+  // stored entries whose local headers use zip64 sizes (NumPy forces zip64 for every entry).
+  const SAVEZ =
+    'UEsDBC0AAAAAAAAAIQC2jIZT//////////8HABQAYS9iLm5weQEAEACMAAAAAAAAAIwAAAAAAAAAk05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDMsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAACAPwAAAEBQSwMELQAAAAAAAAAhAJ0Yojz//////////wUAFABjLm5weQEAEACgAAAAAAAAAKAAAAAAAAAAk05VTVBZAQB2AHsnZGVzY3InOiAnPGY4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDIpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAAD4PwAAAAAAAABAAAAAAAAACEAAAAAAAAAQQFBLAQItAy0AAAAAAAAAIQC2jIZTjAAAAIwAAAAHAAAAAAAAAAAAAACAAQAAAABhL2IubnB5UEsBAi0DLQAAAAAAAAAhAJ0YojygAAAAoAAAAAUAAAAAAAAAAAAAAIABxQAAAGMubnB5UEsFBgAAAAACAAIAaAAAAJwBAAAAAA==';
+  // np.savez_compressed(b, w=np.arange(6, dtype=np.float32).reshape(2, 3)): one deflated zip64 entry.
+  const SAVEZ_COMPRESSED =
+    'UEsDBC0AAAAIAAAAIQBP6QAq//////////8FABQAdy5ucHkBABAAmAAAAAAAAABVAAAAAAAAAJvsF+obEMnIUMZQrZ6SWpxcpG6loG6TZqKuo6Cell9UUpSYF59flJIKEndLzClOBYoXZyQWpAL5GkY6CsaaOgq1CmQDLgYwaLAHEg5ABMQNQLzAAQBQSwECLQMtAAAACAAAACEAT+kAKlUAAACYAAAABQAAAAAAAAAAAAAAgAEAAAAAdy5ucHlQSwUGAAAAAAEAAQAzAAAAjAAAAAAA';
+  const bytes = (base64: string) => new Uint8Array(Buffer.from(base64, 'base64'));
+
+  it('reads what np.savez and np.savez_compressed write (zip64 local headers)', () => {
+    const stored = readNpz(bytes(SAVEZ), 'savez.npz');
+    expect(Array.from(stored.get('a/b')?.data ?? [])).toEqual([0, 1, 2]);
+    expect(stored.get('c')).toEqual({ shape: [2, 2], data: Float32Array.from([1.5, 2, 3, 4]) });
+    const compressed = readNpz(bytes(SAVEZ_COMPRESSED), 'compressed.npz');
+    expect(compressed.get('w')).toEqual({ shape: [2, 3], data: Float32Array.from([0, 1, 2, 3, 4, 5]) });
+  });
+
+  /** A one-entry archive and the offsets of its central-directory record, for surgery. */
+  function oneEntry(level: 0 | 9): { zip: Uint8Array; cd: number } {
+    const zip = zipSync({ 'a.npy': [npy('<f4', [256], new Float32Array(256)), { level }] });
+    const view = new DataView(zip.buffer);
+    return { zip, cd: view.getUint32(zip.length - 22 + 16, true) };
+  }
+
+  it('refuses entries that share compressed data, before inflating anything', () => {
+    const { zip, cd } = oneEntry(9);
+    const record = zip.slice(cd, zip.length - 22);
+    const second = record.slice();
+    second.set(new TextEncoder().encode('b'), 46); // same data, another name
+    const end = zip.slice(zip.length - 22);
+    const view = new DataView(end.buffer);
+    view.setUint16(8, 2, true);
+    view.setUint16(10, 2, true);
+    view.setUint32(12, record.length * 2, true);
+    const shared = new Uint8Array([...zip.subarray(0, cd), ...record, ...second, ...end]);
+    expect(npzError(() => readNpz(shared, 'shared.npz'))).toBe(
+      'shared.npz: entries "a.npy" and "b.npy" overlap in the archive (they share compressed data, so reading ' +
+        'both would inflate it twice); refusing the archive',
+    );
+  });
+
+  it('refuses declared sizes over maxInflatedBytes, impossible sizes and duplicate names', () => {
+    const { zip, cd } = oneEntry(9);
+    const size = new DataView(zip.buffer).getUint32(cd + 24, true);
+    expect(npzError(() => readNpz(zip, 'big.npz', { maxInflatedBytes: size - 1 }))).toBe(
+      `big.npz: its 1 arrays declare ${size.toLocaleString('en-US')} bytes, over the limit of ` +
+        `${(size - 1).toLocaleString('en-US')}; raise option "maxInflatedBytes" (peft: --model.maxNpzMb) if the file is genuine`,
+    );
+    expect(readNpz(zip, 'big.npz', { maxInflatedBytes: size }).get('a')?.shape).toEqual([256]);
+    const liar = zip.slice();
+    new DataView(liar.buffer).setUint32(cd + 24, 2 ** 31, true); // 2 GiB from a few dozen compressed bytes
+    expect(npzError(() => readNpz(liar, 'liar.npz'))).toMatch(
+      /^liar\.npz:a\.npy: declares 2147483648 bytes from \d+ compressed bytes, which is impossible$/,
+    );
+    const stored = oneEntry(0);
+    const shortStored = stored.zip.slice();
+    new DataView(shortStored.buffer).setUint32(stored.cd + 24, 10, true);
+    expect(npzError(() => readNpz(shortStored, 's.npz'))).toMatch(
+      /^s\.npz:a\.npy: declares 10 bytes from \d+ stored/,
+    );
+    const twice = zipSync({
+      'a.npy': npy('<f4', [1], Float32Array.from([1])),
+      'b.npy': npy('<f4', [1], Float32Array.from([2])),
+    });
+    const cd2 = new DataView(twice.buffer).getUint32(twice.length - 22 + 16, true);
+    const renamed = twice.slice();
+    const secondName = renamed.indexOf(0x62, cd2 + 46 + 5); // the "b" of the second record's name
+    renamed[secondName] = 0x61;
+    expect(npzError(() => readNpz(renamed, 'twice.npz'))).toBe(
+      'twice.npz:a.npy: the archive holds this name twice',
+    );
+  });
+
+  it('names the entry when it inflates to less than declared', () => {
+    const { zip, cd } = oneEntry(9);
+    const view = new DataView(zip.buffer);
+    const size = view.getUint32(cd + 24, true);
+    view.setUint32(cd + 24, size + 4, true);
+    expect(npzError(() => readNpz(zip, 'short.npz'))).toBe(
+      `short.npz:a.npy: inflates to ${size} bytes, not the ${size + 4} its directory entry declares`,
+    );
+  });
+});
+
+describe('parseNpy: deeply nested headers', () => {
+  it('names the entry instead of overflowing the stack', () => {
+    const deep = `{'descr': ${'['.repeat(100_000)}`;
+    expect(npzError(() => parseNpy(npy('<f4', [1], [], { header: deep, version: 2 }), 'w.npz:a.npy'))).toBe(
+      'w.npz:a.npy: invalid header at character 41: nested deeper than 32 levels (a .npy header is a flat dict)',
     );
   });
 });
