@@ -17,7 +17,14 @@ export type PeftErrorCode =
   | 'SHAPE_MISMATCH'
   | 'IO_FAILED'
   | 'NON_FINITE_LOSS'
-  | 'CHECKPOINT_INVALID';
+  | 'CHECKPOINT_INVALID'
+  | 'HUB_INVALID_REFERENCE'
+  | 'HUB_NOT_FOUND'
+  | 'HUB_ACCESS_DENIED'
+  | 'HUB_OFFLINE_MISS'
+  | 'HUB_REQUEST_FAILED'
+  | 'CHECKSUM_MISMATCH'
+  | 'DISK_FULL';
 
 /**
  * The error PEFT.js throws for every failure it detects: a message naming what is at fault plus a stable

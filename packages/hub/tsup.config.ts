@@ -1,0 +1,10 @@
+import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.base';
+
+export default defineConfig(
+  packageBuild({
+    index: 'src/index.ts',
+    reference: 'src/reference-entry.ts',
+    testing: 'src/testing/index.ts',
+  }),
+);
