@@ -150,7 +150,9 @@ async function transferOnce(
   } catch (error) {
     if (error instanceof PeftError || error instanceof Interrupted) throw error;
     const code = (error as { code?: string }).code ?? '';
-    if (DISK_FULL_CODES.has(code)) throw diskFull(spec, (error as Error).message, written, error);
+    if (DISK_FULL_CODES.has(code)) {
+      throw diskFull(spec, (error as Error).message, await fileSize(incomplete), error);
+    }
     throw new Interrupted(`connection lost at byte ${written} of ${spec.size} (${(error as Error).message})`);
   } finally {
     await handle.close().catch(() => {});

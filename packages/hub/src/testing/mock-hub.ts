@@ -138,6 +138,8 @@ export class MockHub {
   readonly requests: MockRequest[] = [];
   /** The fault applied to LFS downloads, if any. */
   fault: MockFault | undefined;
+  /** While set, LFS downloads wait for this promise before answering (to line up concurrent clients). */
+  holdLfs: Promise<void> | undefined;
   private readonly repos: Map<string, StoredRepo>;
 
   private constructor(
@@ -348,6 +350,7 @@ export class MockHub {
       .flatMap((repo) => [...repo.files.values()])
       .find((f) => f.lfs && f.sha256 === sha);
     if (!file) return this.error(res, 404, 'NotFound', 'no such object');
+    await this.holdLfs;
     const fault = this.takeFault();
     if (fault?.kind === 'status') return this.error(res, fault.status, 'Fault', `injected ${fault.status}`);
     let bytes = file.bytes;
