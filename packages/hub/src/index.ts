@@ -12,6 +12,6 @@ export {
   parseWeightsReference,
 } from './reference.js';
 export { type HubOptions, type HubSettings, hubSettings } from './settings.js';
-export { type PretrainedConfig, parsePretrainedConfig } from './pretrained.js';
+export { CONFIG_FILE, type PretrainedConfig, parsePretrainedConfig } from './pretrained.js';
 export { type HubProgressEvent, type HubProgressSink, type ProgressStream, progressBar } from './progress.js';
-export { CONFIG_FILE, type ResolvedWeights, resolveWeights } from './resolve.js';
+export { type ResolvedWeights, resolveWeights } from './resolve.js';

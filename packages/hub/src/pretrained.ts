@@ -1,5 +1,8 @@
 import { PeftError } from '@peftjs/core';
 
+/** The model config file read next to the weights. */
+export const CONFIG_FILE = 'config.json';
+
 /**
  * What a repository's `config.json` says about its model: timm's `pretrained_cfg` (architecture, input size,
  * mean/std, classes, interpolation, crop) or, for HF transformers repos, the model config (heads, patch and image

@@ -4,7 +4,7 @@ import { PeftError } from '@peftjs/core';
 import { RepoCache } from './cache.js';
 import { type ContentCheck, type TransferOptions, ensureBlob } from './download.js';
 import { type RequestContext, checkedFetch, hubFetch } from './http.js';
-import { type PretrainedConfig, parsePretrainedConfig } from './pretrained.js';
+import { CONFIG_FILE, type PretrainedConfig, parsePretrainedConfig } from './pretrained.js';
 import { progressSink } from './progress.js';
 import {
   type WeightsReference,
@@ -13,9 +13,6 @@ import {
   parseWeightsReference,
 } from './reference.js';
 import { type HubOptions, type HubSettings, hubSettings } from './settings.js';
-
-/** The model config file read next to the weights. */
-export const CONFIG_FILE = 'config.json';
 
 /** A reference resolved to a verified file in the Hugging Face cache. */
 export interface ResolvedWeights {
