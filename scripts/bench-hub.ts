@@ -2,6 +2,7 @@
  * What `hf:`/`timm:` references cost on top of the transfer itself (a benchmark, not a test).
  *
  *   pnpm bench:hub [--runs 3] [--backend wasm]
+ *   pnpm bench:hub --serve     # only serve, until stopped: time `HF_ENDPOINT=<printed> peft inspect timm:…` yourself
  *
  * Serves a ViT-B/16-sized `model.safetensors` (seeded random weights, the tensor names and shapes of timm's
  * `vit_base_patch16_224` with a 1000-class head: 346 MB) and timm's `config.json` from the loopback mock hub, as
@@ -24,7 +25,11 @@ import { MockHub } from '@peftjs/hub/testing';
 import { median } from './stats.js';
 
 const { values } = parseArgs({
-  options: { runs: { type: 'string', default: '3' }, backend: { type: 'string', default: 'wasm' } },
+  options: {
+    runs: { type: 'string', default: '3' },
+    backend: { type: 'string', default: 'wasm' },
+    serve: { type: 'boolean', default: false },
+  },
 });
 const runs = Number(values.runs);
 const REPO = 'timm/vit_base_patch16_224.augreg2_in21k_ft_in1k';
@@ -66,6 +71,11 @@ const hub = await MockHub.start({
     },
   },
 });
+
+if (values.serve) {
+  console.log(`serving ${REPO} (${(weights.length / 1e6).toFixed(1)} MB) at HF_ENDPOINT=${hub.endpoint}`);
+  await new Promise(() => {}); // until the process is stopped
+}
 
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
 console.log(`# hub benchmark — ${new Date().toISOString()}`);
