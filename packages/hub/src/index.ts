@@ -13,5 +13,11 @@ export {
 } from './reference.js';
 export { type HubOptions, type HubSettings, hubSettings } from './settings.js';
 export { CONFIG_FILE, type PretrainedConfig, parsePretrainedConfig } from './pretrained.js';
-export { type HubProgressEvent, type HubProgressSink, type ProgressStream, progressBar } from './progress.js';
+export {
+  type HubProgressEvent,
+  type HubProgressFields,
+  type HubProgressSink,
+  type ProgressStream,
+  progressBar,
+} from './progress.js';
 export { type ResolvedWeights, resolveWeights } from './resolve.js';

@@ -1,48 +1,57 @@
-/** What a download reports while it runs. `reference` is the weights reference being resolved. */
-export type HubProgressEvent =
-  | {
-      /** A transfer starts (`resumeFrom` > 0 when a partial download is continued). */
-      readonly type: 'start';
-      readonly reference: string;
-      readonly file: string;
-      readonly size: number;
-      readonly resumeFrom: number;
-    }
-  | {
-      /** Bytes of the file on disk so far. */
-      readonly type: 'progress';
-      readonly reference: string;
-      readonly file: string;
-      readonly done: number;
-      readonly size: number;
-    }
-  | {
-      /** The connection broke; the next attempt resumes at `resumeFrom`. */
-      readonly type: 'retry';
-      readonly reference: string;
-      readonly file: string;
-      readonly attempt: number;
-      readonly resumeFrom: number;
-      readonly reason: string;
-    }
-  | {
-      /** Another process is fetching the same file: this one waits for it. */
-      readonly type: 'waiting';
-      readonly reference: string;
-      readonly file: string;
-    }
-  | {
-      /** The file is verified and in the cache. */
-      readonly type: 'done';
-      readonly reference: string;
-      readonly file: string;
-      readonly size: number;
-      /** Bytes transferred by this process. */
-      readonly downloaded: number;
-      readonly ms: number;
-      /** How the content was checked: the LFS sha256, or the git blob id of a small file. */
-      readonly verified: 'sha256' | 'git-sha1';
-    };
+/** The fields every progress event has. */
+export interface HubProgressFields {
+  /** The weights reference being resolved, as typed. */
+  readonly reference: string;
+  /** The file in the repository. */
+  readonly file: string;
+}
+
+/** What a download reports while it runs. */
+export type HubProgressEvent = HubProgressFields &
+  (
+    | {
+        /** A transfer starts. */
+        readonly type: 'start';
+        /** Size of the file in bytes. */
+        readonly size: number;
+        /** Bytes already on disk from an earlier, interrupted transfer (0 for a fresh one). */
+        readonly resumeFrom: number;
+      }
+    | {
+        /** Bytes of the file on disk so far. */
+        readonly type: 'progress';
+        /** Bytes on disk. */
+        readonly done: number;
+        /** Size of the file in bytes. */
+        readonly size: number;
+      }
+    | {
+        /** The connection broke or the server failed; the next attempt resumes. */
+        readonly type: 'retry';
+        /** The attempt that failed (1-based). */
+        readonly attempt: number;
+        /** The byte the next attempt starts at. */
+        readonly resumeFrom: number;
+        /** What went wrong. */
+        readonly reason: string;
+      }
+    | {
+        /** Another process is fetching the same file: this one waits for it. */
+        readonly type: 'waiting';
+      }
+    | {
+        /** The file is verified and in the cache. */
+        readonly type: 'done';
+        /** Size of the file in bytes. */
+        readonly size: number;
+        /** Bytes transferred by this process. */
+        readonly downloaded: number;
+        /** Milliseconds from start to verified. */
+        readonly ms: number;
+        /** How the content was checked: the LFS sha256, or the git blob id of a small file. */
+        readonly verified: 'sha256' | 'git-sha1';
+      }
+  );
 
 /** Receives download progress events. */
 export type HubProgressSink = (event: HubProgressEvent) => void;

@@ -134,6 +134,13 @@ async function fetchFiles(
         `${context.reference}: file "${file}" is not in ${repo} at ${commit}`,
       );
     }
+    if (!info.lfs && info.xetHash) {
+      // A Xet-only entry has no content sha256 to check the bytes against; refuse rather than trust them.
+      throw new PeftError(
+        'HUB_REQUEST_FAILED',
+        `${context.reference}: the Hub lists no sha256 for "${file}"`,
+      );
+    }
     const check: ContentCheck | undefined = info.lfs
       ? { kind: 'sha256', digest: info.lfs.oid }
       : info.oid

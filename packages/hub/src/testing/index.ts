@@ -4,6 +4,7 @@
  */
 export {
   type MockFault,
+  type MockFileInfo,
   MockHub,
   type MockHubOptions,
   type MockRepo,

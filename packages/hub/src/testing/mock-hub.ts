@@ -34,12 +34,50 @@ export interface MockHubOptions {
  * `times` (default: every request) counts down per affected request.
  */
 export type MockFault = (
-  | { readonly kind: 'drop'; readonly afterBytes: number }
-  | { readonly kind: 'wrong-bytes' }
-  | { readonly kind: 'slow'; readonly chunkBytes: number; readonly delayMs: number }
-  | { readonly kind: 'status'; readonly status: number }
-  | { readonly kind: 'ignore-range' }
-) & { times?: number };
+  | {
+      /** Cut the connection mid-body. */
+      readonly kind: 'drop';
+      /** Body bytes sent before the cut. */
+      readonly afterBytes: number;
+    }
+  | {
+      /** Flip one byte in the middle: the sha256 no longer matches. */
+      readonly kind: 'wrong-bytes';
+    }
+  | {
+      /** Send the body in chunks with pauses. */
+      readonly kind: 'slow';
+      /** Bytes per chunk. */
+      readonly chunkBytes: number;
+      /** Pause after each chunk, ms. */
+      readonly delayMs: number;
+    }
+  | {
+      /** Answer with an error status. */
+      readonly kind: 'status';
+      /** The status code. */
+      readonly status: number;
+    }
+  | {
+      /** Send the whole file with 200 whatever `Range` asked for. */
+      readonly kind: 'ignore-range';
+    }
+) & {
+  /** Requests left to affect (default: all). */
+  times?: number;
+};
+
+/** What the Hub lists for a file. */
+export interface MockFileInfo {
+  /** sha256 of the content (the LFS oid). */
+  readonly sha256: string;
+  /** Git blob id (of the LFS pointer for LFS files). */
+  readonly gitOid: string;
+  /** Size in bytes. */
+  readonly size: number;
+  /** Stored as a Git LFS object. */
+  readonly lfs: boolean;
+}
 
 /** One request the mock answered. */
 export interface MockRequest {
@@ -175,8 +213,8 @@ export class MockHub {
     return stored.commit;
   }
 
-  /** The sha256 and git blob id of a file, as the Hub reports them. */
-  fileInfo(repo: string, path: string): { sha256: string; gitOid: string; size: number; lfs: boolean } {
+  /** The sha256, git blob id, size and storage of a file, as the Hub reports them. */
+  fileInfo(repo: string, path: string): MockFileInfo {
     const file = this.repos.get(repo)?.files.get(path);
     if (!file) throw new Error(`mock hub: no ${path} in ${repo}`);
     return { sha256: file.sha256, gitOid: file.gitOid, size: file.bytes.length, lfs: file.lfs };
