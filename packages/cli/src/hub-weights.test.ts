@@ -13,7 +13,13 @@ import type { Output } from './progress.js';
 
 function capture(): Output & { text: () => string } {
   let text = '';
-  return { write: (t: string) => void (text += t), isTTY: false, text: () => text };
+  return {
+    write: (t: string) => {
+      text += t;
+    },
+    isTTY: false,
+    text: () => text,
+  };
 }
 
 async function peft(...argv: string[]): Promise<{ code: number; out: string; err: string }> {

@@ -123,6 +123,14 @@ describe('errors name the reference', () => {
     );
   });
 
+  it('a cache folder that cannot be written', async () => {
+    const blocker = join(cacheDir, 'not-a-folder');
+    await writeFile(blocker, '');
+    const error = await failure(TIMM_REF, { cacheDir: blocker });
+    expect(error.code).toBe('IO_FAILED');
+    expect(error.message).toMatch(/^timm:vit_mock_patch8_32\.tiny_in1k: ENOTDIR/);
+  });
+
   it('malformed references say what is expected', async () => {
     for (const bad of [
       'hf:',

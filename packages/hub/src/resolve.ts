@@ -3,7 +3,7 @@ import { modelInfo, pathsInfo } from '@huggingface/hub';
 import { PeftError } from '@peftjs/core';
 import { RepoCache } from './cache.js';
 import { type ContentCheck, type TransferOptions, ensureBlob } from './download.js';
-import { type RequestContext, checkedFetch, hubFetch } from './http.js';
+import { type RequestContext, checkedFetch, hubFetch, redact } from './http.js';
 import { CONFIG_FILE, type PretrainedConfig, parsePretrainedConfig } from './pretrained.js';
 import { progressSink } from './progress.js';
 import {
@@ -187,6 +187,22 @@ export async function resolveWeights(text: string, options: HubOptions = {}): Pr
     throw new PeftError('HUB_INVALID_REFERENCE', `"${text}" is not a weights reference (hf:… or timm:…)`);
   }
   const settings = await hubSettings(options);
+  try {
+    return await resolveIn(text, ref, settings, options);
+  } catch (error) {
+    if (error instanceof PeftError) throw error;
+    // File-system failures (an unwritable cache folder, a file where a folder should be) name the reference too.
+    const message = redact((error as Error).message, settings.token);
+    throw new PeftError('IO_FAILED', `${text}: ${message}`, { cause: error });
+  }
+}
+
+async function resolveIn(
+  text: string,
+  ref: WeightsReference,
+  settings: HubSettings,
+  options: HubOptions,
+): Promise<ResolvedWeights> {
   const cache = new RepoCache(settings.cacheDir, ref.repo);
   const view = await lookInCache(cache, ref);
   const weightsCached = view.weights.state === 'present';
