@@ -1,9 +1,11 @@
 // Run by scripts/packed-install.test.ts inside a scratch project where only the packed @peftjs tarballs (and their
 // registry dependencies) are installed: plain Node, no TypeScript, no workspace links, no @peftjs/source condition.
 // Imports every `exports` subpath of every package given on the command line, runs a tiny LoRA ViT and the heatmap
-// (the lazily loaded pngjs), and prints one JSON line for the test to check.
-import { readFileSync } from 'node:fs';
+// (the lazily loaded pngjs), loads that ViT by Hub reference from the loopback mock hub, and prints one JSON line
+// for the test to check.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const require = createRequire(join(process.cwd(), 'package.json'));
@@ -23,8 +25,9 @@ for (const name of packages) {
   }
 }
 
-const { createPeftModel, initBackend, tf } = await import('@peftjs/core');
-const { VisionTransformer, customVit } = await import('@peftjs/backbone');
+const { createPeftModel, initBackend, serializeSafetensors, tf } = await import('@peftjs/core');
+const { VisionTransformer, customVit, loadVit } = await import('@peftjs/backbone');
+const { MockHub } = await import('@peftjs/hub/testing');
 const { lora } = await import('@peftjs/baselines');
 const { affinityHeatmapPng } = await import('@peftjs/hierarchy');
 
@@ -36,6 +39,27 @@ const model = createPeftModel(vit, [lora({ rank: 2, alpha: 4 })], { seed: 0 });
 const images = tf.randomUniform([2, 16, 16, 3], -1, 1, 'float32', 1);
 const logits = model.predict(images);
 const values = Array.from(await logits.data());
+// A Hub reference through the packed backbone → hub link: served by the loopback mock hub, loaded twice (the
+// second time from the cache, with no request).
+const weights = serializeSafetensors(
+  [...vit.toTorchTensors()].map(([name, t]) => ({ name, shape: t.shape, data: t.data })),
+  { config: JSON.stringify({ num_heads: 2 }) },
+);
+const hub = await MockHub.start({ repos: { 'acme/tiny-vit': { files: { 'model.safetensors': weights } } } });
+const hubOptions = {
+  endpoint: hub.endpoint,
+  cacheDir: mkdtempSync(join(tmpdir(), 'peftjs-packed-hub-')),
+  progress: false,
+};
+const fromHub = [];
+for (let i = 0; i < 2; i++) {
+  const loaded = await loadVit('hf:acme/tiny-vit', { hub: hubOptions });
+  fromHub.push({ origin: loaded.hub.origin, dim: loaded.model.config.dim, requests: hub.requests.length });
+  loaded.model.dispose();
+}
+await hub.close();
+rmSync(hubOptions.cacheDir, { recursive: true, force: true });
+
 const png = await affinityHeatmapPng(
   [
     [1, 0.5],
@@ -55,5 +79,6 @@ console.log(
     finite: values.every(Number.isFinite),
     trainableWithoutHead: model.parameterReport().trainableWithoutHead,
     pngSignature: Array.from(png.subarray(0, 8)),
+    fromHub,
   }),
 );

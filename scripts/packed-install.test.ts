@@ -60,6 +60,7 @@ interface CheckReport {
   finite: boolean;
   trainableWithoutHead: number;
   pngSignature: number[];
+  fromHub: { origin: string; dim: number; requests: number }[];
 }
 
 /** A few names each entry point must export: a renamed or dropped export fails here, not in a user's bundle. */
@@ -80,6 +81,9 @@ const EXPECTED_EXPORTS: Record<string, readonly string[]> = {
   '@peftjs/data': ['ImageDataset', 'asPrepareData', 'decodeImage'],
   '@peftjs/decoupled-attention': ['decoupledAttention'],
   '@peftjs/hierarchy': ['hierarchyPlugin', 'affinityHeatmapPng', 'groupLayers'],
+  '@peftjs/hub': ['resolveWeights', 'parseWeightsReference', 'isWeightsReference', 'progressBar'],
+  '@peftjs/hub/reference': ['parseWeightsReference', 'isWeightsReference', 'formatWeightsReference'],
+  '@peftjs/hub/testing': ['MockHub'],
   '@peftjs/mini-vtab': ['generateTask', 'MINI_VTAB_TASKS'],
   '@peftjs/native': ['loadNativeKernels', 'installNativeMatMul', 'installFusedKernels'],
   '@peftjs/native/kernel-names': ['FUSED_KERNELS'],
@@ -382,6 +386,13 @@ describe('a scratch project with the tarballs', () => {
     expect(report.finite).toBe(true);
     expect(report.trainableWithoutHead).toBeGreaterThan(0);
     expect(report.pngSignature).toEqual(PNG_SIGNATURE);
+    // The packed backbone loads a Hub reference through the packed @peftjs/hub; the second load is a cache hit.
+    const requestsAfterFirst = report.fromHub[0]?.requests;
+    expect(report.fromHub).toEqual([
+      { origin: 'hub', dim: 32, requests: requestsAfterFirst },
+      { origin: 'cache', dim: 32, requests: requestsAfterFirst },
+    ]);
+    expect(requestsAfterFirst).toBeGreaterThan(0);
 
     // Where the workspace's own addon built, the packed sources must build and load too.
     const workspaceNative = join(repoRoot, 'packages', 'native', 'build', 'native-build.json');

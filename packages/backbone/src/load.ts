@@ -7,8 +7,11 @@ import {
   validateVitConfig,
 } from '@peftjs/core';
 import { assertFiniteTensors } from './io/finite.js';
+import type { HubOptions, ResolvedWeights } from '@peftjs/hub';
+import { isWeightsReference } from '@peftjs/hub/reference';
 import { type WeightLayout, toTimmStateDict } from './io/name-maps.js';
 import { readNpz } from './io/npz.js';
+import { checkPretrainedGeometry, pretrainedHints } from './pretrained-hints.js';
 import { TIMM_DEFAULTS } from './presets.js';
 import { VisionTransformer } from './vit.js';
 
@@ -30,6 +33,11 @@ export interface LoadVitOptions {
   seed?: Seed;
   /** `.npz` only: most bytes its arrays may declare in total (default `DEFAULT_MAX_NPZ_BYTES`, 2 GiB). */
   maxNpzBytes?: number;
+  /**
+   * For `hf:`/`timm:` references: endpoint, cache folder, token, offline mode, progress (see `@peftjs/hub`;
+   * each defaults to the `HF_*` environment variable Python's `huggingface_hub` reads).
+   */
+  hub?: HubOptions;
 }
 
 /** A ViT loaded from a checkpoint, with what was learned about the file. */
@@ -45,6 +53,11 @@ export interface LoadedVit {
    * for npz.
    */
   readonly metadata: Readonly<Record<string, string>>;
+  /**
+   * For a Hub reference: the commit and cache path it resolved to (`pinned` reloads exactly these bytes) and the
+   * repository's pretrained config (input size, mean/std, classes).
+   */
+  readonly hub?: ResolvedWeights;
 }
 
 function numberFrom(record: Record<string, unknown>, ...keys: string[]): number | undefined {
@@ -180,22 +193,52 @@ export function vitFromTensors(
   return { model, layout: converted.layout, dropped: converted.dropped, metadata };
 }
 
-/**
- * Loads a ViT from a `.safetensors` file (timm or HF naming) or a Google `.npz` checkpoint. Every missing,
- * unexpected or mis-shaped tensor is reported in one error.
- */
-export async function loadVit(path: string, options: LoadVitOptions = {}): Promise<LoadedVit> {
-  let bytes: Uint8Array;
+async function readWeights(path: string, name: string): Promise<Uint8Array> {
   try {
     // Imported lazily so that browser bundles of this package never pull in node:fs.
     const { readFile } = await import('node:fs/promises');
-    bytes = await readFile(path);
+    return await readFile(path);
   } catch (error) {
-    throw new PeftError('IO_FAILED', `cannot read weights file ${path}: ${(error as Error).message}`, {
+    throw new PeftError('IO_FAILED', `cannot read weights file ${name}: ${(error as Error).message}`, {
       cause: error,
     });
   }
-  return loadVitFromBytes(bytes, { ...options, source: path });
+}
+
+/**
+ * A Hub reference: resolved (cache first, downloaded and verified otherwise) by `@peftjs/hub`, loaded with the
+ * repository's config for what shapes cannot tell (heads, eps); explicit options still win.
+ */
+async function loadVitFromHub(reference: string, options: LoadVitOptions): Promise<LoadedVit> {
+  // Imported on use: the downloader is Node-only and stays out of browser bundles.
+  const { resolveWeights } = await import('@peftjs/hub');
+  const resolved = await resolveWeights(reference, options.hub);
+  const hints = pretrainedHints(resolved.pretrained);
+  const heads = options.heads ?? hints.heads;
+  const layerNormEps = options.layerNormEps ?? hints.layerNormEps;
+  const loaded = loadVitFromBytes(await readWeights(resolved.path, `${reference} (${resolved.path})`), {
+    ...options,
+    ...(heads !== undefined ? { heads } : {}),
+    ...(layerNormEps !== undefined ? { layerNormEps } : {}),
+    source: reference,
+  });
+  try {
+    checkPretrainedGeometry(loaded.model.config, resolved.pretrained, reference);
+  } catch (error) {
+    loaded.model.dispose();
+    throw error;
+  }
+  return { ...loaded, hub: resolved };
+}
+
+/**
+ * Loads a ViT from a `.safetensors` file (timm or HF naming), a Google `.npz` checkpoint, or a Hub reference
+ * (`hf:<org>/<repo>[@revision][:file]`, `timm:<model-name>`), fetched into the Hugging Face cache on first use.
+ * Every missing, unexpected or mis-shaped tensor is reported in one error.
+ */
+export async function loadVit(path: string, options: LoadVitOptions = {}): Promise<LoadedVit> {
+  if (isWeightsReference(path)) return loadVitFromHub(path, options);
+  return loadVitFromBytes(await readWeights(path, path), { ...options, source: path });
 }
 
 /** Same as `loadVit` for bytes already in memory (browser, tests). The format is sniffed from the bytes. */

@@ -6,6 +6,7 @@ import {
   detectLayout,
   inferVitConfig,
   loadVit,
+  pretrainedHints,
   readNpz,
   toTimmStateDict,
 } from '@peftjs/backbone';
@@ -27,9 +28,11 @@ import {
 } from '@peftjs/core';
 import { type ImageDataset, asPrepareData, decodeImage, formatProblem, normalize } from '@peftjs/data';
 import { affinityHeatmapPng, analyseLayers, kmeans, layerFeatures } from '@peftjs/hierarchy';
+import { progressBar } from '@peftjs/hub';
 import { type TrainOptions, type TrainResult, evaluate, train, vtabProtocol } from '@peftjs/train';
 import { UsageError } from './config.js';
 import { buildRunData, checkRunSplits, inputLimits, readRunSplits } from './data-source.js';
+import { applyPretrainedNormalization, checkReference, resolveWeightsArgument } from './hub-weights.js';
 import { ALL_PLUGIN_FACTORIES, methodPlugins } from './methods.js';
 import type { RunConfig } from './options.js';
 import type { Progress, Output } from './progress.js';
@@ -46,15 +49,21 @@ async function backendFor(config: RunConfig, ctx: CommandContext): Promise<Backe
   return choice;
 }
 
-async function loadBase(config: RunConfig): Promise<LoadedVit> {
+async function loadBase(config: RunConfig, ctx: CommandContext): Promise<LoadedVit> {
   if (!config.model.weights)
-    throw new UsageError('option "model.weights" is required (a .safetensors or .npz file)');
-  return loadVit(config.model.weights, {
+    throw new UsageError(
+      'option "model.weights" is required (a .safetensors or .npz file, or hf:<org>/<repo> / timm:<model>)',
+    );
+  checkReference(config.model.weights);
+  const base = await loadVit(config.model.weights, {
     dropPathRate: config.model.dropPathRate,
     maxNpzBytes: Math.max(1, Math.floor(config.model.maxNpzMb * 2 ** 20)),
     ...(config.model.heads !== undefined ? { heads: config.model.heads } : {}),
     ...(config.model.layerNormEps !== undefined ? { layerNormEps: config.model.layerNormEps } : {}),
+    hub: { progress: progressBar(ctx.err) },
   });
+  if (base.hub) applyPretrainedNormalization(config, base.hub, ctx.progress);
+  return base;
 }
 
 function trainOptions(config: RunConfig, onEvent: TrainOptions['onEvent']): TrainOptions {
@@ -87,7 +96,7 @@ export async function trainCommand(
 ): Promise<void> {
   const started = performance.now();
   const backend = await backendFor(config, ctx);
-  const base = await loadBase(config);
+  const base = await loadBase(config, ctx);
   const vit = base.model;
   const splits = await readRunSplits(config, vit.config);
   const probe = createPeftModel(vit, methodPlugins(config.method.name, config.method.options), {
@@ -129,7 +138,7 @@ export async function trainCommand(
       backend,
       data: { ...data.description, normalization: config.data.normalization },
       selection,
-      weights: { path: config.model.weights ?? '', layout: base.layout },
+      weights: { path: base.hub?.pinned ?? config.model.weights ?? '', layout: base.layout },
     }),
   );
   const onEvent: TrainOptions['onEvent'] = (event) => {
@@ -242,8 +251,12 @@ export async function trainCommand(
   );
 }
 
-async function modelFromAdapter(config: RunConfig, adapterDir: string): Promise<PeftModel> {
-  const base = await loadBase(config);
+async function modelFromAdapter(
+  config: RunConfig,
+  adapterDir: string,
+  ctx: CommandContext,
+): Promise<PeftModel> {
+  const base = await loadBase(config, ctx);
   return loadAdapter(base.model, adapterDir, { factories: ALL_PLUGIN_FACTORIES });
 }
 
@@ -254,7 +267,7 @@ export async function evalCommand(
   options: { adapter: string; split: 'test' | 'val' | 'trainval' },
 ): Promise<void> {
   await backendFor(config, ctx);
-  const model = await modelFromAdapter(config, options.adapter);
+  const model = await modelFromAdapter(config, options.adapter, ctx);
   const splits = await readRunSplits(config, model.config);
   const data = buildRunData(config, model.config, splits);
   const dataset =
@@ -274,7 +287,7 @@ export async function predictCommand(
 ): Promise<void> {
   if (options.images.length === 0) throw new UsageError('peft predict needs at least one image path');
   await backendFor(config, ctx);
-  const model = await modelFromAdapter(config, options.adapter);
+  const model = await modelFromAdapter(config, options.adapter, ctx);
   const [h, w] = model.config.imageSize;
   const channels = model.config.channels as 1 | 3;
   for (const path of options.images) {
@@ -295,7 +308,7 @@ export async function predictCommand(
 /** The prompt-free model over the run's backbone and its data: what `hierarchy` and `prototypes` analyse. */
 async function frozenBackboneOnTrainval(config: RunConfig, ctx: CommandContext) {
   await backendFor(config, ctx);
-  const base = await loadBase(config);
+  const base = await loadBase(config, ctx);
   const splits = await readRunSplits(config, base.model.config);
   return { data: buildRunData(config, base.model.config, splits), model: createPeftModel(base.model, []) };
 }
@@ -379,7 +392,7 @@ export async function exportCommand(
 ): Promise<void> {
   await backendFor(config, ctx);
   const adapterDir = join(options.run, 'adapter');
-  const model = await modelFromAdapter(config, adapterDir);
+  const model = await modelFromAdapter(config, adapterDir, ctx);
   model.dispose();
   await mkdir(options.to, { recursive: true });
   for (const file of [ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE])
@@ -387,22 +400,26 @@ export async function exportCommand(
   ctx.out.write(`exported ${adapterDir} → ${options.to} (verified: loads on ${config.model.weights})\n`);
 }
 
-/** `peft inspect`: tensors, detected layout and architecture, parameter count of a weights file. */
+/**
+ * `peft inspect`: tensors, detected layout and architecture, parameter count of a weights file; for a Hub
+ * reference, first what was found (commit, cache path, the repository's pretrained config).
+ */
 export async function inspectCommand(
   ctx: CommandContext,
   file: string,
   options: { heads?: number },
 ): Promise<void> {
+  const resolved = await resolveWeightsArgument(file, ctx, { describe: true });
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(file);
+    bytes = await readFile(resolved.path);
   } catch (error) {
     throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
   }
   const tensors = new Map<string, HostTensor>();
   const rows: string[] = [];
   const isZip = bytes[0] === 0x50 && bytes[1] === 0x4b;
-  let heads = options.heads;
+  let heads = options.heads ?? pretrainedHints(resolved.hub?.pretrained).heads;
   if (isZip) {
     for (const [name, t] of readNpz(bytes, file)) {
       tensors.set(name, t);
@@ -451,7 +468,7 @@ export async function benchCommand(
   options: { iters: number },
 ): Promise<void> {
   const backend = await backendFor(config, ctx);
-  const base = await loadBase(config);
+  const base = await loadBase(config, ctx);
   const vit: VisionTransformer = base.model;
   const model = createPeftModel(vit, methodPlugins(config.method.name, config.method.options), {
     seed: config.seed,
@@ -507,7 +524,7 @@ export async function benchCommand(
 
 /** `peft data check`: every problem of every split, without training. */
 export async function dataCheckCommand(config: RunConfig, ctx: CommandContext): Promise<boolean> {
-  const base = config.model.weights ? await loadBase(config) : null;
+  const base = config.model.weights ? await loadBase(config, ctx) : null;
   const modelConfig = base?.model.config;
   if (!modelConfig)
     throw new UsageError('option "model.weights" is required: images are checked at the model input size');

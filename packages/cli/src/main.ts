@@ -79,8 +79,9 @@ const COMMANDS: Record<string, CommandSpec> = {
     config: true,
   },
   inspect: {
-    summary: 'tensor table, detected layout and architecture of a .safetensors or .npz file',
-    usage: 'peft inspect FILE [--heads N]',
+    summary:
+      'tensor table, detected layout and architecture of a .safetensors or .npz file or a Hub reference',
+    usage: 'peft inspect FILE|hf:<org>/<repo>[@rev][:file]|timm:<model> [--heads N]',
     flags: { heads: 'head count when it cannot be inferred' },
     config: false,
   },

@@ -49,7 +49,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     path: 'model.weights',
     schema: z.string(),
-    description: 'ViT weights: .safetensors (timm or HF naming) or Google .npz',
+    description:
+      'ViT weights: .safetensors (timm or HF naming), Google .npz, or a Hub reference hf:<org>/<repo>[@rev][:file] ' +
+      'or timm:<model> (downloaded once into the Hugging Face cache; its config.json sets the normalisation)',
   },
   {
     path: 'model.heads',
@@ -240,7 +242,10 @@ export interface RunConfig {
   out: string;
   /** The backbone. */
   model: {
-    /** ViT weights: `.safetensors` (timm or HF naming) or Google `.npz`. */
+    /**
+     * ViT weights: `.safetensors` (timm or HF naming), Google `.npz`, or a Hub reference
+     * (`hf:<org>/<repo>[@revision][:file]`, `timm:<model-name>`) resolved into the Hugging Face cache.
+     */
     weights?: string;
     /** Attention heads, when they cannot be inferred (width not a multiple of 64). */
     heads?: number;

@@ -18,7 +18,14 @@ export type PeftErrorCode =
   | 'IO_FAILED'
   | 'NON_FINITE_LOSS'
   | 'CHECKPOINT_INVALID'
-  | 'BASE_READ_ONLY';
+  | 'BASE_READ_ONLY'
+  | 'HUB_INVALID_REFERENCE'
+  | 'HUB_NOT_FOUND'
+  | 'HUB_ACCESS_DENIED'
+  | 'HUB_OFFLINE_MISS'
+  | 'HUB_REQUEST_FAILED'
+  | 'CHECKSUM_MISMATCH'
+  | 'DISK_FULL';
 
 /**
  * The error PEFT.js throws for every failure it detects: a message naming what is at fault plus a stable
