@@ -1,20 +1,18 @@
 import {
   BACKBONE_OWNER,
-  HOOK_SPEC_VERSION,
   type ParameterEntry,
   type PeftPlugin,
   PeftError,
+  createPlugin,
+  z,
 } from '@peftjs/core';
-import {
-  BASELINES_VERSION,
-  type PluginIdentityOptions,
-  identityJson,
-  requireOptionsObject,
-  resolveIdentity,
-} from './common.js';
+import { baselineMethod, identityFields, pluginHeader } from './common.js';
 
-/** Options of `bitfit`: only the plugin's identity (name, prefix, tier). */
-export type BitFitOptions = PluginIdentityOptions;
+/** Options of BitFit: only the plugin's identity. */
+export const BITFIT_OPTIONS = z.strictObject(identityFields({ name: 'bitfit', prefix: 'bitfit' }));
+
+/** Options of `bitfit` as given (see `BITFIT_OPTIONS`). */
+export type BitFitOptions = z.input<typeof BITFIT_OPTIONS>;
 
 /**
  * Whether BitFit tunes a registry entry: backbone bias terms, i.e. tensors named `*.bias` (every linear bias, the
@@ -26,17 +24,22 @@ export function isBitFitBias(entry: ParameterEntry): boolean {
 }
 
 /** BitFit (Ben Zaken et al., 2022): only the backbone's bias terms and the head train. */
+export const BITFIT_METHOD = baselineMethod({
+  type: 'bitfit',
+  name: 'bitfit',
+  description: "BitFit (Ben Zaken et al., 2022): only the backbone's bias terms and the head train",
+  options: BITFIT_OPTIONS,
+  create: (options) => createBitfit(options),
+});
+
+/** A BitFit plugin from options (parsed by `BITFIT_OPTIONS`). */
 export function bitfit(options: BitFitOptions = {}): PeftPlugin {
-  requireOptionsObject('bitfit', options);
-  const id = resolveIdentity('bitfit', options, { name: 'bitfit', prefix: 'bitfit' });
+  return createPlugin(BITFIT_METHOD, options);
+}
+
+function createBitfit(id: z.output<typeof BITFIT_OPTIONS>): PeftPlugin {
   return {
-    name: id.name,
-    type: 'bitfit',
-    version: BASELINES_VERSION,
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: id.prefix,
-    ...(id.tier !== undefined ? { tier: id.tier } : {}),
-    options: identityJson(id),
+    ...pluginHeader('bitfit', id),
     setup(ctx) {
       if (ctx.setTrainable(isBitFitBias, true) === 0) {
         throw new PeftError(

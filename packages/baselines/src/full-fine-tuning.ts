@@ -1,14 +1,13 @@
-import { BACKBONE_OWNER, HOOK_SPEC_VERSION, type PeftPlugin } from '@peftjs/core';
-import {
-  BASELINES_VERSION,
-  type PluginIdentityOptions,
-  identityJson,
-  requireOptionsObject,
-  resolveIdentity,
-} from './common.js';
+import { BACKBONE_OWNER, type PeftPlugin, createPlugin, z } from '@peftjs/core';
+import { baselineMethod, identityFields, pluginHeader } from './common.js';
 
-/** Options of `fullFineTuning`: only the plugin's identity (name, prefix, tier). */
-export type FullFineTuningOptions = PluginIdentityOptions;
+/** Options of full fine-tuning: only the plugin's identity. */
+export const FULL_FINE_TUNING_OPTIONS = z.strictObject(
+  identityFields({ name: 'full-fine-tuning', prefix: 'full_fine_tuning' }),
+);
+
+/** Options of `fullFineTuning` as given (see `FULL_FINE_TUNING_OPTIONS`). */
+export type FullFineTuningOptions = z.input<typeof FULL_FINE_TUNING_OPTIONS>;
 
 /**
  * Full fine-tuning: every backbone tensor trains, with the head. Weight decay follows each tensor's registered
@@ -17,20 +16,22 @@ export type FullFineTuningOptions = PluginIdentityOptions;
  * The backbone's variables are shared with the `VisionTransformer` the model was built from: training changes
  * that backbone.
  */
+export const FULL_FINE_TUNING_METHOD = baselineMethod({
+  type: 'full-fine-tuning',
+  name: 'full',
+  description: 'full fine-tuning: every backbone tensor trains, with the head',
+  options: FULL_FINE_TUNING_OPTIONS,
+  create: (options) => createFullFineTuning(options),
+});
+
+/** A full-fine-tuning plugin from options (parsed by `FULL_FINE_TUNING_OPTIONS`). */
 export function fullFineTuning(options: FullFineTuningOptions = {}): PeftPlugin {
-  requireOptionsObject('fullFineTuning', options);
-  const id = resolveIdentity('fullFineTuning', options, {
-    name: 'full-fine-tuning',
-    prefix: 'full_fine_tuning',
-  });
+  return createPlugin(FULL_FINE_TUNING_METHOD, options);
+}
+
+function createFullFineTuning(id: z.output<typeof FULL_FINE_TUNING_OPTIONS>): PeftPlugin {
   return {
-    name: id.name,
-    type: 'full-fine-tuning',
-    version: BASELINES_VERSION,
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: id.prefix,
-    ...(id.tier !== undefined ? { tier: id.tier } : {}),
-    options: identityJson(id),
+    ...pluginHeader('full-fine-tuning', id),
     setup(ctx) {
       ctx.setTrainable((e) => e.owner === BACKBONE_OWNER, true);
     },

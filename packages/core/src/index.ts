@@ -1,22 +1,65 @@
-export * from './errors.js';
-export * from './atomic-write.js';
+/**
+ * `@peftjs/core`: what a PEFT.js user and a plugin or method author need — the plugin contract (`plugin.ts`),
+ * plugin and method definitions with their option schemas (`definitions.ts`, `options.ts`), the model, adapter
+ * files, backend selection, the seeded PRNG and errors. Specialised parts live behind subpaths:
+ * `@peftjs/core/ops` (tensor helpers for hooks), `@peftjs/core/safetensors` (the file format),
+ * `@peftjs/core/backbone` (the contract for backbone implementers), `@peftjs/core/testing` (vitest helpers) and
+ * `@peftjs/core/internal` (plumbing shared by PEFT.js's own packages; no stability promise).
+ */
+export { z } from 'zod';
+export {
+  PeftError,
+  type PeftErrorCode,
+  describeValue,
+  invalidOption,
+  requireNumberInRange,
+  requirePositiveInt,
+} from './errors.js';
 export * from './tf.js';
 export * from './random.js';
-export * from './backend.js';
 export {
-  areWasmCopyFreeKernelsInstalled,
-  installWasmCopyFreeKernels,
-  uninstallWasmCopyFreeKernels,
-} from './wasm-kernels.js';
-export * from './ops.js';
-export * from './config.js';
+  BACKEND_PREFERENCES,
+  type BackendChoice,
+  type BackendPreference,
+  type ConcreteBackend,
+  type InitBackendOptions,
+  availableBackends,
+  currentBackend,
+  describeChoice,
+  initBackend,
+} from './backend.js';
+export { type VitConfig, type VitGeometry, vitGeometry } from './config.js';
 export * from './tokens.js';
 export * from './registry.js';
 export * from './plugin.js';
-export * from './backbone-api.js';
-export * from './driver.js';
+export * from './definitions.js';
+export {
+  type OptionProblem,
+  type OptionRow,
+  type OptionsCheck,
+  checkOptions,
+  describeProblem,
+  optionDefaults,
+  optionKeysAt,
+  optionPath,
+  optionRows,
+  parseOptions,
+} from './options.js';
+export { closestMatch, didYouMean } from './suggest.js';
+export type { PeftBackbone } from './backbone-api.js';
 export * from './model.js';
-export * from './safetensors.js';
-export * from './saliency.js';
+export {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_FORMAT,
+  ADAPTER_FORMAT_VERSION,
+  ADAPTER_WEIGHTS_FILE,
+  type AdapterConfig,
+  type AdapterPluginRecord,
+  type AdapterTensorRecord,
+  type LoadAdapterOptions,
+  type PluginFactory,
+  loadAdapter,
+  loadAdapterFromBytes,
+  saveAdapter,
+} from './adapter-files.js';
 export * from './version.js';
-export * from './adapter-files.js';

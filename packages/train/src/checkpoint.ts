@@ -1,17 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PeftError, type PeftModel, type Seed, tf } from '@peftjs/core';
 import {
   type HostTensor,
-  PeftError,
-  type PeftModel,
   readSafetensors,
   type SafetensorsFile,
-  type Seed,
   type TensorToWrite,
-  tf,
-  writeFileAtomic,
   writeSafetensors,
-} from '@peftjs/core';
+} from '@peftjs/core/safetensors';
+import { writeFileAtomic } from '@peftjs/core/internal';
 import type { EvalMetrics } from './evaluate.js';
 import type { Optimizer, OptimizerKind } from './optimizers.js';
 import type { BestRecord, EpochRecord, RunFingerprint } from './types.js';

@@ -1,0 +1,17 @@
+/**
+ * `@peftjs/core/internal`: plumbing shared by PEFT.js's own packages (atomic file writes, the backbone
+ * fingerprint, plugin validation and ordering, kernel switches for benchmarks). Not part of the public API: names
+ * here may change in any release.
+ */
+export { writeFileAtomic } from '../atomic-write.js';
+export { backboneFingerprint } from '../adapter-files.js';
+export { resolvePluginOrder, validatePlugin } from '../driver.js';
+export { installFastMatMulGradient } from '../ops.js';
+export { wasmBinaryDirectory } from '../backend.js';
+export {
+  areWasmCopyFreeKernelsInstalled,
+  installWasmCopyFreeKernels,
+  uninstallWasmCopyFreeKernels,
+} from '../wasm-kernels.js';
+export { levenshtein } from '../suggest.js';
+export { toJsonObject, undocumentedOptions } from '../options.js';
