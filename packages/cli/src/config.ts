@@ -85,7 +85,9 @@ export async function readConfigFile(path: string): Promise<Mapping> {
   try {
     parsed = parseYaml(text, { uniqueKeys: true, prettyErrors: true });
   } catch (error) {
-    throw new UsageError(`${path} is not valid ${kind}: ${(error as Error).message.split('\n')[0]}`);
+    throw new UsageError(
+      `${path} is not valid ${kind}: ${(error as Error).message.split('\n')[0]?.replace(/:$/, '')}`,
+    );
   }
   if (parsed === null || parsed === undefined) return {};
   if (!isMapping(parsed)) throw new UsageError(`${path}: the config must be a mapping`);

@@ -20,7 +20,9 @@ function methodSection(method: MethodDefinition): string[] {
   const capabilities = [
     method.prepare ? `data pass outputs (\`peft prepare\`): ${method.prepare.summary}` : '',
     method.report ? 'report lines, results fields and figures' : '',
-    presets.length > 0 ? `${presets.length} presets (\`--preset\`): ${presets.map((p) => `\`${p}\``).join(', ')}` : '',
+    presets.length > 0
+      ? `${presets.length} presets (\`--preset\`): ${presets.map((p) => `\`${p}\``).join(', ')}`
+      : '',
   ].filter(Boolean);
   return [
     `### \`${method.name}\``,
