@@ -52,7 +52,7 @@ describe('one definition per default', () => {
         const helpLine = text.split('\n').find((line) => line.trimStart().startsWith(`--${row.path} `));
         expect(helpLine, `${method.name}: --help line of ${row.path}`).toBeDefined();
         if (schemaDefault !== undefined)
-          expect(helpLine).toMatch(new RegExp(` \\(default ${escape(shown)}\\)$`));
+          expect(helpLine).toMatch(new RegExp(` \\(default ${escapeRegExp(shown)}\\)$`));
         const section = row.path.startsWith('method.options.')
           ? sectionOf(docs, `### \`${method.name}\``)
           : docs;
@@ -72,7 +72,7 @@ function sectionOf(docs: string, heading: string): string {
   return docs.slice(start, next < 0 ? undefined : next);
 }
 
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('the command line knows no method by name', () => {
   it('names built-in methods only in its registry (methods.ts) and in tests', () => {
