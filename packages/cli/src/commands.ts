@@ -1,30 +1,21 @@
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  type LoadedVit,
-  type VisionTransformer,
-  detectLayout,
-  inferVitConfig,
-  loadVit,
-  readNpz,
-  toTimmStateDict,
-} from '@peftjs/backbone';
+import { type LoadedVit, type VisionTransformer, loadVit } from '@peftjs/backbone';
 import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
   type BackendChoice,
   type PeftModel,
   type PeftPlugin,
-  type Tensor4D,
   createPeftModel,
   initBackend,
   loadAdapter,
   saveAdapter,
   tf,
 } from '@peftjs/core';
-import { type HostTensor, parseSafetensors } from '@peftjs/core/safetensors';
 import { type ImageDataset, asPrepareData, decodeImage, formatProblem, normalize } from '@peftjs/data';
 import {
+  type EvalMetrics,
   type TrainOptions,
   type TrainResult,
   type VtabOptions,
@@ -33,7 +24,7 @@ import {
   vtabProtocol,
 } from '@peftjs/train';
 import type { ResolvedRun } from './config.js';
-import { buildRunData, checkRunSplits, readRunSplits } from './data-source.js';
+import { type RunData as SplitData, buildRunData, checkRunSplits, readRunSplits } from './data-source.js';
 import { UsageError } from './errors.js';
 import { adapterFactories } from './methods.js';
 import type { RunConfig } from './options.js';
@@ -46,11 +37,11 @@ export interface CommandContext {
   readonly progress: Progress;
 }
 
-async function backendFor(config: RunConfig, ctx: CommandContext): Promise<BackendChoice> {
+export async function backendFor(config: RunConfig, ctx: CommandContext): Promise<BackendChoice> {
   return initBackend({ prefer: config.backend, log: (line) => ctx.progress.line(line) });
 }
 
-async function loadBase(config: RunConfig): Promise<LoadedVit> {
+export async function loadBase(config: RunConfig): Promise<LoadedVit> {
   if (!config.model.weights)
     throw new UsageError('option "model.weights" is required (a .safetensors or .npz file)');
   return loadVit(config.model.weights, {
@@ -61,12 +52,12 @@ async function loadBase(config: RunConfig): Promise<LoadedVit> {
 }
 
 /** The method's plugins from the resolved (already parsed) method options. */
-function methodPlugins(run: ResolvedRun): PeftPlugin[] {
+export function methodPlugins(run: ResolvedRun): PeftPlugin[] {
   return [run.method.create(run.config.method.options)].flat();
 }
 
 /** The plugins of `model` that run a data pass before training. */
-const preparing = (model: PeftModel) => model.plugins.filter((p) => p.prepare).map((p) => p.name);
+export const preparing = (model: PeftModel) => model.plugins.filter((p) => p.prepare).map((p) => p.name);
 
 /** `train()` options from the config; the vtab protocol sets selection, resume, stops and restores itself. */
 function trainOptions(run: ResolvedRun, onEvent: TrainOptions['onEvent']): VtabOptions & TrainOptions {
@@ -83,6 +74,93 @@ function printWarnings(run: ResolvedRun, ctx: CommandContext): void {
   for (const warning of run.warnings) ctx.progress.line(`note: ${warning}`);
 }
 
+/** The run's datasets and the backbone every model of the run shares. */
+type RunData = SplitData & { readonly backbone: VisionTransformer };
+
+/** What a training protocol leaves: the final model, its result and the history of every run. */
+interface Fitted {
+  readonly model: PeftModel;
+  readonly result: TrainResult;
+  readonly histories: { label: string; history: TrainResult['history'] }[];
+}
+
+/**
+ * Trains by the configured protocol. Every model is built fresh with the same seed and runs the method's data
+ * pass on the split it trains on (train800 for selection, train+val for the final fit).
+ */
+async function fitModel(
+  run: ResolvedRun,
+  data: RunData,
+  folder: RunFolder,
+  progress: Progress,
+): Promise<Fitted> {
+  const { config } = run;
+  const onEvent: TrainOptions['onEvent'] = (event) => {
+    progress.trainEvent(event, config.train.epochs);
+    void folder.log({ ...event });
+  };
+  let prepareOn: ImageDataset = data.select;
+  const makeModel = async (): Promise<PeftModel> => {
+    const model = createPeftModel(data.backbone, methodPlugins(run), {
+      seed: config.seed,
+      numClasses: data.numClasses,
+    });
+    if (preparing(model).length > 0) {
+      progress.line(`preparing ${preparing(model).join(', ')} on ${prepareOn.size} images`);
+      await model.prepare(asPrepareData(prepareOn, config.train.batchSize));
+    }
+    return model;
+  };
+  const options = trainOptions(run, onEvent);
+  if (config.train.protocol !== 'vtab') {
+    prepareOn = data.trainval;
+    const model = await makeModel();
+    const result = await train(
+      model,
+      { train: data.trainval, val: data.val, test: data.test },
+      { ...options, checkpointDir: folder.path('checkpoints') },
+    );
+    return { model, result, histories: [{ label: 'train', history: result.history }] };
+  }
+  const outcome = await vtabProtocol(
+    makeModel,
+    { train800: data.select, val200: data.val, train800val200: data.trainval, test: data.test },
+    {
+      ...vtabOptions(options),
+      checkpointDir: folder.path('checkpoints'),
+      onStage: (stage) => {
+        prepareOn = stage.phase === 'final' ? data.trainval : data.select;
+        progress.line(
+          stage.phase === 'final'
+            ? 'final fit on train+val'
+            : 'selection run: train on train split, score on val',
+        );
+      },
+    },
+  );
+  const histories = outcome.trials.map((trial) => ({
+    label: `select ${trial.candidate}`,
+    history: trial.history,
+  }));
+  histories.push({ label: 'final', history: outcome.final.history });
+  return { model: outcome.model, result: outcome.final, histories };
+}
+
+/** `peft train --dry-run`: the resolved config and the parameter report, nothing trained. */
+function dryRun(run: ResolvedRun, vit: VisionTransformer, numClasses: number, ctx: CommandContext): void {
+  const probe = createPeftModel(vit, methodPlugins(run), { seed: run.config.seed, numClasses });
+  const parameters = probe.parameterReport();
+  const dataPass = preparing(probe);
+  probe.dispose();
+  ctx.out.write(`${JSON.stringify({ config: run.config, parameters, numClasses }, null, 2)}\n`);
+  if (dataPass.length > 0) {
+    ctx.out.write(
+      `note: ${dataPass.join(', ')} prepare on the training data first; parameters created there are not in ` +
+        'this report yet\n',
+    );
+  }
+}
+
 /** `peft train`: check data → build model → prepare (data pass) → train and select → test once → files. */
 export async function trainCommand(
   run: ResolvedRun,
@@ -96,23 +174,8 @@ export async function trainCommand(
   const base = await loadBase(config);
   const vit = base.model;
   const splits = await readRunSplits(config, vit.config);
-  const probe = createPeftModel(vit, methodPlugins(run), {
-    seed: config.seed,
-    numClasses: splits.numClasses,
-  });
-  const report = probe.parameterReport();
-  const dataPass = preparing(probe);
-  probe.dispose();
   if (options.dryRun) {
-    ctx.out.write(
-      `${JSON.stringify({ config, parameters: report, numClasses: splits.numClasses }, null, 2)}\n`,
-    );
-    if (dataPass.length > 0) {
-      ctx.out.write(
-        `note: ${dataPass.join(', ')} prepare on the training data first; parameters created there are not in ` +
-          'this report yet\n',
-      );
-    }
+    dryRun(run, vit, splits.numClasses, ctx);
     return;
   }
   const problems = await checkRunSplits(config, vit.config, splits);
@@ -125,7 +188,7 @@ export async function trainCommand(
           .join('\n'),
     );
   }
-  const data = buildRunData(config, vit.config, splits);
+  const data = { ...buildRunData(config, vit.config, splits), backbone: vit };
   const folder = new RunFolder(config.out);
   await folder.create();
   const progress = ctx.progress;
@@ -142,68 +205,47 @@ export async function trainCommand(
       weights: { path: config.model.weights ?? '', layout: base.layout },
     }),
   );
-  const onEvent: TrainOptions['onEvent'] = (event) => {
-    progress.trainEvent(event, config.train.epochs);
-    void folder.log({ ...event });
-  };
-  let prepareOn: ImageDataset = data.select;
-  const makeModel = async (): Promise<PeftModel> => {
-    const model = createPeftModel(vit, methodPlugins(run), {
-      seed: config.seed,
-      numClasses: data.numClasses,
-    });
-    if (preparing(model).length > 0) {
-      progress.line(`preparing ${preparing(model).join(', ')} on ${prepareOn.size} images`);
-      await model.prepare(asPrepareData(prepareOn, config.train.batchSize));
-    }
-    return model;
-  };
-  let model: PeftModel;
-  let result: TrainResult;
-  const histories: { label: string; history: TrainResult['history'] }[] = [];
-  const base_ = trainOptions(run, onEvent);
-  if (config.train.protocol === 'vtab') {
-    const outcome = await vtabProtocol(
-      makeModel,
-      { train800: data.select, val200: data.val, train800val200: data.trainval, test: data.test },
-      {
-        ...vtabOptions(base_),
-        checkpointDir: folder.path('checkpoints'),
-        onStage: (stage) => {
-          prepareOn = stage.phase === 'final' ? data.trainval : data.select;
-          progress.line(
-            stage.phase === 'final'
-              ? 'final fit on train+val'
-              : 'selection run: train on train split, score on val',
-          );
-        },
-      },
-    );
-    for (const trial of outcome.trials)
-      histories.push({ label: `select ${trial.candidate}`, history: trial.history });
-    histories.push({ label: 'final', history: outcome.final.history });
-    model = outcome.model;
-    result = outcome.final;
-  } else {
-    prepareOn = data.trainval;
-    model = await makeModel();
-    result = await train(
-      model,
-      { train: data.trainval, val: data.val, test: data.test },
-      { ...base_, checkpointDir: folder.path('checkpoints') },
-    );
-    histories.push({ label: 'train', history: result.history });
-  }
+  const { model, result, histories } = await fitModel(run, data, folder, progress);
   const test = await evaluate(model, data.test, { batchSize: config.train.batchSize });
-  await saveAdapter(model, folder.path('adapter'));
+  try {
+    await saveAdapter(model, folder.path('adapter'));
+    const written = await writeResults(run, folder, { model, result, histories }, test, {
+      backend: backend.backend,
+      wallSeconds: (performance.now() - started) / 1000,
+    });
+    ctx.out.write(
+      `test top-1 ${(test.top1 * 100).toFixed(2)} % (${test.count} images, selection: ${result.selection})\n` +
+        `trainable parameters ${written.trainable.toLocaleString('en-US')} ` +
+        `(${written.trainableWithoutHead.toLocaleString('en-US')} without head)\n` +
+        `run folder ${folder.dir}\n`,
+    );
+  } finally {
+    model.dispose();
+  }
+}
+
+/** predictions.jsonl, results.json and report.md (with the method's own lines and figures) of a trained run. */
+async function writeResults(
+  run: ResolvedRun,
+  folder: RunFolder,
+  fitted: Fitted,
+  test: EvalMetrics,
+  facts: { backend: string; wallSeconds: number },
+): Promise<{ trainable: number; trainableWithoutHead: number }> {
+  const { config, method } = run;
+  const { model, result, histories } = fitted;
   await folder.writeFile(
     'predictions.jsonl',
     `${test.predictions.map((p, i) => JSON.stringify({ index: i, predicted: p })).join('\n')}\n`,
   );
-  const parameters = model.parameterReport();
+  const report = model.parameterReport();
+  const parameters = {
+    total: report.total,
+    trainable: report.trainable,
+    trainableWithoutHead: report.trainableWithoutHead,
+  };
   const methodReport = method.report ? await method.report(model, config.method.options) : undefined;
-  const wallSeconds = (performance.now() - started) / 1000;
-  const summary = {
+  await folder.writeJson('results.json', {
     method: config.method.name,
     ...(methodReport ? { methodReport: methodReport.fields } : {}),
     selection: result.selection,
@@ -215,32 +257,20 @@ export async function trainCommand(
       perClass: test.perClass,
       confusion: test.confusion,
     },
-    parameters: {
-      total: parameters.total,
-      trainable: parameters.trainable,
-      trainableWithoutHead: parameters.trainableWithoutHead,
-    },
-    wallSeconds,
-  };
-  await folder.writeJson('results.json', summary);
+    parameters,
+    wallSeconds: facts.wallSeconds,
+  });
   await writeReport(folder, {
     title: `${config.method.name} on ${config.data.task ?? config.data.root}`,
     method: config.method.name,
-    parameters: summary.parameters,
+    parameters,
     histories,
     result,
     test,
     ...(methodReport ? { methodReport } : {}),
-    wallSeconds,
-    backend: backend.backend,
+    ...facts,
   });
-  model.dispose();
-  ctx.out.write(
-    `test top-1 ${(test.top1 * 100).toFixed(2)} % (${test.count} images, selection: ${result.selection})\n` +
-      `trainable parameters ${parameters.trainable.toLocaleString('en-US')} ` +
-      `(${parameters.trainableWithoutHead.toLocaleString('en-US')} without head)\n` +
-      `run folder ${folder.dir}\n`,
-  );
+  return parameters;
 }
 
 async function modelFromAdapter(run: ResolvedRun, adapterDir: string): Promise<PeftModel> {
@@ -348,141 +378,4 @@ export async function exportCommand(
   for (const file of [ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE])
     await copyFile(join(adapterDir, file), join(options.to, file));
   ctx.out.write(`exported ${adapterDir} → ${options.to} (verified: loads on ${run.config.model.weights})\n`);
-}
-
-/** `peft inspect`: tensors, detected layout and architecture, parameter count of a weights file. */
-export async function inspectCommand(
-  ctx: CommandContext,
-  file: string,
-  options: { heads?: number },
-): Promise<void> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (error) {
-    throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
-  }
-  const tensors = new Map<string, HostTensor>();
-  const rows: string[] = [];
-  const isZip = bytes[0] === 0x50 && bytes[1] === 0x4b;
-  let heads = options.heads;
-  if (isZip) {
-    for (const [name, t] of readNpz(bytes, file)) {
-      tensors.set(name, t);
-      rows.push(`${name}\tF32\t[${t.shape.join(', ')}]`);
-    }
-  } else {
-    const st = parseSafetensors(bytes, { source: file });
-    if (st.metadata.config && heads === undefined) {
-      try {
-        const meta = JSON.parse(st.metadata.config) as Record<string, unknown>;
-        const fromMeta = meta.num_heads ?? meta.heads ?? meta.num_attention_heads;
-        if (typeof fromMeta === 'number') heads = fromMeta;
-      } catch {
-        // Metadata from other tools may hold anything; without a head count the architecture line says so.
-      }
-    }
-    for (const name of st.names()) {
-      const entry = st.entry(name);
-      rows.push(`${name}\t${entry.dtype}\t[${entry.shape.join(', ')}]`);
-      tensors.set(name, { shape: [...entry.shape], data: new Float32Array(0) });
-    }
-  }
-  const total = [...tensors.values()].reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
-  ctx.out.write(`${rows.join('\n')}\n`);
-  ctx.out.write(`${tensors.size} tensors, ${total.toLocaleString('en-US')} parameters\n`);
-  try {
-    const layout = detectLayout(tensors.keys());
-    ctx.out.write(`layout: ${layout}\n`);
-    if (!isZip && layout === 'timm') {
-      const config = inferVitConfig(tensors, { source: file, ...(heads !== undefined ? { heads } : {}) });
-      ctx.out.write(`architecture: ${JSON.stringify(config)}\n`);
-    } else if (isZip) {
-      const converted = toTimmStateDict(tensors, { source: file });
-      const config = inferVitConfig(converted.tensors, { source: file });
-      ctx.out.write(`architecture: ${JSON.stringify(config)}\n`);
-    }
-  } catch (error) {
-    ctx.out.write(`architecture: not a recognised ViT (${(error as Error).message.split('\n')[0]})\n`);
-  }
-}
-
-/** `peft bench`: forward images/s and training step time of the configured model on the active backend. */
-export async function benchCommand(
-  run: ResolvedRun,
-  ctx: CommandContext,
-  options: { iters: number },
-): Promise<void> {
-  const { config, method } = run;
-  const backend = await backendFor(config, ctx);
-  const base = await loadBase(config);
-  const vit: VisionTransformer = base.model;
-  const model = createPeftModel(vit, methodPlugins(run), { seed: config.seed, numClasses: 10 });
-  const batch = config.train.microBatch ?? config.train.batchSize;
-  const [h, w] = vit.config.imageSize;
-  const images = tf.randomNormal([batch, h, w, vit.config.channels], 0, 1, 'float32', 1) as Tensor4D;
-  const labels = tf.tensor1d(
-    Array.from({ length: batch }, (_, i) => i % 10),
-    'int32',
-  );
-  if (preparing(model).length > 0) {
-    // Speed does not depend on the data: the method's stand-in artifacts, else a data pass over the bench batch.
-    const placeholder = method.prepare?.placeholder?.(vit.config, config.method.options);
-    if (placeholder) model.restoreArtifacts(placeholder);
-    else
-      await model.prepare({
-        size: batch,
-        batches: async function* () {
-          yield { images };
-        },
-      });
-  }
-  const time = async (fn: () => Promise<void>) => {
-    await fn();
-    const start = performance.now();
-    for (let i = 0; i < options.iters; i++) await fn();
-    return (performance.now() - start) / options.iters;
-  };
-  const forwardMs = await time(async () => {
-    const logits = model.predict(images);
-    await logits.data();
-    logits.dispose();
-  });
-  let stepMs = Number.NaN;
-  if (model.registry.trainableEntries().length > 0) {
-    stepMs = await time(async () => {
-      const { loss, grads } = model.lossAndGradients(images, labels);
-      await loss.data();
-      tf.dispose([loss, ...Object.values(grads)]);
-    });
-  }
-  model.dispose();
-  tf.dispose([images, labels]);
-  ctx.out.write(
-    `${JSON.stringify({
-      backend: backend.backend,
-      batch,
-      forwardImagesPerSecond: (batch * 1000) / forwardMs,
-      forwardMs,
-      trainStepMs: Number.isNaN(stepMs) ? null : stepMs,
-    })}\n`,
-  );
-}
-
-/** `peft data check`: every problem of every split, without training. */
-export async function dataCheckCommand(config: RunConfig, ctx: CommandContext): Promise<boolean> {
-  const base = config.model.weights ? await loadBase(config) : null;
-  const modelConfig = base?.model.config;
-  if (!modelConfig)
-    throw new UsageError('option "model.weights" is required: images are checked at the model input size');
-  const splits = await readRunSplits(config, modelConfig);
-  const problems = await checkRunSplits(config, modelConfig, splits);
-  if (problems.length === 0) {
-    ctx.out.write(
-      `data ok: ${splits.lists.map((s) => `${s.name} ${s.samples.length}`).join(', ') || 'IDX files'}\n`,
-    );
-    return true;
-  }
-  ctx.out.write(`${problems.map((p) => formatProblem(p)).join('\n')}\n${problems.length} problem(s)\n`);
-  return false;
 }

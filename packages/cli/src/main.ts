@@ -1,15 +1,13 @@
 import { PeftError, didYouMean } from '@peftjs/core';
 import {
   type CommandContext,
-  benchCommand,
-  dataCheckCommand,
   evalCommand,
   exportCommand,
-  inspectCommand,
   predictCommand,
   prepareCommand,
   trainCommand,
 } from './commands.js';
+import { benchCommand, dataCheckCommand, inspectCommand } from './diagnostics.js';
 import { parseFlagValue, readConfigFile, resolveRunConfig } from './config.js';
 import { UsageError } from './errors.js';
 import { configHelp } from './help.js';
