@@ -1,7 +1,7 @@
 // Run by scripts/packed-install.test.ts inside a scratch project where only the packed @peftjs tarballs (and their
 // registry dependencies) are installed: plain Node, no TypeScript, no workspace links, no @peftjs/source condition.
 // Imports every `exports` subpath of every package given on the command line, runs a tiny LoRA ViT and the heatmap
-// (the lazily loaded pngjs), and prints one JSON line for the test to check.
+// (the lazily loaded pngjs), checks that an option typo is refused, and prints one JSON line for the test to check.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -45,6 +45,13 @@ const png = await affinityHeatmapPng(
   { cellSize: 2 },
 );
 
+let typoRefusal = '';
+try {
+  lora({ rnak: 2 });
+} catch (error) {
+  typoRefusal = error.message;
+}
+
 console.log(
   JSON.stringify({
     subpaths,
@@ -55,5 +62,6 @@ console.log(
     finite: values.every(Number.isFinite),
     trainableWithoutHead: model.parameterReport().trainableWithoutHead,
     pngSignature: Array.from(png.subarray(0, 8)),
+    typoRefusal,
   }),
 );

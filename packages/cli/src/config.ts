@@ -5,11 +5,11 @@ import {
   type MethodPreset,
   type OptionProblem,
   checkOptions,
-  closestMatch,
   didYouMean,
   optionKeysAt,
   optionRows,
 } from '@peftjs/core';
+import { closestMatch } from '@peftjs/core/internal';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from './errors.js';
 

@@ -6,7 +6,6 @@ import {
   defineMethod,
   definePlugin,
   definePluginMethod,
-  findMethod,
   methodPluginDefinitions,
   pluginFactories,
 } from './definitions.js';
@@ -142,13 +141,6 @@ describe('definitions', () => {
     expect(peftError(() => defineMethod({ ...TOY, name: '' })).code).toBe('PLUGIN_INVALID');
     expect(peftError(() => checkMethod({ name: 'x' })).message).toMatch(
       /"version" must be a non-empty string/,
-    );
-  });
-
-  it('find methods by name with a did-you-mean', () => {
-    expect(findMethod([TOY], 'toy-method')).toBe(TOY);
-    expect(peftError(() => findMethod([TOY], 'toy-mehtod')).message).toMatch(
-      /unknown method "toy-mehtod" \(did you mean "toy-method"\?\)/,
     );
   });
 });

@@ -5,7 +5,6 @@ import { PeftError } from './errors.js';
 import type { PeftModel } from './model.js';
 import { parseOptions, undocumentedOptions } from './options.js';
 import type { JsonObject, PeftPlugin } from './plugin.js';
-import { didYouMean } from './suggest.js';
 
 /**
  * Definitions: one object per plugin and per method, in the spirit of HF PEFT's `LoraConfig` plus its method
@@ -231,17 +230,4 @@ export function pluginFactories(
     };
   }
   return Object.freeze(factories);
-}
-
-/** The method named `name` among `methods`, or an `INVALID_OPTION` error with a did-you-mean. */
-export function findMethod(methods: readonly MethodDefinition[], name: string): MethodDefinition {
-  const found = methods.find((m) => m.name === name);
-  if (!found) {
-    const names = methods.map((m) => m.name);
-    throw new PeftError(
-      'INVALID_OPTION',
-      `unknown method "${name}"${didYouMean(name, names)}; known: ${names.join(', ')}`,
-    );
-  }
-  return found;
 }

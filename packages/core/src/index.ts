@@ -6,17 +6,47 @@
  * `@peftjs/core/backbone` (the contract for backbone implementers), `@peftjs/core/testing` (vitest helpers) and
  * `@peftjs/core/internal` (plumbing shared by PEFT.js's own packages; no stability promise).
  */
-export { z } from 'zod';
+
+// The plugin contract: hook sites, contexts, the PeftPlugin object.
+export * from './plugin.js';
+// Definitions: one object per plugin and per method, its strict option schema the only home of its defaults.
+export * from './definitions.js';
 export {
-  PeftError,
-  type PeftErrorCode,
-  describeValue,
-  invalidOption,
-  requireNumberInRange,
-  requirePositiveInt,
-} from './errors.js';
+  type OptionProblem,
+  type OptionRow,
+  type OptionsCheck,
+  checkOptions,
+  optionDefaults,
+  optionKeysAt,
+  optionRows,
+  parseOptions,
+} from './options.js';
+export { z } from 'zod';
+export { didYouMean } from './suggest.js';
+
+// Models: attaching plugins to a backbone, parameters, token streams.
+export * from './model.js';
+export type { PeftBackbone } from './backbone-api.js';
+export * from './registry.js';
+export * from './tokens.js';
+export { type VitConfig, type VitGeometry, vitGeometry } from './config.js';
+
+// Adapter files: save a tuned model, rebuild it on its base.
+export {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  type AdapterConfig,
+  type AdapterPluginRecord,
+  type AdapterTensorRecord,
+  type LoadAdapterOptions,
+  type PluginFactory,
+  loadAdapter,
+  loadAdapterFromBytes,
+  saveAdapter,
+} from './adapter-files.js';
+
+// Runtime: tensors, backends, randomness, errors, version.
 export * from './tf.js';
-export * from './random.js';
 export {
   BACKEND_PREFERENCES,
   type BackendChoice,
@@ -28,38 +58,13 @@ export {
   describeChoice,
   initBackend,
 } from './backend.js';
-export { type VitConfig, type VitGeometry, vitGeometry } from './config.js';
-export * from './tokens.js';
-export * from './registry.js';
-export * from './plugin.js';
-export * from './definitions.js';
+export * from './random.js';
 export {
-  type OptionProblem,
-  type OptionRow,
-  type OptionsCheck,
-  checkOptions,
-  describeProblem,
-  optionDefaults,
-  optionKeysAt,
-  optionPath,
-  optionRows,
-  parseOptions,
-} from './options.js';
-export { closestMatch, didYouMean } from './suggest.js';
-export type { PeftBackbone } from './backbone-api.js';
-export * from './model.js';
-export {
-  ADAPTER_CONFIG_FILE,
-  ADAPTER_FORMAT,
-  ADAPTER_FORMAT_VERSION,
-  ADAPTER_WEIGHTS_FILE,
-  type AdapterConfig,
-  type AdapterPluginRecord,
-  type AdapterTensorRecord,
-  type LoadAdapterOptions,
-  type PluginFactory,
-  loadAdapter,
-  loadAdapterFromBytes,
-  saveAdapter,
-} from './adapter-files.js';
+  PeftError,
+  type PeftErrorCode,
+  describeValue,
+  invalidOption,
+  requireNumberInRange,
+  requirePositiveInt,
+} from './errors.js';
 export * from './version.js';

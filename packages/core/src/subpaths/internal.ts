@@ -4,7 +4,7 @@
  * here may change in any release.
  */
 export { writeFileAtomic } from '../atomic-write.js';
-export { backboneFingerprint } from '../adapter-files.js';
+export { ADAPTER_FORMAT, ADAPTER_FORMAT_VERSION, backboneFingerprint } from '../adapter-files.js';
 export { resolvePluginOrder, validatePlugin } from '../driver.js';
 export { installFastMatMulGradient } from '../ops.js';
 export { wasmBinaryDirectory } from '../backend.js';
@@ -13,5 +13,5 @@ export {
   installWasmCopyFreeKernels,
   uninstallWasmCopyFreeKernels,
 } from '../wasm-kernels.js';
-export { levenshtein } from '../suggest.js';
+export { closestMatch, levenshtein } from '../suggest.js';
 export { toJsonObject, undocumentedOptions } from '../options.js';
