@@ -12,10 +12,10 @@
  * in a run config, with `method.options` checked against its schema like any built-in method's.
  */
 import {
-  HOOK_SPEC_VERSION,
   type PeftPlugin,
   type Tensor3D,
-  createPlugin,
+  pluginFunction,
+  pluginIdentity,
   definePluginMethod,
   pluginFactories,
   tf,
@@ -44,12 +44,7 @@ export const GATED_PROMPTS = definePluginMethod({
   options: GATED_PROMPTS_OPTIONS,
   create({ tokens, initScale, name }): PeftPlugin {
     return {
-      name,
-      type: GATED_PROMPTS_TYPE,
-      version: '0.0.0',
-      specVersion: HOOK_SPEC_VERSION,
-      prefix: name.replace(/[^A-Za-z0-9_]/g, '_'),
-      options: { tokens, initScale, name },
+      ...pluginIdentity({ type: GATED_PROMPTS_TYPE, version: '0.0.0', name }, { tokens, initScale, name }),
       setup(ctx) {
         const { depth, dim } = ctx.config;
         for (let block = 0; block < depth; block++) {
@@ -84,9 +79,7 @@ export const GATED_PROMPTS = definePluginMethod({
 });
 
 /** The gated-prompts plugin from options (parsed by the schema: unknown keys and bad values are refused). */
-export function gatedPrompts(options: GatedPromptsOptions = {}): PeftPlugin {
-  return createPlugin(GATED_PROMPTS, options);
-}
+export const gatedPrompts = pluginFunction(GATED_PROMPTS);
 
 /** For `loadAdapter(base, dir, { factories: { ...others, ...GATED_PROMPTS_FACTORY } })`. */
 export const GATED_PROMPTS_FACTORY = pluginFactories([GATED_PROMPTS]);

@@ -5,21 +5,13 @@ import {
   type SetupContext,
   type Tensor,
   type Tensor3D,
-  createPlugin,
   tf,
   z,
+  pluginFunction,
 } from '@peftjs/core';
 import { gelu, linear } from '@peftjs/core/ops';
-import {
-  baselineMethod,
-  dropout,
-  dropoutRate,
-  identityFields,
-  kaimingUniformBound,
-  pluginHeader,
-  truncatedNormalTensor,
-  uniformTensor,
-} from './common.js';
+import { baselineMethod, identityFields, pluginHeader } from './common.js';
+import { dropout, dropoutRate, kaimingUniformBound, truncatedNormalTensor, uniformTensor } from './common.js';
 
 const ADAPTFORMER_SCALE = z
   .number()
@@ -47,6 +39,9 @@ export const ADAPTER_OPTIONS = z
       .describe("dropout on the bottleneck activations while training (AdaptFormer's code uses 0.1)"),
     ...identityFields({ name: 'adapter', prefix: 'adapter' }),
   })
+  .describe(
+    'bottleneck adapters: Houlsby et al. (2019), sequential, or AdaptFormer (Chen et al., 2022), parallel',
+  )
   .superRefine((o, ctx) => {
     if (o.kind === 'houlsby' && o.scale !== ADAPTFORMER_SCALE.parse(undefined)) {
       ctx.addIssue({
@@ -57,13 +52,6 @@ export const ADAPTER_OPTIONS = z
     }
   });
 
-/** Options of `adapter` as given: every key optional (see `ADAPTER_OPTIONS`). */
-export type AdapterOptions = z.input<typeof ADAPTER_OPTIONS>;
-/** The adapters' options after parsing (what the plugin records). */
-export type ResolvedAdapterOptions = z.output<typeof ADAPTER_OPTIONS>;
-/** Adapter design: `houlsby` (sequential, after attention and MLP) or `adaptformer` (parallel to the MLP). */
-export type AdapterKind = ResolvedAdapterOptions['kind'];
-
 /**
  * Bottleneck adapters: Houlsby et al. (2019) and AdaptFormer (Chen et al., 2022). Each adapter has
  * `{site}.down.weight` `[D, m]`, `{site}.down.bias`, `{site}.up.weight` `[m, D]`, `{site}.up.bias` under
@@ -73,21 +61,12 @@ export type AdapterKind = ResolvedAdapterOptions['kind'];
  * LoRA-style init (down U(±1/√D)). Biases start at zero and, with `zeroInit`, so does the up-projection.
  * The Houlsby paper also tunes the LayerNorms; this plugin does not (combine with your own preset if wanted).
  */
-export const ADAPTER_METHOD = baselineMethod({
-  type: 'adapter',
-  name: 'adapter',
-  description:
-    'bottleneck adapters: Houlsby et al. (2019), sequential, or AdaptFormer (Chen et al., 2022), parallel',
-  options: ADAPTER_OPTIONS,
-  create: (options) => createAdapter(options),
-});
+export const ADAPTER_METHOD = baselineMethod('adapter', ADAPTER_OPTIONS, createAdapter);
 
 /** An adapter plugin from options (parsed by `ADAPTER_OPTIONS`: unknown keys and bad values are refused). */
-export function adapter(options: AdapterOptions = {}): PeftPlugin {
-  return createPlugin(ADAPTER_METHOD, options);
-}
+export const adapter = pluginFunction(ADAPTER_METHOD);
 
-function createAdapter(o: ResolvedAdapterOptions): PeftPlugin {
+function createAdapter(o: z.output<typeof ADAPTER_OPTIONS>): PeftPlugin {
   const sites = o.kind === 'houlsby' ? ['attn', 'mlp'] : ['mlp'];
 
   function addAdapter(ctx: SetupContext, block: number, site: string): void {
@@ -136,3 +115,8 @@ function createAdapter(o: ResolvedAdapterOptions): PeftPlugin {
     hooks,
   };
 }
+
+/** Options of `adapter` as given: every key optional (see `ADAPTER_OPTIONS`). */
+export type AdapterOptions = z.input<typeof ADAPTER_OPTIONS>;
+/** Adapter design: `houlsby` (sequential, after attention and MLP) or `adaptformer` (parallel to the MLP). */
+export type AdapterKind = z.output<typeof ADAPTER_OPTIONS>['kind'];

@@ -1,18 +1,5 @@
-import {
-  BACKBONE_OWNER,
-  type ParameterEntry,
-  type PeftPlugin,
-  PeftError,
-  createPlugin,
-  z,
-} from '@peftjs/core';
-import { baselineMethod, identityFields, pluginHeader } from './common.js';
-
-/** Options of BitFit: only the plugin's identity. */
-export const BITFIT_OPTIONS = z.strictObject(identityFields({ name: 'bitfit', prefix: 'bitfit' }));
-
-/** Options of `bitfit` as given (see `BITFIT_OPTIONS`). */
-export type BitFitOptions = z.input<typeof BITFIT_OPTIONS>;
+import { BACKBONE_OWNER, type ParameterEntry, PeftError, pluginFunction, type z } from '@peftjs/core';
+import { identityOnlyMethod } from './common.js';
 
 /**
  * Whether BitFit tunes a registry entry: backbone bias terms, i.e. tensors named `*.bias` (every linear bias, the
@@ -24,30 +11,28 @@ export function isBitFitBias(entry: ParameterEntry): boolean {
 }
 
 /** BitFit (Ben Zaken et al., 2022): only the backbone's bias terms and the head train. */
-export const BITFIT_METHOD = baselineMethod({
-  type: 'bitfit',
-  name: 'bitfit',
-  description: "BitFit (Ben Zaken et al., 2022): only the backbone's bias terms and the head train",
-  options: BITFIT_OPTIONS,
-  create: (options) => createBitfit(options),
-});
-
-/** A BitFit plugin from options (parsed by `BITFIT_OPTIONS`). */
-export function bitfit(options: BitFitOptions = {}): PeftPlugin {
-  return createPlugin(BITFIT_METHOD, options);
-}
-
-function createBitfit(id: z.output<typeof BITFIT_OPTIONS>): PeftPlugin {
-  return {
-    ...pluginHeader('bitfit', id),
+export const BITFIT_METHOD = identityOnlyMethod(
+  {
+    name: 'bitfit',
+    type: 'bitfit',
+    prefix: 'bitfit',
+    description: "BitFit (Ben Zaken et al., 2022): only the backbone's bias terms and the head train",
+  },
+  (name) => ({
     setup(ctx) {
       if (ctx.setTrainable(isBitFitBias, true) === 0) {
         throw new PeftError(
           'PARAMETER_INVALID',
-          `plugin "${id.name}" found no backbone bias (a tensor named "*.bias") to train`,
+          `plugin "${name}" found no backbone bias (a tensor named "*.bias") to train`,
         );
       }
     },
     hooks: {},
-  };
-}
+  }),
+);
+
+/** Options of `bitfit`: only the plugin's identity (name, prefix, tier). */
+export type BitFitOptions = z.input<typeof BITFIT_METHOD.options>;
+
+/** A BitFit plugin from options (parsed by its schema: unknown keys are refused). */
+export const bitfit = pluginFunction(BITFIT_METHOD);

@@ -1,5 +1,4 @@
 import {
-  HOOK_SPEC_VERSION,
   PLUGIN_TIERS,
   PeftError,
   type PeftPlugin,
@@ -7,6 +6,7 @@ import {
   type Rng,
   type Tensor,
   definePluginMethod,
+  pluginIdentity,
   tf,
   z,
 } from '@peftjs/core';
@@ -59,30 +59,44 @@ interface Identity {
   readonly tier: (typeof PLUGIN_TIERS)[number] | null;
 }
 
-/**
- * The fields every baseline plugin object starts with: identity, type, versions and the parsed options recorded
- * whole (adapter files rebuild from them).
- */
-export function pluginHeader<O extends Identity>(
-  type: string,
-  options: O,
-): Pick<PeftPlugin, 'name' | 'type' | 'version' | 'specVersion' | 'prefix' | 'tier' | 'options'> {
-  return {
-    name: options.name,
-    type,
-    version: BASELINES_VERSION,
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: options.prefix,
-    ...(options.tier !== null ? { tier: options.tier } : {}),
-    options: JSON.parse(JSON.stringify(options)),
-  };
+/** The fields every baseline plugin object starts with: identity, type, versions and its options recorded whole. */
+export function pluginHeader<O extends Identity>(type: string, options: O) {
+  const { name, prefix, tier } = options;
+  return pluginIdentity({ type, version: BASELINES_VERSION, name, prefix, tier }, options);
 }
 
-/** A baseline as one definition that is both its plugin and its method (see `definePluginMethod`). */
+/**
+ * A baseline whose only options are its identity (linear probe, BitFit, full fine-tuning): its method `name`, its
+ * plugin `type` (also the default plugin name), default tensor `prefix`, and what the plugin does besides its
+ * identity (`setup`, `hooks`).
+ */
+export function identityOnlyMethod(
+  spec: { name: string; type: string; prefix: string; description: string },
+  body: (name: string) => Pick<PeftPlugin, 'setup' | 'hooks'>,
+) {
+  const options = z
+    .strictObject(identityFields({ name: spec.type, prefix: spec.prefix }))
+    .describe(spec.description);
+  return baselineMethod(
+    spec.name,
+    options,
+    (o) => ({ ...pluginHeader(spec.type, o), ...body(o.name) }),
+    spec.type,
+  );
+}
+
+/**
+ * A baseline as one definition that is both its method (`name`) and its plugin (`type`, default the name); the
+ * description is the options schema's.
+ */
 export function baselineMethod<S extends z.ZodObject>(
-  definition: Omit<PluginMethodDefinition<S>, 'version'>,
+  name: string,
+  options: S,
+  create: (options: z.output<S>) => PeftPlugin,
+  type = name,
 ): PluginMethodDefinition<S> {
-  return definePluginMethod({ ...definition, version: BASELINES_VERSION });
+  const description = options.description ?? '';
+  return definePluginMethod({ type, name, version: BASELINES_VERSION, description, options, create });
 }
 
 /** Resolves a block selection against the model depth (null = every block), sorted. */

@@ -1,13 +1,5 @@
-import { BACKBONE_OWNER, type PeftPlugin, createPlugin, z } from '@peftjs/core';
-import { baselineMethod, identityFields, pluginHeader } from './common.js';
-
-/** Options of full fine-tuning: only the plugin's identity. */
-export const FULL_FINE_TUNING_OPTIONS = z.strictObject(
-  identityFields({ name: 'full-fine-tuning', prefix: 'full_fine_tuning' }),
-);
-
-/** Options of `fullFineTuning` as given (see `FULL_FINE_TUNING_OPTIONS`). */
-export type FullFineTuningOptions = z.input<typeof FULL_FINE_TUNING_OPTIONS>;
+import { BACKBONE_OWNER, pluginFunction, type z } from '@peftjs/core';
+import { identityOnlyMethod } from './common.js';
 
 /**
  * Full fine-tuning: every backbone tensor trains, with the head. Weight decay follows each tensor's registered
@@ -16,25 +8,23 @@ export type FullFineTuningOptions = z.input<typeof FULL_FINE_TUNING_OPTIONS>;
  * The backbone's variables are shared with the `VisionTransformer` the model was built from: training changes
  * that backbone.
  */
-export const FULL_FINE_TUNING_METHOD = baselineMethod({
-  type: 'full-fine-tuning',
-  name: 'full',
-  description: 'full fine-tuning: every backbone tensor trains, with the head',
-  options: FULL_FINE_TUNING_OPTIONS,
-  create: (options) => createFullFineTuning(options),
-});
-
-/** A full-fine-tuning plugin from options (parsed by `FULL_FINE_TUNING_OPTIONS`). */
-export function fullFineTuning(options: FullFineTuningOptions = {}): PeftPlugin {
-  return createPlugin(FULL_FINE_TUNING_METHOD, options);
-}
-
-function createFullFineTuning(id: z.output<typeof FULL_FINE_TUNING_OPTIONS>): PeftPlugin {
-  return {
-    ...pluginHeader('full-fine-tuning', id),
+export const FULL_FINE_TUNING_METHOD = identityOnlyMethod(
+  {
+    name: 'full',
+    type: 'full-fine-tuning',
+    prefix: 'full_fine_tuning',
+    description: 'full fine-tuning: every backbone tensor trains, with the head',
+  },
+  () => ({
     setup(ctx) {
       ctx.setTrainable((e) => e.owner === BACKBONE_OWNER, true);
     },
     hooks: {},
-  };
-}
+  }),
+);
+
+/** Options of `fullFineTuning`: only the plugin's identity (name, prefix, tier). */
+export type FullFineTuningOptions = z.input<typeof FULL_FINE_TUNING_METHOD.options>;
+
+/** A full-fine-tuning plugin from options (parsed by its schema: unknown keys are refused). */
+export const fullFineTuning = pluginFunction(FULL_FINE_TUNING_METHOD);

@@ -6,21 +6,19 @@ import {
   type PluginHooks,
   type Tensor,
   type Tensor3D,
-  createPlugin,
   tf,
   z,
+  pluginFunction,
 } from '@peftjs/core';
 import { linear } from '@peftjs/core/ops';
+import { baselineMethod, identityFields, pluginHeader } from './common.js';
 import {
   attachOnce,
-  baselineMethod,
   checkBlocks,
   distinctList,
   dropout,
   dropoutRate,
-  identityFields,
   kaimingUniformBound,
-  pluginHeader,
   uniformTensor,
 } from './common.js';
 
@@ -33,24 +31,23 @@ export const LORA_TARGETS = ['q', 'k', 'v', 'proj', 'fc1', 'fc2'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 
 /** Options of LoRA: the only place their defaults live. */
-export const LORA_OPTIONS = z.strictObject({
-  rank: z.int().positive().default(8).describe('rank r of each update'),
-  alpha: z.number().finite().positive().default(8).describe('the update is scaled by alpha / r'),
-  dropout: dropoutRate().default(0).describe('dropout on the input of each LoRA branch while training'),
-  targets: distinctList(z.enum(LORA_TARGETS))
-    .default(['q', 'v'])
-    .describe('layers that get an update (q, v as the LoRA paper)'),
-  blocks: distinctList(z.int().nonnegative())
-    .nullable()
-    .default(null)
-    .describe('blocks that get updates; null: every block'),
-  ...identityFields({ name: 'lora', prefix: 'lora' }),
-});
-
-/** Options of `lora` as given: every key optional (see `LORA_OPTIONS`). */
-export type LoraOptions = z.input<typeof LORA_OPTIONS>;
-/** LoRA's options after parsing (what the plugin records, with `blocks` sorted). */
-export type ResolvedLoraOptions = z.output<typeof LORA_OPTIONS>;
+export const LORA_OPTIONS = z
+  .strictObject({
+    rank: z.int().positive().default(8).describe('rank r of each update'),
+    alpha: z.number().finite().positive().default(8).describe('the update is scaled by alpha / r'),
+    dropout: dropoutRate().default(0).describe('dropout on the input of each LoRA branch while training'),
+    targets: distinctList(z.enum(LORA_TARGETS))
+      .default(['q', 'v'])
+      .describe('layers that get an update (q, v as the LoRA paper)'),
+    blocks: distinctList(z.int().nonnegative())
+      .nullable()
+      .default(null)
+      .describe('blocks that get updates; null: every block'),
+    ...identityFields({ name: 'lora', prefix: 'lora' }),
+  })
+  .describe(
+    'LoRA (Hu et al., 2022): a low-rank update (alpha/r)·B·A added to chosen linear layers, mergeable',
+  );
 
 interface TargetGeometry {
   /** Backbone weight the update belongs to, stored `[in, out]`. */
@@ -84,7 +81,7 @@ function targetGeometry(target: LoraTarget, block: number, dim: number, hidden: 
 
 /** What `mergeLora` needs to find a LoRA plugin's tensors in a model. */
 interface LoraState {
-  readonly options: ResolvedLoraOptions;
+  readonly options: z.output<typeof LORA_OPTIONS>;
   readonly scale: number;
   blocks: number[];
   merged: boolean;
@@ -108,21 +105,12 @@ const paramName = (block: number, target: LoraTarget, which: 'A' | 'B') =>
  *
  * `mergeLora(model)` folds the updates into the backbone weights for inference; `unmergeLora(model)` restores them.
  */
-export const LORA_METHOD = baselineMethod({
-  type: 'lora',
-  name: 'lora',
-  description:
-    'LoRA (Hu et al., 2022): a low-rank update (alpha/r)·B·A added to chosen linear layers, mergeable',
-  options: LORA_OPTIONS,
-  create: (options) => createLora(options),
-});
+export const LORA_METHOD = baselineMethod('lora', LORA_OPTIONS, createLora);
 
 /** A LoRA plugin from options (parsed by `LORA_OPTIONS`: unknown keys and bad values are refused). */
-export function lora(options: LoraOptions = {}): PeftPlugin {
-  return createPlugin(LORA_METHOD, options);
-}
+export const lora = pluginFunction(LORA_METHOD);
 
-function createLora(options: ResolvedLoraOptions): PeftPlugin {
+function createLora(options: z.output<typeof LORA_OPTIONS>): PeftPlugin {
   const o = {
     ...options,
     blocks: options.blocks === null ? null : [...options.blocks].sort((a, b) => a - b),
@@ -302,3 +290,6 @@ export function unmergeLora(model: PeftModel): number {
 export function isLoraMerged(model: PeftModel): boolean {
   return loraPluginsOf(model, 'isLoraMerged').some(({ state }) => state.merged);
 }
+
+/** Options of `lora` as given: every key optional (see `LORA_OPTIONS`). */
+export type LoraOptions = z.input<typeof LORA_OPTIONS>;

@@ -3,9 +3,9 @@ import {
   type PeftPlugin,
   type PluginHooks,
   type Tensor,
-  createPlugin,
   tf,
   z,
+  pluginFunction,
 } from '@peftjs/core';
 import { attachOnce, baselineMethod, distinctList, identityFields, pluginHeader } from './common.js';
 
@@ -26,25 +26,22 @@ export const SSF_SITES = ['patch_embed', 'norm1', 'qkv', 'proj', 'norm2', 'fc1',
 export type SsfSite = (typeof SSF_SITES)[number];
 
 /** Options of SSF: the only place their defaults live. */
-export const SSF_OPTIONS = z.strictObject({
-  sites: distinctList(z.enum(SSF_SITES))
-    .default([...SSF_SITES])
-    .describe('sites to scale and shift (all by default)'),
-  init: z
-    .enum(['identity', 'normal'])
-    .default('identity')
-    .describe(
-      'identity: γ = 1, β = 0 (starts as the frozen model); normal: γ ~ N(1, 0.02²), β ~ N(0, 0.02²)',
-    ),
-  ...identityFields({ name: 'ssf', prefix: 'ssf' }),
-});
-
-/** Options of `ssf` as given: every key optional (see `SSF_OPTIONS`). */
-export type SsfOptions = z.input<typeof SSF_OPTIONS>;
-/** SSF's options after parsing (what the plugin records). */
-export type ResolvedSsfOptions = z.output<typeof SSF_OPTIONS>;
-/** How γ and β start (see `SSF_OPTIONS.init`). */
-export type SsfInit = ResolvedSsfOptions['init'];
+export const SSF_OPTIONS = z
+  .strictObject({
+    sites: distinctList(z.enum(SSF_SITES))
+      .default([...SSF_SITES])
+      .describe('sites to scale and shift (all by default)'),
+    init: z
+      .enum(['identity', 'normal'])
+      .default('identity')
+      .describe(
+        'identity: γ = 1, β = 0 (starts as the frozen model); normal: γ ~ N(1, 0.02²), β ~ N(0, 0.02²)',
+      ),
+    ...identityFields({ name: 'ssf', prefix: 'ssf' }),
+  })
+  .describe(
+    'SSF (Lian et al., 2022): a learned per-channel scale and shift after each operation of the backbone',
+  );
 
 /**
  * SSF, Scaling & Shifting your Features (Lian et al., 2022): a per-channel γ ⊙ x + β after each operation of the
@@ -53,21 +50,12 @@ export type SsfInit = ResolvedSsfOptions['init'];
  * `norm1` reaches the qkv projection only, not `AttentionArgs.input` (which only attention overrides
  * such as decoupled attention read).
  */
-export const SSF_METHOD = baselineMethod({
-  type: 'ssf',
-  name: 'ssf',
-  description:
-    'SSF (Lian et al., 2022): a learned per-channel scale and shift after each operation of the backbone',
-  options: SSF_OPTIONS,
-  create: (options) => createSsf(options),
-});
+export const SSF_METHOD = baselineMethod('ssf', SSF_OPTIONS, createSsf);
 
 /** An SSF plugin from options (parsed by `SSF_OPTIONS`: unknown keys and bad values are refused). */
-export function ssf(options: SsfOptions = {}): PeftPlugin {
-  return createPlugin(SSF_METHOD, options);
-}
+export const ssf = pluginFunction(SSF_METHOD);
 
-function createSsf(o: ResolvedSsfOptions): PeftPlugin {
+function createSsf(o: z.output<typeof SSF_OPTIONS>): PeftPlugin {
   const on = new Set(o.sites);
   const claim = attachOnce(o.name);
 
@@ -124,3 +112,8 @@ function createSsf(o: ResolvedSsfOptions): PeftPlugin {
     hooks,
   };
 }
+
+/** Options of `ssf` as given: every key optional (see `SSF_OPTIONS`). */
+export type SsfOptions = z.input<typeof SSF_OPTIONS>;
+/** How γ and β start (see `SSF_OPTIONS.init`). */
+export type SsfInit = z.output<typeof SSF_OPTIONS>['init'];

@@ -3,36 +3,27 @@ import {
   type PeftPlugin,
   type Tensor3D,
   type TokenStream,
-  createPlugin,
   z,
+  pluginFunction,
 } from '@peftjs/core';
 import { repeatBatch } from '@peftjs/core/ops';
-import {
-  baselineMethod,
-  dropout,
-  dropoutRate,
-  identityFields,
-  pluginHeader,
-  uniformTensor,
-} from './common.js';
+import { baselineMethod, identityFields, pluginHeader } from './common.js';
+import { dropout, dropoutRate, uniformTensor } from './common.js';
 
 /** Options of VPT: the only place their defaults live. */
-export const VPT_OPTIONS = z.strictObject({
-  mode: z
-    .enum(['shallow', 'deep'])
-    .default('deep')
-    .describe('shallow: prompts enter once, before block 0; deep: new prompts at every block'),
-  tokens: z.int().positive().default(50).describe('prompt tokens per insertion'),
-  dropout: dropoutRate().default(0).describe('dropout on the prompt tokens while training'),
-  ...identityFields({ name: 'vpt', prefix: 'vpt' }),
-});
-
-/** Options of `vpt` as given: every key optional (see `VPT_OPTIONS`). */
-export type VptOptions = z.input<typeof VPT_OPTIONS>;
-/** VPT's options after parsing (what the plugin records). */
-export type ResolvedVptOptions = z.output<typeof VPT_OPTIONS>;
-/** `shallow`: one prompt inserted before block 0; `deep`: a fresh prompt at every block. */
-export type VptMode = ResolvedVptOptions['mode'];
+export const VPT_OPTIONS = z
+  .strictObject({
+    mode: z
+      .enum(['shallow', 'deep'])
+      .default('deep')
+      .describe('shallow: prompts enter once, before block 0; deep: new prompts at every block'),
+    tokens: z.int().positive().default(50).describe('prompt tokens per insertion'),
+    dropout: dropoutRate().default(0).describe('dropout on the prompt tokens while training'),
+    ...identityFields({ name: 'vpt', prefix: 'vpt' }),
+  })
+  .describe(
+    'Visual Prompt Tuning (Jia et al., 2022): learned prompt tokens, once (shallow) or at every block (deep)',
+  );
 
 /**
  * VPT's prompt init, Xavier-uniform over the patch embedding's fan-in: U(±√(6 / (3·p² + D))). The 3 is the RGB
@@ -51,21 +42,12 @@ export function vptInitBound(patchSize: number, dim: number): number {
  * - deep: one parameter `prompt.{i}` per block, inserted at the start of block i in place of the previous block's
  *   prompt outputs, so the sequence length stays N_img + n.
  */
-export const VPT_METHOD = baselineMethod({
-  type: 'vpt',
-  name: 'vpt',
-  description:
-    'Visual Prompt Tuning (Jia et al., 2022): learned prompt tokens, once (shallow) or at every block (deep)',
-  options: VPT_OPTIONS,
-  create: (options) => createVpt(options),
-});
+export const VPT_METHOD = baselineMethod('vpt', VPT_OPTIONS, createVpt);
 
 /** A VPT plugin from options (parsed by `VPT_OPTIONS`: unknown keys and bad values are refused). */
-export function vpt(options: VptOptions = {}): PeftPlugin {
-  return createPlugin(VPT_METHOD, options);
-}
+export const vpt = pluginFunction(VPT_METHOD);
 
-function createVpt(o: ResolvedVptOptions): PeftPlugin {
+function createVpt(o: z.output<typeof VPT_OPTIONS>): PeftPlugin {
   const key = o.name;
 
   /** The prompt as a stream segment: `[1, n, D]`, or per-sample dropped-out `[B, n, D]` while training. */
@@ -103,3 +85,8 @@ function createVpt(o: ResolvedVptOptions): PeftPlugin {
           },
   };
 }
+
+/** Options of `vpt` as given: every key optional (see `VPT_OPTIONS`). */
+export type VptOptions = z.input<typeof VPT_OPTIONS>;
+/** `shallow`: one prompt inserted before block 0; `deep`: a fresh prompt at every block. */
+export type VptMode = z.output<typeof VPT_OPTIONS>['mode'];

@@ -70,8 +70,14 @@ function vtabOptions(options: TrainOptions): VtabOptions {
   return rest;
 }
 
-function printWarnings(run: ResolvedRun, ctx: CommandContext): void {
+/** How every model-building command starts: the run's notes printed, the backend up, the base weights loaded. */
+export async function openRun(
+  run: ResolvedRun,
+  ctx: CommandContext,
+): Promise<{ backend: BackendChoice; base: LoadedVit }> {
   for (const warning of run.warnings) ctx.progress.line(`note: ${warning}`);
+  const backend = await backendFor(run.config, ctx);
+  return { backend, base: await loadBase(run.config) };
 }
 
 /** The run's datasets and the backbone every model of the run shares. */
@@ -169,9 +175,7 @@ export async function trainCommand(
 ): Promise<void> {
   const { config, method } = run;
   const started = performance.now();
-  printWarnings(run, ctx);
-  const backend = await backendFor(config, ctx);
-  const base = await loadBase(config);
+  const { backend, base } = await openRun(run, ctx);
   const vit = base.model;
   const splits = await readRunSplits(config, vit.config);
   if (options.dryRun) {
@@ -333,9 +337,7 @@ export async function predictCommand(
  */
 export async function prepareCommand(run: ResolvedRun, ctx: CommandContext): Promise<void> {
   const { config, method } = run;
-  printWarnings(run, ctx);
-  await backendFor(config, ctx);
-  const base = await loadBase(config);
+  const { base } = await openRun(run, ctx);
   const splits = await readRunSplits(config, base.model.config);
   const data = buildRunData(config, base.model.config, splits);
   const model = createPeftModel(base.model, methodPlugins(run), {

@@ -9,7 +9,7 @@ import {
 import { type Tensor4D, createPeftModel, tf } from '@peftjs/core';
 import { type HostTensor, parseSafetensors } from '@peftjs/core/safetensors';
 import { formatProblem } from '@peftjs/data';
-import { type CommandContext, backendFor, loadBase, methodPlugins, preparing } from './commands.js';
+import { type CommandContext, loadBase, methodPlugins, openRun, preparing } from './commands.js';
 import type { ResolvedRun } from './config.js';
 import { checkRunSplits, readRunSplits } from './data-source.js';
 import { UsageError } from './errors.js';
@@ -79,8 +79,7 @@ export async function benchCommand(
   options: { iters: number },
 ): Promise<void> {
   const { config, method } = run;
-  const backend = await backendFor(config, ctx);
-  const base = await loadBase(config);
+  const { backend, base } = await openRun(run, ctx);
   const vit: VisionTransformer = base.model;
   const model = createPeftModel(vit, methodPlugins(run), { seed: config.seed, numClasses: 10 });
   const batch = config.train.microBatch ?? config.train.batchSize;

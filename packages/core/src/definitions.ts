@@ -4,7 +4,7 @@ import type { VitConfig } from './config.js';
 import { PeftError } from './errors.js';
 import type { PeftModel } from './model.js';
 import { parseOptions, undocumentedOptions } from './options.js';
-import type { JsonObject, PeftPlugin } from './plugin.js';
+import { HOOK_SPEC_VERSION, type JsonObject, type PeftPlugin, type PluginTier } from './plugin.js';
 
 /**
  * Definitions: one object per plugin and per method, in the spirit of HF PEFT's `LoraConfig` plus its method
@@ -188,6 +188,50 @@ export function createPlugin<S extends OptionsSchema>(
   options?: z.input<S>,
 ): PeftPlugin {
   return definition.create(parseOptions(definition.options, options, definition.type));
+}
+
+/** Who a plugin is: what `pluginIdentity` puts at the start of a plugin object. */
+export interface PluginIdentity {
+  /** `PeftPlugin.type`: the definition's type. */
+  readonly type: string;
+  /** `PeftPlugin.version`. */
+  readonly version: string;
+  /** `PeftPlugin.name`. */
+  readonly name: string;
+  /** Tensor namespace; default the name with characters other than letters, digits and `_` replaced by `_`. */
+  readonly prefix?: string;
+  /** Hook tier; null or absent: `normal`. */
+  readonly tier?: PluginTier | null;
+}
+
+/**
+ * The fields a plugin object starts with — name, type, version, hook spec version, prefix, tier — and its parsed
+ * options recorded whole as JSON (so an adapter file rebuilds it without relying on today's defaults).
+ */
+export function pluginIdentity(
+  identity: PluginIdentity,
+  options: object,
+): Pick<PeftPlugin, 'name' | 'type' | 'version' | 'specVersion' | 'prefix' | 'tier' | 'options'> {
+  const { type, version, name, prefix, tier } = identity;
+  return {
+    name,
+    type,
+    version,
+    specVersion: HOOK_SPEC_VERSION,
+    prefix: prefix ?? name.replace(/[^A-Za-z0-9_]/g, '_'),
+    ...(tier !== undefined && tier !== null ? { tier } : {}),
+    options: JSON.parse(JSON.stringify(options)) as JsonObject,
+  };
+}
+
+/**
+ * The library function of a plugin definition — options in (parsed by the schema, defaults filled in, unknown keys
+ * refused), plugin out: `export const lora = pluginFunction(LORA_METHOD)`.
+ */
+export function pluginFunction<S extends OptionsSchema>(
+  definition: PluginDefinition<S>,
+): (options?: z.input<S>) => PeftPlugin {
+  return (options) => createPlugin(definition, options);
 }
 
 /** Builds a method's plugins from unparsed options (parsed under the method's name). */

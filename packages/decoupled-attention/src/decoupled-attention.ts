@@ -1,11 +1,11 @@
 import {
   type AttentionArgs,
   type AttentionResult,
-  HOOK_SPEC_VERSION,
   type PeftPlugin,
   type Tensor3D,
   type Tensor4D,
-  createPlugin,
+  pluginFunction,
+  pluginIdentity,
   definePlugin,
   tf,
   z,
@@ -113,12 +113,7 @@ export const DECOUPLED_ATTENTION_PLUGIN = definePlugin({
     const { lambda, mix, fullAttentionFrom, isolate, name } = options;
     const fullFrom = (depth: number) => fullAttentionFrom ?? depth - 1;
     return {
-      name,
-      type: 'decoupled-attention',
-      version: DECOUPLED_ATTENTION_VERSION,
-      specVersion: HOOK_SPEC_VERSION,
-      prefix: name.replace(/[^A-Za-z0-9_]/g, '_'),
-      options: { ...options },
+      ...pluginIdentity({ type: 'decoupled-attention', version: DECOUPLED_ATTENTION_VERSION, name }, options),
       // Before the full-attention block prompt rows never read image rows: image-independent prompts can be
       // computed once per forward (and cached at inference).
       isolatesPrompts: (block, config) => isolate && block < fullFrom(config.depth),
@@ -134,6 +129,4 @@ export const DECOUPLED_ATTENTION_PLUGIN = definePlugin({
 });
 
 /** The decoupled-attention plugin from options (parsed by `DECOUPLED_ATTENTION_OPTIONS`). */
-export function decoupledAttention(options: DecoupledAttentionOptions = {}): PeftPlugin {
-  return createPlugin(DECOUPLED_ATTENTION_PLUGIN, options);
-}
+export const decoupledAttention = pluginFunction(DECOUPLED_ATTENTION_PLUGIN);

@@ -1,7 +1,7 @@
 import {
-  HOOK_SPEC_VERSION,
   PeftError,
-  createPlugin,
+  pluginFunction,
+  pluginIdentity,
   definePlugin,
   invalidOption,
   parseOptions,
@@ -259,13 +259,10 @@ export const HIERARCHY_PLUGIN = definePlugin({
   options: HIERARCHY_OPTIONS,
   create(resolved): PeftPlugin {
     return {
-      name: resolved.name,
-      type: 'ship-hierarchy',
-      version: HIERARCHY_PLUGIN_VERSION,
-      specVersion: HOOK_SPEC_VERSION,
-      prefix: resolved.prefix,
-      tier: 'pre',
-      options: { ...resolved },
+      ...pluginIdentity(
+        { type: 'ship-hierarchy', version: HIERARCHY_PLUGIN_VERSION, ...resolved, tier: 'pre' },
+        resolved,
+      ),
       prepare: (ctx, data) => prepareHierarchy(resolved, ctx, data),
       restore(ctx: SetupContext, artifacts: JsonObject) {
         requireStarts('artifacts.starts', artifacts.starts, ctx.config.depth);
@@ -276,9 +273,7 @@ export const HIERARCHY_PLUGIN = definePlugin({
 });
 
 /** The hierarchy plugin from options (parsed by `HIERARCHY_OPTIONS`: unknown keys and bad values are refused). */
-export function hierarchyPlugin(options: HierarchyOptions = {}): PeftPlugin {
-  return createPlugin(HIERARCHY_PLUGIN, options);
-}
+export const hierarchyPlugin = pluginFunction(HIERARCHY_PLUGIN);
 
 const ANALYSE_OPTIONS = HIERARCHY_OPTIONS.pick({ threshold: true, endLayer: true, token: true });
 

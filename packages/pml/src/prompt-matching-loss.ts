@@ -1,9 +1,9 @@
 import {
-  HOOK_SPEC_VERSION,
   type PeftPlugin,
   type Scalar,
   type Tensor3D,
-  createPlugin,
+  pluginFunction,
+  pluginIdentity,
   definePlugin,
   tf,
   z,
@@ -74,12 +74,7 @@ export const PML_PLUGIN = definePlugin({
     const active = (training: boolean, epoch: number) =>
       enabled && weight > 0 && training && epoch >= warmupEpochs;
     return {
-      name,
-      type: 'ship-pml',
-      version: PML_VERSION,
-      specVersion: HOOK_SPEC_VERSION,
-      prefix: name.replace(/[^A-Za-z0-9_]/g, '_'),
-      options: { ...options },
+      ...pluginIdentity({ type: 'ship-pml', version: PML_VERSION, name }, options),
       hooks: {
         attnLogits(ctx, logits, info) {
           if (!active(ctx.training, ctx.epoch) || info.block !== (block ?? ctx.config.depth - 1)) return;
@@ -99,6 +94,4 @@ export const PML_PLUGIN = definePlugin({
 });
 
 /** The prompt-matching-loss plugin from options (parsed by `PML_OPTIONS`: unknown keys and bad values are refused). */
-export function promptMatchingLoss(options: PromptMatchingLossOptions = {}): PeftPlugin {
-  return createPlugin(PML_PLUGIN, options);
-}
+export const promptMatchingLoss = pluginFunction(PML_PLUGIN);

@@ -1,5 +1,4 @@
 import {
-  HOOK_SPEC_VERSION,
   type HookContext,
   type PeftPlugin,
   PeftError,
@@ -8,7 +7,8 @@ import {
   type Tensor2D,
   type Tensor3D,
   type TokenStream,
-  createPlugin,
+  pluginFunction,
+  pluginIdentity,
   definePlugin,
   tf,
   z,
@@ -140,9 +140,7 @@ export const SHIP_PROMPTS_PLUGIN = definePlugin({
 });
 
 /** The prompt plugin from options (parsed by `SHIP_PROMPTS_OPTIONS`: unknown keys and bad values are refused). */
-export function shipPrompts(options: ShipPromptsOptions = {}): PeftPlugin {
-  return createPlugin(SHIP_PROMPTS_PLUGIN, options);
-}
+export const shipPrompts = pluginFunction(SHIP_PROMPTS_PLUGIN);
 
 function createShipPrompts(o: ResolvedShipPromptsOptions): PeftPlugin {
   let starts: number[] | null = null;
@@ -220,12 +218,10 @@ function createShipPrompts(o: ResolvedShipPromptsOptions): PeftPlugin {
   }
 
   return {
-    name: o.name,
-    type: 'ship-prompts',
-    version: SHIP_PROMPTS_VERSION,
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: o.prefix,
-    options: { ...o, starts: o.starts === null ? null : [...o.starts] },
+    ...pluginIdentity(
+      { type: 'ship-prompts', version: SHIP_PROMPTS_VERSION, name: o.name, prefix: o.prefix },
+      o,
+    ),
     setup(ctx) {
       if (attached) {
         throw new PeftError(
