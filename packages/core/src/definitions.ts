@@ -90,21 +90,10 @@ export interface MethodPreset {
   readonly warnings?: readonly string[];
 }
 
-/**
- * A PEFT method: what `method.name` selects. Optional capabilities let the command line treat every method —
- * built in or from npm — alike, without knowing any by name.
- */
-export interface MethodDefinition<S extends OptionsSchema = OptionsSchema> {
+/** What a method has besides building its plugins: its name and the optional capabilities the `peft` CLI uses. */
+export interface MethodCapabilities<S extends OptionsSchema = OptionsSchema> {
   /** What `method.name` says (e.g. `lora`). */
   readonly name: string;
-  /** The method's version (semver). */
-  readonly version: string;
-  /** One sentence: what the method does (shown by `--help` and in generated docs). */
-  readonly description: string;
-  /** The options: strict, every field with its default and description. */
-  readonly options: S;
-  /** The plugins, in the order `createPeftModel` should get them. */
-  create(options: z.output<S>): PeftPlugin | PeftPlugin[];
   /**
    * Definitions of every plugin `create` may return, to rebuild them from adapter files. Default: the method
    * itself, when it is also a plugin definition.
@@ -116,6 +105,21 @@ export interface MethodDefinition<S extends OptionsSchema = OptionsSchema> {
   report?(model: PeftModel, options: z.output<S>): Promise<MethodReport>;
   /** Published per-task settings by key (e.g. `vtab:cifar100`). */
   readonly presets?: Readonly<Record<string, MethodPreset>>;
+}
+
+/**
+ * A PEFT method: what `method.name` selects. Optional capabilities let the command line treat every method —
+ * built in or from npm — alike, without knowing any by name.
+ */
+export interface MethodDefinition<S extends OptionsSchema = OptionsSchema> extends MethodCapabilities<S> {
+  /** The method's version (semver). */
+  readonly version: string;
+  /** One sentence: what the method does (shown by `--help` and in generated docs). */
+  readonly description: string;
+  /** The options: strict, every field with its default and description. */
+  readonly options: S;
+  /** The plugins, in the order `createPeftModel` should get them. */
+  create(options: z.output<S>): PeftPlugin | PeftPlugin[];
 }
 
 function invalidDefinition(what: string, message: string): never {
@@ -155,8 +159,9 @@ export function defineMethod<S extends OptionsSchema>(definition: MethodDefiniti
 }
 
 /** A definition that is both one plugin and a method made of it (e.g. LoRA). */
-export type PluginMethodDefinition<S extends OptionsSchema = OptionsSchema> = PluginDefinition<S> &
-  MethodDefinition<S> & { create(options: z.output<S>): PeftPlugin };
+export interface PluginMethodDefinition<S extends OptionsSchema = OptionsSchema>
+  extends PluginDefinition<S>,
+    MethodCapabilities<S> {}
 
 /** `definePlugin` and `defineMethod` at once, for a method that is a single plugin. */
 export function definePluginMethod<S extends OptionsSchema>(

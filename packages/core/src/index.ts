@@ -14,7 +14,9 @@ export * from './definitions.js';
 export {
   type OptionProblem,
   type OptionRow,
+  type OptionsAccepted,
   type OptionsCheck,
+  type OptionsRefused,
   checkOptions,
   optionDefaults,
   optionKeysAt,

@@ -15,8 +15,24 @@ export interface OptionProblem {
   readonly suggestion?: string;
 }
 
+/** `checkOptions` found no problem. */
+export interface OptionsAccepted<T> {
+  /** Always true. */
+  readonly ok: true;
+  /** The parsed options: defaults filled in, keys in schema order. */
+  readonly value: T;
+}
+
+/** `checkOptions` found problems. */
+export interface OptionsRefused {
+  /** Always false. */
+  readonly ok: false;
+  /** Every problem, in the order zod found them. */
+  readonly problems: OptionProblem[];
+}
+
 /** The outcome of `checkOptions`: the parsed options, or every problem found. */
-export type OptionsCheck<T> = { ok: true; value: T } | { ok: false; problems: OptionProblem[] };
+export type OptionsCheck<T> = OptionsAccepted<T> | OptionsRefused;
 
 type Def = {
   type: string;

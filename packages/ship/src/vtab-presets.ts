@@ -108,7 +108,7 @@ export function shipVtabPreset(task: string): ShipVtabPreset {
  * The recipe of every official SHIP VTAB-1k run (docs/ship-method.md §8.2): 100 epochs of batch 64 with a 10-epoch
  * warm-up (AdamW, the timm cosine stepped per epoch, warm-up from 1e-6 and floor 1e-5 are `train()`'s defaults).
  */
-export const SHIP_VTAB_RECIPE = Object.freeze({ epochs: 100, batchSize: 64, warmupEpochs: 10 });
+const SHIP_VTAB_RECIPE = Object.freeze({ epochs: 100, batchSize: 64, warmupEpochs: 10 });
 
 /**
  * `SHIP_VTAB_PRESETS` as method presets keyed `vtab:<task>` (`peft train --preset vtab:cifar100`): τ and K as

@@ -42,7 +42,13 @@ export {
   readCheckpoint,
 } from './checkpoint.js';
 export { type ResolvedTrainOptions, TRAIN_OPTIONS } from './options.js';
-export { type TrainOptions, type TrainResult, type TrainSplits, train } from './trainer.js';
+export {
+  type TrainOptions,
+  type TrainResult,
+  type TrainRuntimeOptions,
+  type TrainSplits,
+  train,
+} from './trainer.js';
 export {
   type VtabOptions,
   type VtabResult,

@@ -40,10 +40,14 @@ export interface TrainSplits {
 
 /**
  * Options of `train`: the JSON options of `TRAIN_OPTIONS` (all optional, with its defaults; unknown keys and
- * invalid values throw `INVALID_OPTION` before any step) plus the ones that are not data. Every option that
- * changes the numbers a run produces is recorded in `RunFingerprint` and must match when resuming.
+ * invalid values throw `INVALID_OPTION` before any step) plus the `TrainRuntimeOptions`, which are not data.
+ * Every option that changes the numbers a run produces is recorded in `RunFingerprint` and must match when
+ * resuming.
  */
-export interface TrainOptions extends z.input<typeof TRAIN_OPTIONS> {
+export type TrainOptions = z.input<typeof TRAIN_OPTIONS> & TrainRuntimeOptions;
+
+/** The options of `train` that are not data: a decay filter, the checkpoint folder, an abort signal, events. */
+export interface TrainRuntimeOptions {
   /** Replaces the registry's `decay` flag (not stored in checkpoints: pass the same filter when resuming). */
   decayFilter?: DecayFilter;
   /**
