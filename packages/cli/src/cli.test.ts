@@ -250,6 +250,23 @@ describe('peft command line, end to end on a VTAB-1k-layout task made from MNIST
     expect(labels).toEqual(fromRun);
   });
 
+  it('benches SHIP with the stand-in artifacts of its data pass, and refuses prepare for a method without one', async () => {
+    const bench = await peft('bench', '--config', config, '--iters', '1', '--train.batchSize=4');
+    expect(bench.code, bench.err).toBe(EXIT.ok);
+    const timing = JSON.parse(bench.out) as { batch: number; forwardMs: number; trainStepMs: number };
+    expect(timing.batch).toBe(4);
+    expect(timing.forwardMs).toBeGreaterThan(0);
+    expect(timing.trainStepMs).toBeGreaterThan(0);
+    const lora = join(dir, 'lora.yaml');
+    await writeFile(
+      lora,
+      (await readFile(config, 'utf8')).replace(/ {2}name: ship\n {2}options: .*\n/, '  name: lora\n'),
+    );
+    const prepare = await peft('prepare', '--config', lora);
+    expect(prepare.code).toBe(EXIT.usage);
+    expect(prepare.err).toBe('peft: method "lora" has no data pass: nothing to prepare\n');
+  });
+
   it('inspects a weights file', async () => {
     const { code, out } = await peft('inspect', weights);
     expect(code).toBe(EXIT.ok);

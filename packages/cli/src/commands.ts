@@ -337,6 +337,11 @@ export async function predictCommand(
  */
 export async function prepareCommand(run: ResolvedRun, ctx: CommandContext): Promise<void> {
   const { config, method } = run;
+  const names = methodPlugins(run)
+    .filter((p) => p.prepare)
+    .map((p) => p.name);
+  if (names.length === 0)
+    throw new UsageError(`method "${method.name}" has no data pass: nothing to prepare`);
   const { base } = await openRun(run, ctx);
   const splits = await readRunSplits(config, base.model.config);
   const data = buildRunData(config, base.model.config, splits);
@@ -345,9 +350,6 @@ export async function prepareCommand(run: ResolvedRun, ctx: CommandContext): Pro
     numClasses: data.numClasses,
   });
   try {
-    const names = preparing(model);
-    if (names.length === 0)
-      throw new UsageError(`method "${method.name}" has no data pass: nothing to prepare`);
     ctx.progress.line(`preparing ${names.join(', ')} on ${data.trainval.size} images`);
     await model.prepare(asPrepareData(data.trainval, config.train.batchSize));
     const files = method.prepare ? await method.prepare.outputs(model, config.method.options) : [];
