@@ -29,8 +29,8 @@ import {
   createPeftModel,
   initBackend,
   tf,
-  writeFileAtomic,
 } from '@peftjs/core';
+import { writeFileAtomic } from '@peftjs/core/internal';
 import { ImageDataset, asPrepareData, readVtabTask } from '@peftjs/data';
 import { analyseLayers } from '@peftjs/hierarchy';
 import { MINI_VTAB_TASKS, generateTask } from '@peftjs/mini-vtab';

@@ -1,8 +1,8 @@
 // Run by scripts/packed-install.test.ts inside a scratch project where only the packed @peftjs tarballs (and their
 // registry dependencies) are installed: plain Node, no TypeScript, no workspace links, no @peftjs/source condition.
 // Imports every `exports` subpath of every package given on the command line, runs a tiny LoRA ViT and the heatmap
-// (the lazily loaded pngjs), loads that ViT by Hub reference from the loopback mock hub, and prints one JSON line
-// for the test to check.
+// (the lazily loaded pngjs), loads that ViT by Hub reference from the loopback mock hub, checks that an option
+// typo is refused, and prints one JSON line for the test to check.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -25,7 +25,8 @@ for (const name of packages) {
   }
 }
 
-const { createPeftModel, initBackend, serializeSafetensors, tf } = await import('@peftjs/core');
+const { createPeftModel, initBackend, tf } = await import('@peftjs/core');
+const { serializeSafetensors } = await import('@peftjs/core/safetensors');
 const { VisionTransformer, customVit, loadVit } = await import('@peftjs/backbone');
 const { MockHub } = await import('@peftjs/hub/testing');
 const { lora } = await import('@peftjs/baselines');
@@ -69,6 +70,13 @@ const png = await affinityHeatmapPng(
   { cellSize: 2 },
 );
 
+let typoRefusal = '';
+try {
+  lora({ rnak: 2 });
+} catch (error) {
+  typoRefusal = error.message;
+}
+
 console.log(
   JSON.stringify({
     subpaths,
@@ -80,5 +88,6 @@ console.log(
     trainableWithoutHead: model.parameterReport().trainableWithoutHead,
     pngSignature: Array.from(png.subarray(0, 8)),
     fromHub,
+    typoRefusal,
   }),
 );

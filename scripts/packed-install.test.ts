@@ -61,6 +61,7 @@ interface CheckReport {
   trainableWithoutHead: number;
   pngSignature: number[];
   fromHub: { origin: string; dim: number; requests: number }[];
+  typoRefusal: string;
 }
 
 /** A few names each entry point must export: a renamed or dropped export fails here, not in a user's bundle. */
@@ -68,29 +69,41 @@ const EXPECTED_EXPORTS: Record<string, readonly string[]> = {
   '@peftjs/core': [
     'initBackend',
     'tf',
+    'z',
     'createPeftModel',
     'saveAdapter',
     'loadAdapter',
     'PeftError',
-    'installWasmCopyFreeKernels',
+    'definePlugin',
+    'definePluginMethod',
+    'parseOptions',
   ],
+  '@peftjs/core/ops': ['gelu', 'layerNorm', 'linear', 'matMulT', 'clsSaliency'],
+  '@peftjs/core/safetensors': [
+    'readSafetensors',
+    'writeSafetensors',
+    'serializeSafetensors',
+    'parseSafetensors',
+  ],
+  '@peftjs/core/backbone': ['createHookDriver', 'PromptCache', 'validateVitConfig'],
+  '@peftjs/core/internal': ['writeFileAtomic', 'installWasmCopyFreeKernels'],
   '@peftjs/core/testing': ['expectTensorClose', 'testBackends', 'expectNoLeakedTensors'],
   '@peftjs/backbone': ['VisionTransformer', 'customVit', 'loadVit', 'loadVitFromBytes'],
-  '@peftjs/baselines': ['lora', 'bitfit', 'vpt', 'adapter', 'BASELINE_PLUGIN_FACTORIES'],
-  '@peftjs/cli': ['runCli', 'parseArgs', 'METHODS'],
+  '@peftjs/baselines': ['lora', 'bitfit', 'vpt', 'adapter', 'BASELINE_METHODS', 'BASELINE_PLUGIN_FACTORIES'],
+  '@peftjs/cli': ['runCli', 'resolveRunConfig', 'RUN_CONFIG', 'BUILTIN_METHODS'],
   '@peftjs/data': ['ImageDataset', 'asPrepareData', 'decodeImage'],
-  '@peftjs/decoupled-attention': ['decoupledAttention'],
-  '@peftjs/hierarchy': ['hierarchyPlugin', 'affinityHeatmapPng', 'groupLayers'],
+  '@peftjs/decoupled-attention': ['decoupledAttention', 'DECOUPLED_ATTENTION_PLUGIN'],
+  '@peftjs/hierarchy': ['hierarchyPlugin', 'HIERARCHY_PLUGIN', 'affinityHeatmapPng', 'groupLayers'],
   '@peftjs/hub': ['resolveWeights', 'parseWeightsReference', 'isWeightsReference', 'progressBar'],
   '@peftjs/hub/reference': ['parseWeightsReference', 'isWeightsReference', 'formatWeightsReference'],
   '@peftjs/hub/testing': ['MockHub'],
   '@peftjs/mini-vtab': ['generateTask', 'MINI_VTAB_TASKS'],
   '@peftjs/native': ['loadNativeKernels', 'installNativeMatMul', 'installFusedKernels'],
   '@peftjs/native/kernel-names': ['FUSED_KERNELS'],
-  '@peftjs/pml': ['promptMatchingLoss'],
-  '@peftjs/prompts': ['shipPrompts'],
-  '@peftjs/ship': ['ship', 'shipVtabPreset', 'SHIP_PLUGIN_FACTORIES'],
-  '@peftjs/train': ['AdamW', 'evaluate', 'createOptimizer'],
+  '@peftjs/pml': ['promptMatchingLoss', 'PML_PLUGIN'],
+  '@peftjs/prompts': ['shipPrompts', 'SHIP_PROMPTS_PLUGIN'],
+  '@peftjs/ship': ['ship', 'SHIP_METHOD', 'shipVtabPreset', 'SHIP_PLUGIN_FACTORIES'],
+  '@peftjs/train': ['AdamW', 'evaluate', 'createOptimizer', 'train', 'TRAIN_OPTIONS'],
 };
 
 /** PEFTJS_NATIVE=off skips the addon build, in the workspace and in the scratch project alike. */
@@ -393,6 +406,8 @@ describe('a scratch project with the tarballs', () => {
       { origin: 'cache', dim: 32, requests: requestsAfterFirst },
     ]);
     expect(requestsAfterFirst).toBeGreaterThan(0);
+    // zod travels with @peftjs/core: option schemas work from the packed packages.
+    expect(report.typoRefusal).toBe('unknown option "lora.rnak" (did you mean "lora.rank"?)');
 
     // Where the workspace's own addon built, the packed sources must build and load too.
     const workspaceNative = join(repoRoot, 'packages', 'native', 'build', 'native-build.json');

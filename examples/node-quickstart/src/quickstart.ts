@@ -13,9 +13,9 @@ import {
   type PrepareData,
   createPeftModel,
   initBackend,
-  serializeSafetensors,
   tf,
 } from '@peftjs/core';
+import { serializeSafetensors } from '@peftjs/core/safetensors';
 import { ship } from '@peftjs/ship';
 import { arrayData, evaluate, train } from '@peftjs/train';
 import { mnistDigits } from './mnist.js';

@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend, serializeSafetensors, tf } from '@peftjs/core';
+import { initBackend, tf } from '@peftjs/core';
+import { serializeSafetensors } from '@peftjs/core/safetensors';
 import { MockHub } from '@peftjs/hub/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadVit } from './load.js';

@@ -2,16 +2,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Rng, initBackend, tf } from '@peftjs/core';
 import {
   type HostTensor,
-  Rng,
   type TensorToWrite,
-  initBackend,
   readSafetensors,
   serializeSafetensors,
-  tf,
   writeSafetensors,
-} from '@peftjs/core';
+} from '@peftjs/core/safetensors';
 import { expectTensorClose } from '@peftjs/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadVit, loadVitFromBytes } from './load.js';

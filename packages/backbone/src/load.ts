@@ -1,11 +1,6 @@
-import {
-  type HostTensor,
-  PeftError,
-  type Seed,
-  type VitConfig,
-  parseSafetensors,
-  validateVitConfig,
-} from '@peftjs/core';
+import { PeftError, type Seed, type VitConfig } from '@peftjs/core';
+import { type HostTensor, parseSafetensors } from '@peftjs/core/safetensors';
+import { validateVitConfig } from '@peftjs/core/backbone';
 import { assertFiniteTensors } from './io/finite.js';
 import type { HubOptions, ResolvedWeights } from '@peftjs/hub';
 import { isWeightsReference } from '@peftjs/hub/reference';

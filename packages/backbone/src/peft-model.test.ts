@@ -6,9 +6,9 @@ import {
   type Tensor3D,
   type Tensor4D,
   createPeftModel,
-  readSafetensors,
   tf,
 } from '@peftjs/core';
+import { readSafetensors } from '@peftjs/core/safetensors';
 import { describeBackends, expectNoLeakedTensors, expectTensorClose } from '@peftjs/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadVit } from './load.js';

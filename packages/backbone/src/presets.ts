@@ -1,4 +1,5 @@
-import { PeftError, type VitConfig, validateVitConfig } from '@peftjs/core';
+import { PeftError, type VitConfig } from '@peftjs/core';
+import { validateVitConfig } from '@peftjs/core/backbone';
 
 /** Width / depth / heads of timm's named ViT sizes. */
 export const VIT_SIZES = {

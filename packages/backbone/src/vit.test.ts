@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { type SafetensorsFile, type Tensor, type Tensor4D, readSafetensors, tf } from '@peftjs/core';
+import { type Tensor, type Tensor4D, tf } from '@peftjs/core';
+import { type SafetensorsFile, readSafetensors } from '@peftjs/core/safetensors';
 import { describeBackends, expectNoLeakedTensors, expectTensorClose } from '@peftjs/core/testing';
 import { beforeAll, expect, it } from 'vitest';
 import { loadVit } from './load.js';

@@ -2,14 +2,9 @@ import {
   type AttentionArgs,
   type AttentionResult,
   BACKBONE_OWNER,
-  type BackboneForwardOptions,
-  type BackboneOutput,
   HEAD_OWNER,
-  type HookDriver,
-  type HostTensor,
   type PeftBackbone,
   PeftError,
-  type PromptCache,
   ParameterRegistry,
   Rng,
   type Seed,
@@ -22,19 +17,21 @@ import {
   TokenStream,
   type VitConfig,
   type VitGeometry,
-  createHookDriver,
-  dropPathRateAt,
-  gelu,
-  layerNorm,
-  linear,
-  mergeHeads,
-  repeatBatch,
   requirePositiveInt,
   tf,
-  matMulT,
-  validateVitConfig,
   vitGeometry,
 } from '@peftjs/core';
+import { gelu, layerNorm, linear, mergeHeads, repeatBatch, matMulT } from '@peftjs/core/ops';
+import type { HostTensor } from '@peftjs/core/safetensors';
+import {
+  type BackboneForwardOptions,
+  type BackboneOutput,
+  type HookDriver,
+  type PromptCache,
+  createHookDriver,
+  dropPathRateAt,
+  validateVitConfig,
+} from '@peftjs/core/backbone';
 import { type ParameterSpec, toStorageLayout, toTorchLayout, vitParameterSpecs } from './parameters.js';
 
 interface RowInputs {

@@ -1,97 +1,56 @@
 import {
-  HOOK_SPEC_VERSION,
   type HookContext,
-  type JsonObject,
   type PeftPlugin,
   type PluginHooks,
   type SetupContext,
   type Tensor,
   type Tensor3D,
-  gelu,
-  invalidOption,
-  linear,
-  requirePositiveInt,
   tf,
+  z,
+  pluginFunction,
 } from '@peftjs/core';
-import {
-  BASELINES_VERSION,
-  type PluginIdentityOptions,
-  type ResolvedIdentity,
-  dropout,
-  identityJson,
-  kaimingUniformBound,
-  requireBoolean,
-  requireDropout,
-  requireOneOf,
-  requireOptionsObject,
-  resolveIdentity,
-  truncatedNormalTensor,
-  uniformTensor,
-} from './common.js';
+import { gelu, linear } from '@peftjs/core/ops';
+import { baselineMethod, identityFields, pluginHeader } from './common.js';
+import { dropout, dropoutRate, kaimingUniformBound, truncatedNormalTensor, uniformTensor } from './common.js';
 
-/**
- * Adapter design: `houlsby` (sequential, after attention and MLP) or `adaptformer` (parallel to the MLP); see
- * `AdapterOptions.kind`.
- */
-export type AdapterKind = 'houlsby' | 'adaptformer';
+const ADAPTFORMER_SCALE = z
+  .number()
+  .finite()
+  .default(0.1)
+  .describe(
+    "AdaptFormer's scale s of the parallel branch (Houlsby adapters have no scale: leave it at the default)",
+  );
 
-export interface AdapterOptions extends PluginIdentityOptions {
-  /**
-   * `houlsby`: sequential bottlenecks y + up(gelu(down(y))) on the attention branch (after the output projection)
-   * and on the MLP output. `adaptformer`: one bottleneck parallel to the MLP, mlp(x) + s·up(relu(down(x))) on the
-   * MLP input x (the LayerNorm-2 output).
-   */
-  kind: AdapterKind;
-  /** Bottleneck width. */
-  bottleneck: number;
-  /** AdaptFormer's scale s (default 0.1); not used by Houlsby adapters. */
-  scale?: number;
-  /** Zero up-projection, so the model starts as the frozen one (default true). */
-  zeroInit?: boolean;
-  /** Dropout on the bottleneck activations while training (default 0; AdaptFormer's code uses 0.1). */
-  dropout?: number;
-}
-
-/** `AdapterOptions` validated, with defaults applied (what the plugin saves as its options). */
-export interface ResolvedAdapterOptions extends ResolvedIdentity {
-  /** Adapter design. */
-  kind: AdapterKind;
-  /** Bottleneck width m. */
-  bottleneck: number;
-  /** 1 for Houlsby (no scale). */
-  scale: number;
-  /** Whether the up-projection starts at zero. */
-  zeroInit: boolean;
-  /** Dropout rate on the bottleneck activations while training. */
-  dropout: number;
-}
-
-/**
- * Validates `AdapterOptions` (throws `INVALID_OPTION` naming the option, e.g. a `scale` given for Houlsby)
- * and fills in defaults.
- */
-export function resolveAdapterOptions(options: AdapterOptions): ResolvedAdapterOptions {
-  requireOptionsObject('adapter', options);
-  const kind = requireOneOf('adapter.kind', options.kind, ['houlsby', 'adaptformer'] as const);
-  if (kind === 'houlsby' && options.scale !== undefined) {
-    invalidOption(
-      'adapter.scale',
-      options.scale,
-      'left unset for Houlsby adapters (only AdaptFormer scales)',
-    );
-  }
-  const scale = options.scale ?? (kind === 'adaptformer' ? 0.1 : 1);
-  if (typeof scale !== 'number' || !Number.isFinite(scale))
-    invalidOption('adapter.scale', scale, 'a finite number');
-  return {
-    ...resolveIdentity('adapter', options, { name: 'adapter', prefix: 'adapter' }),
-    kind,
-    bottleneck: requirePositiveInt('adapter.bottleneck', options.bottleneck),
-    scale,
-    zeroInit: requireBoolean('adapter.zeroInit', options.zeroInit ?? true),
-    dropout: requireDropout('adapter.dropout', options.dropout ?? 0),
-  };
-}
+/** Options of the bottleneck adapters: the only place their defaults live. */
+export const ADAPTER_OPTIONS = z
+  .strictObject({
+    kind: z
+      .enum(['houlsby', 'adaptformer'])
+      .default('houlsby')
+      .describe(
+        'houlsby: sequential bottlenecks y + up(gelu(down(y))) after attention and after the MLP; adaptformer: one ' +
+          'bottleneck parallel to the MLP, mlp(x) + s·up(relu(down(x)))',
+      ),
+    bottleneck: z.int().positive().default(8).describe('bottleneck width m'),
+    scale: ADAPTFORMER_SCALE,
+    zeroInit: z.boolean().default(true).describe('zero up-projection, so the model starts as the frozen one'),
+    dropout: dropoutRate()
+      .default(0)
+      .describe("dropout on the bottleneck activations while training (AdaptFormer's code uses 0.1)"),
+    ...identityFields({ name: 'adapter', prefix: 'adapter' }),
+  })
+  .describe(
+    'bottleneck adapters: Houlsby et al. (2019), sequential, or AdaptFormer (Chen et al., 2022), parallel',
+  )
+  .superRefine((o, ctx) => {
+    if (o.kind === 'houlsby' && o.scale !== ADAPTFORMER_SCALE.parse(undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['scale'],
+        message: 'only AdaptFormer adapters (kind "adaptformer") scale',
+      });
+    }
+  });
 
 /**
  * Bottleneck adapters: Houlsby et al. (2019) and AdaptFormer (Chen et al., 2022). Each adapter has
@@ -102,8 +61,12 @@ export function resolveAdapterOptions(options: AdapterOptions): ResolvedAdapterO
  * LoRA-style init (down U(±1/√D)). Biases start at zero and, with `zeroInit`, so does the up-projection.
  * The Houlsby paper also tunes the LayerNorms; this plugin does not (combine with your own preset if wanted).
  */
-export function adapter(options: AdapterOptions): PeftPlugin {
-  const o = resolveAdapterOptions(options);
+export const ADAPTER_METHOD = baselineMethod('adapter', ADAPTER_OPTIONS, createAdapter);
+
+/** An adapter plugin from options (parsed by `ADAPTER_OPTIONS`: unknown keys and bad values are refused). */
+export const adapter = pluginFunction(ADAPTER_METHOD);
+
+function createAdapter(o: z.output<typeof ADAPTER_OPTIONS>): PeftPlugin {
   const sites = o.kind === 'houlsby' ? ['attn', 'mlp'] : ['mlp'];
 
   function addAdapter(ctx: SetupContext, block: number, site: string): void {
@@ -145,23 +108,15 @@ export function adapter(options: AdapterOptions): PeftPlugin {
         };
 
   return {
-    name: o.name,
-    type: 'adapter',
-    version: BASELINES_VERSION,
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: o.prefix,
-    ...(o.tier !== undefined ? { tier: o.tier } : {}),
-    options: {
-      ...identityJson(o),
-      kind: o.kind,
-      bottleneck: o.bottleneck,
-      ...(o.kind === 'adaptformer' ? { scale: o.scale } : {}),
-      zeroInit: o.zeroInit,
-      dropout: o.dropout,
-    } satisfies JsonObject,
+    ...pluginHeader('adapter', o),
     setup(ctx) {
       for (let i = 0; i < ctx.config.depth; i++) for (const site of sites) addAdapter(ctx, i, site);
     },
     hooks,
   };
 }
+
+/** Options of `adapter` as given: every key optional (see `ADAPTER_OPTIONS`). */
+export type AdapterOptions = z.input<typeof ADAPTER_OPTIONS>;
+/** Adapter design: `houlsby` (sequential, after attention and MLP) or `adaptformer` (parallel to the MLP). */
+export type AdapterKind = z.output<typeof ADAPTER_OPTIONS>['kind'];

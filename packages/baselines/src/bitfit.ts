@@ -1,20 +1,5 @@
-import {
-  BACKBONE_OWNER,
-  HOOK_SPEC_VERSION,
-  type ParameterEntry,
-  type PeftPlugin,
-  PeftError,
-} from '@peftjs/core';
-import {
-  BASELINES_VERSION,
-  type PluginIdentityOptions,
-  identityJson,
-  requireOptionsObject,
-  resolveIdentity,
-} from './common.js';
-
-/** Options of `bitfit`: only the plugin's identity (name, prefix, tier). */
-export type BitFitOptions = PluginIdentityOptions;
+import { BACKBONE_OWNER, type ParameterEntry, PeftError, pluginFunction, type z } from '@peftjs/core';
+import { identityOnlyMethod } from './common.js';
 
 /**
  * Whether BitFit tunes a registry entry: backbone bias terms, i.e. tensors named `*.bias` (every linear bias, the
@@ -26,25 +11,28 @@ export function isBitFitBias(entry: ParameterEntry): boolean {
 }
 
 /** BitFit (Ben Zaken et al., 2022): only the backbone's bias terms and the head train. */
-export function bitfit(options: BitFitOptions = {}): PeftPlugin {
-  requireOptionsObject('bitfit', options);
-  const id = resolveIdentity('bitfit', options, { name: 'bitfit', prefix: 'bitfit' });
-  return {
-    name: id.name,
+export const BITFIT_METHOD = identityOnlyMethod(
+  {
+    name: 'bitfit',
     type: 'bitfit',
-    version: BASELINES_VERSION,
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: id.prefix,
-    ...(id.tier !== undefined ? { tier: id.tier } : {}),
-    options: identityJson(id),
+    prefix: 'bitfit',
+    description: "BitFit (Ben Zaken et al., 2022): only the backbone's bias terms and the head train",
+  },
+  (name) => ({
     setup(ctx) {
       if (ctx.setTrainable(isBitFitBias, true) === 0) {
         throw new PeftError(
           'PARAMETER_INVALID',
-          `plugin "${id.name}" found no backbone bias (a tensor named "*.bias") to train`,
+          `plugin "${name}" found no backbone bias (a tensor named "*.bias") to train`,
         );
       }
     },
     hooks: {},
-  };
-}
+  }),
+);
+
+/** Options of `bitfit`: only the plugin's identity (name, prefix, tier). */
+export type BitFitOptions = z.input<typeof BITFIT_METHOD.options>;
+
+/** A BitFit plugin from options (parsed by its schema: unknown keys are refused). */
+export const bitfit = pluginFunction(BITFIT_METHOD);

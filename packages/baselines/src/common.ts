@@ -1,118 +1,105 @@
 import {
-  type JsonObject,
   PLUGIN_TIERS,
   PeftError,
-  type PluginTier,
+  type PeftPlugin,
+  type PluginMethodDefinition,
   type Rng,
   type Tensor,
-  invalidOption,
+  definePluginMethod,
+  pluginIdentity,
   tf,
+  z,
 } from '@peftjs/core';
 
 /** Version of every plugin in this package. */
 export const BASELINES_VERSION = '0.1.0';
 
-/** Options every baseline accepts, so two instances of one method can share a model. */
-export interface PluginIdentityOptions {
-  /** Plugin name, unique within a model (default: the method's name). */
-  name?: string;
-  /** Namespace of the plugin's tensors, unique within a model (default: the method's name). */
-  prefix?: string;
-  /** Hook tier (`pre` | `normal` | `post`); see the ordering rule in `@peftjs/core`. Default `normal`. */
-  tier?: PluginTier;
-}
-
-/** Validated `PluginIdentityOptions` with defaults applied. */
-export interface ResolvedIdentity {
-  /** Plugin name (the method's name unless overridden). */
-  name: string;
-  /** Tensor namespace (the method's name unless overridden). */
-  prefix: string;
-  /** Hook tier, present only when it was set. */
-  tier?: PluginTier;
-}
-
-/** Validates `name`, `prefix` and `tier`; `method` names the factory in messages (e.g. `lora`). */
-export function resolveIdentity(
-  method: string,
-  options: PluginIdentityOptions,
-  defaults: { name: string; prefix: string },
-): ResolvedIdentity {
-  const name = options.name ?? defaults.name;
-  const prefix = options.prefix ?? defaults.prefix;
-  if (typeof name !== 'string' || name.length === 0)
-    invalidOption(`${method}.name`, name, 'a non-empty string');
-  if (typeof prefix !== 'string' || prefix.length === 0) {
-    invalidOption(`${method}.prefix`, prefix, 'a non-empty string');
-  }
-  if (options.tier !== undefined && !PLUGIN_TIERS.includes(options.tier)) {
-    invalidOption(`${method}.tier`, options.tier, `one of ${PLUGIN_TIERS.join(', ')}`);
-  }
-  return { name, prefix, ...(options.tier !== undefined ? { tier: options.tier } : {}) };
-}
-
-/** The identity part of a plugin's JSON options (tier only when set). */
-export function identityJson(id: ResolvedIdentity): JsonObject {
-  return { name: id.name, prefix: id.prefix, ...(id.tier !== undefined ? { tier: id.tier } : {}) };
-}
-
-/** Options objects must be plain objects; say which factory got something else. */
-export function requireOptionsObject(method: string, options: unknown): void {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    invalidOption(method, options, 'an options object');
-  }
-}
-
-export function requireBoolean(option: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') invalidOption(option, value, 'a boolean');
-  return value;
-}
-
-export function requireOneOf<T extends string>(option: string, value: unknown, allowed: readonly T[]): T {
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    invalidOption(option, value, `one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`);
-  }
-  return value as T;
+/**
+ * The identity options every baseline has, so two instances of one method can share a model: `name` and `prefix`
+ * (defaults: the method's own), and the hook `tier`.
+ */
+export function identityFields(defaults: { name: string; prefix: string }) {
+  return {
+    name: z.string().min(1).default(defaults.name).describe('plugin name, unique within a model'),
+    prefix: z
+      .string()
+      .min(1)
+      .default(defaults.prefix)
+      .describe("namespace of the plugin's tensors (<prefix>.<name>), unique within a model"),
+    tier: z
+      .enum(PLUGIN_TIERS)
+      .nullable()
+      .default(null)
+      .describe('hook tier (pre, normal or post; see the ordering rule in @peftjs/core); null: normal'),
+  };
 }
 
 /** A dropout rate in [0, 1): a rate of 1 would drop everything and divide by zero. */
-export function requireDropout(option: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value >= 1) {
-    invalidOption(option, value, 'a number in [0, 1)');
-  }
-  return value;
+export const dropoutRate = () => z.number().min(0).lt(1);
+
+/** A non-empty list of distinct values (the message names the first repeated one). */
+export function distinctList<T extends z.ZodType>(item: T) {
+  return z
+    .array(item)
+    .min(1)
+    .superRefine((values, ctx) => {
+      const seen = new Set<unknown>();
+      for (const value of values) {
+        if (seen.has(value))
+          ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} appears twice` });
+        seen.add(value);
+      }
+    });
 }
 
-/** A non-empty list of distinct allowed names, in the order given. */
-export function requireSubset<T extends string>(option: string, value: unknown, allowed: readonly T[]): T[] {
-  if (!Array.isArray(value) || value.length === 0) {
-    invalidOption(option, value, `a non-empty array of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`);
-  }
-  const seen = new Set<T>();
-  for (const item of value) {
-    const v = requireOneOf(option, item, allowed);
-    if (seen.has(v)) invalidOption(option, value, `distinct entries (${JSON.stringify(v)} appears twice)`);
-    seen.add(v);
-  }
-  return [...seen];
+/** The parsed identity options, as every baseline's options contain them. */
+interface Identity {
+  readonly name: string;
+  readonly prefix: string;
+  readonly tier: (typeof PLUGIN_TIERS)[number] | null;
 }
 
-/** A non-empty list of distinct block indices, sorted; the depth is checked in `setup` (see `checkBlocks`). */
-export function requireBlockList(option: string, value: unknown): number[] {
-  if (!Array.isArray(value) || value.length === 0) {
-    invalidOption(option, value, 'a non-empty array of block indices (it would select no block)');
-  }
-  const blocks = value.map((b) => {
-    if (typeof b !== 'number' || !Number.isInteger(b) || b < 0) {
-      invalidOption(option, value, `non-negative integer block indices; ${JSON.stringify(b)} is not one`);
-    }
-    return b;
-  });
-  if (new Set(blocks).size !== blocks.length) invalidOption(option, value, 'distinct block indices');
-  return [...blocks].sort((a, b) => a - b);
+/** The fields every baseline plugin object starts with: identity, type, versions and its options recorded whole. */
+export function pluginHeader<O extends Identity>(type: string, options: O) {
+  const { name, prefix, tier } = options;
+  return pluginIdentity({ type, version: BASELINES_VERSION, name, prefix, tier }, options);
 }
 
-/** Resolves a block selection against the model depth (null = every block). */
+/**
+ * A baseline whose only options are its identity (linear probe, BitFit, full fine-tuning): its method `name`, its
+ * plugin `type` (also the default plugin name), default tensor `prefix`, and what the plugin does besides its
+ * identity (`setup`, `hooks`).
+ */
+export function identityOnlyMethod(
+  spec: { name: string; type: string; prefix: string; description: string },
+  body: (name: string) => Pick<PeftPlugin, 'setup' | 'hooks'>,
+) {
+  const options = z
+    .strictObject(identityFields({ name: spec.type, prefix: spec.prefix }))
+    .describe(spec.description);
+  return baselineMethod(
+    spec.name,
+    options,
+    (o) => ({ ...pluginHeader(spec.type, o), ...body(o.name) }),
+    spec.type,
+  );
+}
+
+/**
+ * A baseline as one definition that is both its method (`name`) and its plugin (`type`, default the name); the
+ * description is the options schema's.
+ */
+export function baselineMethod<S extends z.ZodObject>(
+  name: string,
+  options: S,
+  create: (options: z.output<S>) => PeftPlugin,
+  type = name,
+): PluginMethodDefinition<S> {
+  const description = options.description ?? '';
+  return definePluginMethod({ type, name, version: BASELINES_VERSION, description, options, create });
+}
+
+/** Resolves a block selection against the model depth (null = every block), sorted. */
 export function checkBlocks(option: string, blocks: readonly number[] | null, depth: number): number[] {
   if (blocks === null) return Array.from({ length: depth }, (_, i) => i);
   const outside = blocks.filter((b) => b >= depth);
@@ -123,7 +110,7 @@ export function checkBlocks(option: string, blocks: readonly number[] | null, de
         `${depth} blocks (0–${depth - 1})`,
     );
   }
-  return [...blocks];
+  return [...blocks].sort((a, b) => a - b);
 }
 
 /**

@@ -1,14 +1,5 @@
-import { BACKBONE_OWNER, HOOK_SPEC_VERSION, type PeftPlugin } from '@peftjs/core';
-import {
-  BASELINES_VERSION,
-  type PluginIdentityOptions,
-  identityJson,
-  requireOptionsObject,
-  resolveIdentity,
-} from './common.js';
-
-/** Options of `fullFineTuning`: only the plugin's identity (name, prefix, tier). */
-export type FullFineTuningOptions = PluginIdentityOptions;
+import { BACKBONE_OWNER, pluginFunction, type z } from '@peftjs/core';
+import { identityOnlyMethod } from './common.js';
 
 /**
  * Full fine-tuning: every backbone tensor trains, with the head. Weight decay follows each tensor's registered
@@ -17,23 +8,23 @@ export type FullFineTuningOptions = PluginIdentityOptions;
  * The backbone's variables are shared with the `VisionTransformer` the model was built from: training changes
  * that backbone.
  */
-export function fullFineTuning(options: FullFineTuningOptions = {}): PeftPlugin {
-  requireOptionsObject('fullFineTuning', options);
-  const id = resolveIdentity('fullFineTuning', options, {
-    name: 'full-fine-tuning',
-    prefix: 'full_fine_tuning',
-  });
-  return {
-    name: id.name,
+export const FULL_FINE_TUNING_METHOD = identityOnlyMethod(
+  {
+    name: 'full',
     type: 'full-fine-tuning',
-    version: BASELINES_VERSION,
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: id.prefix,
-    ...(id.tier !== undefined ? { tier: id.tier } : {}),
-    options: identityJson(id),
+    prefix: 'full_fine_tuning',
+    description: 'full fine-tuning: every backbone tensor trains, with the head',
+  },
+  () => ({
     setup(ctx) {
       ctx.setTrainable((e) => e.owner === BACKBONE_OWNER, true);
     },
     hooks: {},
-  };
-}
+  }),
+);
+
+/** Options of `fullFineTuning`: only the plugin's identity (name, prefix, tier). */
+export type FullFineTuningOptions = z.input<typeof FULL_FINE_TUNING_METHOD.options>;
+
+/** A full-fine-tuning plugin from options (parsed by its schema: unknown keys are refused). */
+export const fullFineTuning = pluginFunction(FULL_FINE_TUNING_METHOD);

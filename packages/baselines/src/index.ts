@@ -1,4 +1,13 @@
-export { BASELINES_VERSION, type PluginIdentityOptions, type ResolvedIdentity } from './common.js';
+import { type MethodDefinition, type PluginFactory, pluginFactories } from '@peftjs/core';
+import { ADAPTER_METHOD } from './adapter.js';
+import { BITFIT_METHOD } from './bitfit.js';
+import { FULL_FINE_TUNING_METHOD } from './full-fine-tuning.js';
+import { LINEAR_PROBE_METHOD } from './linear-probe.js';
+import { LORA_METHOD } from './lora.js';
+import { SSF_METHOD } from './ssf.js';
+import { VPT_METHOD } from './vpt.js';
+
+export { BASELINES_VERSION } from './common.js';
 export * from './linear-probe.js';
 export * from './full-fine-tuning.js';
 export * from './vpt.js';
@@ -7,27 +16,20 @@ export * from './adapter.js';
 export * from './bitfit.js';
 export * from './ssf.js';
 
-import type { JsonObject, PeftPlugin, PluginFactory } from '@peftjs/core';
-import { type AdapterOptions, adapter } from './adapter.js';
-import { type BitFitOptions, bitfit } from './bitfit.js';
-import { type FullFineTuningOptions, fullFineTuning } from './full-fine-tuning.js';
-import { type LinearProbeOptions, linearProbe } from './linear-probe.js';
-import { type LoraOptions, lora } from './lora.js';
-import { type SsfOptions, ssf } from './ssf.js';
-import { type VptOptions, vpt } from './vpt.js';
-
-const rebuild =
-  <T>(factory: (options: T) => PeftPlugin): PluginFactory =>
-  (options: JsonObject) =>
-    factory(options as unknown as T);
+/**
+ * Every baseline, each one definition that is both its method (`method.name` in a run config) and its plugin
+ * (the factory key in adapter files).
+ */
+export const BASELINE_METHODS = Object.freeze([
+  VPT_METHOD,
+  LORA_METHOD,
+  ADAPTER_METHOD,
+  BITFIT_METHOD,
+  SSF_METHOD,
+  LINEAR_PROBE_METHOD,
+  FULL_FINE_TUNING_METHOD,
+] as const) satisfies readonly MethodDefinition[];
 
 /** Factories that rebuild each baseline from its saved options: `loadAdapter(base, dir, { factories })`. */
-export const BASELINE_PLUGIN_FACTORIES: Readonly<Record<string, PluginFactory>> = Object.freeze({
-  'linear-probe': rebuild<LinearProbeOptions>(linearProbe),
-  'full-fine-tuning': rebuild<FullFineTuningOptions>(fullFineTuning),
-  vpt: rebuild<VptOptions>(vpt),
-  lora: rebuild<LoraOptions>(lora),
-  adapter: rebuild<AdapterOptions>(adapter),
-  bitfit: rebuild<BitFitOptions>(bitfit),
-  ssf: rebuild<SsfOptions>(ssf),
-});
+export const BASELINE_PLUGIN_FACTORIES: Readonly<Record<string, PluginFactory>> =
+  pluginFactories(BASELINE_METHODS);

@@ -1,89 +1,53 @@
 import {
-  HOOK_SPEC_VERSION,
   type HookContext,
-  type JsonObject,
   type PeftModel,
   type PeftPlugin,
   PeftError,
   type PluginHooks,
   type Tensor,
   type Tensor3D,
-  invalidOption,
-  linear,
-  requirePositiveInt,
   tf,
+  z,
+  pluginFunction,
 } from '@peftjs/core';
+import { linear } from '@peftjs/core/ops';
+import { baselineMethod, identityFields, pluginHeader } from './common.js';
 import {
-  BASELINES_VERSION,
-  type PluginIdentityOptions,
-  type ResolvedIdentity,
   attachOnce,
   checkBlocks,
+  distinctList,
   dropout,
-  identityJson,
+  dropoutRate,
   kaimingUniformBound,
-  requireBlockList,
-  requireDropout,
-  requireOptionsObject,
-  requireSubset,
-  resolveIdentity,
   uniformTensor,
 } from './common.js';
 
 /**
- * Where a LoRA pair can sit: the q, k or v slice of the fused qkv projection, the attention output projection,
- * or the MLP's two linears.
+ * Every place a LoRA pair can sit, in forward order: the q, k or v slice of the fused qkv projection, the
+ * attention output projection, or the MLP's two linears.
  */
-export type LoraTarget = 'q' | 'k' | 'v' | 'proj' | 'fc1' | 'fc2';
-/** Every `LoraTarget`: the values `LoraOptions.targets` accepts, in forward order. */
-export const LORA_TARGETS: readonly LoraTarget[] = ['q', 'k', 'v', 'proj', 'fc1', 'fc2'];
+export const LORA_TARGETS = ['q', 'k', 'v', 'proj', 'fc1', 'fc2'] as const;
+/** One of `LORA_TARGETS`. */
+export type LoraTarget = (typeof LORA_TARGETS)[number];
 
-export interface LoraOptions extends PluginIdentityOptions {
-  /** Rank r of each update. */
-  rank: number;
-  /** The update is scaled by alpha / r. */
-  alpha: number;
-  /** Dropout on the input of each LoRA branch while training (default 0). */
-  dropout?: number;
-  /** Layers that get an update (default `['q', 'v']`, as the LoRA paper). */
-  targets?: readonly LoraTarget[];
-  /** Blocks that get updates (default or null: all). */
-  blocks?: readonly number[] | null;
-}
-
-/** `LoraOptions` validated, with defaults applied (what the plugin saves as its options). */
-export interface ResolvedLoraOptions extends ResolvedIdentity {
-  /** Rank r of each update. */
-  rank: number;
-  /** Scaling numerator: updates are multiplied by alpha / r. */
-  alpha: number;
-  /** Dropout rate on each LoRA branch's input while training. */
-  dropout: number;
-  /** Layers that get an update, distinct, in the order given. */
-  targets: LoraTarget[];
-  /** null: every block. */
-  blocks: number[] | null;
-}
-
-/**
- * Validates `LoraOptions` (throws `INVALID_OPTION` naming the option) and fills in defaults; block indices
- * are sorted and checked against the depth only in `setup`.
- */
-export function resolveLoraOptions(options: LoraOptions): ResolvedLoraOptions {
-  requireOptionsObject('lora', options);
-  const alpha = options.alpha;
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) {
-    invalidOption('lora.alpha', alpha, 'a positive number');
-  }
-  return {
-    ...resolveIdentity('lora', options, { name: 'lora', prefix: 'lora' }),
-    rank: requirePositiveInt('lora.rank', options.rank),
-    alpha,
-    dropout: requireDropout('lora.dropout', options.dropout ?? 0),
-    targets: requireSubset('lora.targets', options.targets ?? ['q', 'v'], LORA_TARGETS),
-    blocks: options.blocks == null ? null : requireBlockList('lora.blocks', options.blocks),
-  };
-}
+/** Options of LoRA: the only place their defaults live. */
+export const LORA_OPTIONS = z
+  .strictObject({
+    rank: z.int().positive().default(8).describe('rank r of each update'),
+    alpha: z.number().finite().positive().default(8).describe('the update is scaled by alpha / r'),
+    dropout: dropoutRate().default(0).describe('dropout on the input of each LoRA branch while training'),
+    targets: distinctList(z.enum(LORA_TARGETS))
+      .default(['q', 'v'])
+      .describe('layers that get an update (q, v as the LoRA paper)'),
+    blocks: distinctList(z.int().nonnegative())
+      .nullable()
+      .default(null)
+      .describe('blocks that get updates; null: every block'),
+    ...identityFields({ name: 'lora', prefix: 'lora' }),
+  })
+  .describe(
+    'LoRA (Hu et al., 2022): a low-rank update (alpha/r)·B·A added to chosen linear layers, mergeable',
+  );
 
 interface TargetGeometry {
   /** Backbone weight the update belongs to, stored `[in, out]`. */
@@ -117,7 +81,7 @@ function targetGeometry(target: LoraTarget, block: number, dim: number, hidden: 
 
 /** What `mergeLora` needs to find a LoRA plugin's tensors in a model. */
 interface LoraState {
-  readonly options: ResolvedLoraOptions;
+  readonly options: z.output<typeof LORA_OPTIONS>;
   readonly scale: number;
   blocks: number[];
   merged: boolean;
@@ -143,8 +107,16 @@ const paramName = (block: number, target: LoraTarget, which: 'A' | 'B') =>
  *
  * `mergeLora(model)` folds the updates into the backbone weights for inference; `unmergeLora(model)` restores them.
  */
-export function lora(options: LoraOptions): PeftPlugin {
-  const o = resolveLoraOptions(options);
+export const LORA_METHOD = baselineMethod('lora', LORA_OPTIONS, createLora);
+
+/** A LoRA plugin from options (parsed by `LORA_OPTIONS`: unknown keys and bad values are refused). */
+export const lora = pluginFunction(LORA_METHOD);
+
+function createLora(options: z.output<typeof LORA_OPTIONS>): PeftPlugin {
+  const o = {
+    ...options,
+    blocks: options.blocks === null ? null : [...options.blocks].sort((a, b) => a - b),
+  };
   const targets = new Set(o.targets);
   const qkvTargets = (['q', 'k', 'v'] as const).filter((t) => targets.has(t));
   const state: LoraState = {
@@ -210,20 +182,7 @@ export function lora(options: LoraOptions): PeftPlugin {
   }
 
   const plugin: PeftPlugin = {
-    name: o.name,
-    type: 'lora',
-    version: BASELINES_VERSION,
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: o.prefix,
-    ...(o.tier !== undefined ? { tier: o.tier } : {}),
-    options: {
-      ...identityJson(o),
-      rank: o.rank,
-      alpha: o.alpha,
-      dropout: o.dropout,
-      targets: o.targets,
-      blocks: o.blocks,
-    } satisfies JsonObject,
+    ...pluginHeader('lora', o),
     setup(ctx) {
       claim();
       const { dim, depth, mlpHidden } = ctx.config;
@@ -340,3 +299,6 @@ export function unmergeLora(model: PeftModel): number {
 export function isLoraMerged(model: PeftModel): boolean {
   return loraPluginsOf(model, 'isLoraMerged').some(({ state }) => state.merged);
 }
+
+/** Options of `lora` as given: every key optional (see `LORA_OPTIONS`). */
+export type LoraOptions = z.input<typeof LORA_OPTIONS>;

@@ -1,26 +1,17 @@
 import {
-  HOOK_SPEC_VERSION,
   type HookContext,
-  type JsonObject,
   type PeftPlugin,
   type PluginHooks,
   type Tensor,
   tf,
+  z,
+  pluginFunction,
 } from '@peftjs/core';
-import {
-  BASELINES_VERSION,
-  type PluginIdentityOptions,
-  type ResolvedIdentity,
-  attachOnce,
-  identityJson,
-  requireOneOf,
-  requireOptionsObject,
-  requireSubset,
-  resolveIdentity,
-} from './common.js';
+import { attachOnce, baselineMethod, distinctList, identityFields, pluginHeader } from './common.js';
 
 /**
- * Where a scale-and-shift sits, named after the operation it follows:
+ * Every place a scale-and-shift can sit, in forward order (the paper's full set), named after the operation it
+ * follows, named after the operation it follows:
  * - `patch_embed`: the patch projection, before the CLS token and position embedding (the `patchEmbed` hook);
  * - `norm1`: LayerNorm-1 output (applied to the `qkv` hook's input, which is that output);
  * - `qkv`: the fused q|k|v projection `[B, N, 3D]`;
@@ -30,49 +21,27 @@ import {
  * - `fc2`: the MLP's second linear, i.e. the MLP output (the `fc2` hook);
  * - `norm`: the final LayerNorm on the CLS features (the `head` hook, declared as composing).
  */
-export type SsfSite = 'patch_embed' | 'norm1' | 'qkv' | 'proj' | 'norm2' | 'fc1' | 'fc2' | 'norm';
-/** Every `SsfSite`, in forward order: the paper's full set. */
-export const SSF_SITES: readonly SsfSite[] = [
-  'patch_embed',
-  'norm1',
-  'qkv',
-  'proj',
-  'norm2',
-  'fc1',
-  'fc2',
-  'norm',
-];
+export const SSF_SITES = ['patch_embed', 'norm1', 'qkv', 'proj', 'norm2', 'fc1', 'fc2', 'norm'] as const;
+/** One of `SSF_SITES`. */
+export type SsfSite = (typeof SSF_SITES)[number];
 
-/**
- * `identity`: γ = 1, β = 0, so the model starts as the frozen one. `normal`: γ ~ N(1, 0.02²), β ~ N(0, 0.02²), the
- * official SSF code's init.
- */
-export type SsfInit = 'identity' | 'normal';
-
-export interface SsfOptions extends PluginIdentityOptions {
-  /** Sites to scale and shift (default: all of `SSF_SITES`). */
-  sites?: readonly SsfSite[];
-  /** Default `identity`. */
-  init?: SsfInit;
-}
-
-/** `SsfOptions` validated, with defaults applied (what the plugin saves as its options). */
-export interface ResolvedSsfOptions extends ResolvedIdentity {
-  /** Sites that get a scale and shift, distinct, in the order given. */
-  sites: SsfSite[];
-  /** Initialisation of γ and β. */
-  init: SsfInit;
-}
-
-/** Validates `SsfOptions` (throws `INVALID_OPTION` naming the option) and fills in defaults. */
-export function resolveSsfOptions(options: SsfOptions = {}): ResolvedSsfOptions {
-  requireOptionsObject('ssf', options);
-  return {
-    ...resolveIdentity('ssf', options, { name: 'ssf', prefix: 'ssf' }),
-    sites: requireSubset('ssf.sites', options.sites ?? SSF_SITES, SSF_SITES),
-    init: requireOneOf('ssf.init', options.init ?? 'identity', ['identity', 'normal'] as const),
-  };
-}
+/** Options of SSF: the only place their defaults live. */
+export const SSF_OPTIONS = z
+  .strictObject({
+    sites: distinctList(z.enum(SSF_SITES))
+      .default([...SSF_SITES])
+      .describe('sites to scale and shift (all by default)'),
+    init: z
+      .enum(['identity', 'normal'])
+      .default('identity')
+      .describe(
+        'identity: γ = 1, β = 0 (starts as the frozen model); normal: γ ~ N(1, 0.02²), β ~ N(0, 0.02²)',
+      ),
+    ...identityFields({ name: 'ssf', prefix: 'ssf' }),
+  })
+  .describe(
+    'SSF (Lian et al., 2022): a learned per-channel scale and shift after each operation of the backbone',
+  );
 
 /**
  * SSF, Scaling & Shifting your Features (Lian et al., 2022): a per-channel γ ⊙ x + β after each operation of the
@@ -81,8 +50,12 @@ export function resolveSsfOptions(options: SsfOptions = {}): ResolvedSsfOptions 
  * `norm1` reaches the qkv projection only, not `AttentionArgs.input` (which only attention overrides
  * such as decoupled attention read).
  */
-export function ssf(options: SsfOptions = {}): PeftPlugin {
-  const o = resolveSsfOptions(options);
+export const SSF_METHOD = baselineMethod('ssf', SSF_OPTIONS, createSsf);
+
+/** An SSF plugin from options (parsed by `SSF_OPTIONS`: unknown keys and bad values are refused). */
+export const ssf = pluginFunction(SSF_METHOD);
+
+function createSsf(o: z.output<typeof SSF_OPTIONS>): PeftPlugin {
   const on = new Set(o.sites);
   const claim = attachOnce(o.name);
 
@@ -104,14 +77,8 @@ export function ssf(options: SsfOptions = {}): PeftPlugin {
   if (on.has('norm')) hooks.head = (ctx, features, next) => next(affine(ctx, features, 'norm'));
 
   return {
-    name: o.name,
-    type: 'ssf',
-    version: BASELINES_VERSION,
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: o.prefix,
-    ...(o.tier !== undefined ? { tier: o.tier } : {}),
+    ...pluginHeader('ssf', o),
     ...(on.has('norm') ? { composes: ['head'] as const } : {}),
-    options: { ...identityJson(o), sites: o.sites, init: o.init } satisfies JsonObject,
     setup(ctx) {
       claim();
       const { dim, depth, mlpHidden } = ctx.config;
@@ -145,3 +112,8 @@ export function ssf(options: SsfOptions = {}): PeftPlugin {
     hooks,
   };
 }
+
+/** Options of `ssf` as given: every key optional (see `SSF_OPTIONS`). */
+export type SsfOptions = z.input<typeof SSF_OPTIONS>;
+/** How γ and β start (see `SSF_OPTIONS.init`). */
+export type SsfInit = z.output<typeof SSF_OPTIONS>['init'];

@@ -1,61 +1,29 @@
 import {
-  HOOK_SPEC_VERSION,
   type HookContext,
-  type JsonObject,
   type PeftPlugin,
   type Tensor3D,
   type TokenStream,
-  repeatBatch,
-  requirePositiveInt,
+  z,
+  pluginFunction,
 } from '@peftjs/core';
-import {
-  BASELINES_VERSION,
-  type PluginIdentityOptions,
-  type ResolvedIdentity,
-  dropout,
-  identityJson,
-  requireDropout,
-  requireOneOf,
-  requireOptionsObject,
-  resolveIdentity,
-  uniformTensor,
-} from './common.js';
+import { repeatBatch } from '@peftjs/core/ops';
+import { baselineMethod, identityFields, pluginHeader } from './common.js';
+import { dropout, dropoutRate, uniformTensor } from './common.js';
 
-/**
- * `shallow`: one prompt inserted before block 0; `deep`: a fresh prompt at every block (see
- * `VptOptions.mode`).
- */
-export type VptMode = 'shallow' | 'deep';
-
-export interface VptOptions extends PluginIdentityOptions {
-  /** `shallow`: prompts enter once, before block 0. `deep`: new prompts at every block. */
-  mode: VptMode;
-  /** Prompt tokens per insertion. */
-  tokens: number;
-  /** Dropout on the prompt tokens while training (default 0). */
-  dropout?: number;
-}
-
-/** `VptOptions` validated, with defaults applied (what the plugin saves as its options). */
-export interface ResolvedVptOptions extends ResolvedIdentity {
-  /** Shallow or deep prompting. */
-  mode: VptMode;
-  /** Prompt tokens n per insertion. */
-  tokens: number;
-  /** Dropout rate on the prompt tokens while training. */
-  dropout: number;
-}
-
-/** Validates `VptOptions` (throws `INVALID_OPTION` naming the option) and fills in defaults. */
-export function resolveVptOptions(options: VptOptions): ResolvedVptOptions {
-  requireOptionsObject('vpt', options);
-  return {
-    ...resolveIdentity('vpt', options, { name: 'vpt', prefix: 'vpt' }),
-    mode: requireOneOf('vpt.mode', options.mode, ['shallow', 'deep'] as const),
-    tokens: requirePositiveInt('vpt.tokens', options.tokens),
-    dropout: requireDropout('vpt.dropout', options.dropout ?? 0),
-  };
-}
+/** Options of VPT: the only place their defaults live. */
+export const VPT_OPTIONS = z
+  .strictObject({
+    mode: z
+      .enum(['shallow', 'deep'])
+      .default('deep')
+      .describe('shallow: prompts enter once, before block 0; deep: new prompts at every block'),
+    tokens: z.int().positive().default(50).describe('prompt tokens per insertion'),
+    dropout: dropoutRate().default(0).describe('dropout on the prompt tokens while training'),
+    ...identityFields({ name: 'vpt', prefix: 'vpt' }),
+  })
+  .describe(
+    'Visual Prompt Tuning (Jia et al., 2022): learned prompt tokens, once (shallow) or at every block (deep)',
+  );
 
 /**
  * VPT's prompt init, Xavier-uniform over the patch embedding's fan-in: U(±√(6 / (3·p² + D))). The 3 is the RGB
@@ -74,8 +42,12 @@ export function vptInitBound(patchSize: number, dim: number): number {
  * - deep: one parameter `prompt.{i}` per block, inserted at the start of block i in place of the previous block's
  *   prompt outputs, so the sequence length stays N_img + n.
  */
-export function vpt(options: VptOptions): PeftPlugin {
-  const o = resolveVptOptions(options);
+export const VPT_METHOD = baselineMethod('vpt', VPT_OPTIONS, createVpt);
+
+/** A VPT plugin from options (parsed by `VPT_OPTIONS`: unknown keys and bad values are refused). */
+export const vpt = pluginFunction(VPT_METHOD);
+
+function createVpt(o: z.output<typeof VPT_OPTIONS>): PeftPlugin {
   const key = o.name;
 
   /** The prompt as a stream segment: `[1, n, D]`, or per-sample dropped-out `[B, n, D]` while training. */
@@ -91,13 +63,7 @@ export function vpt(options: VptOptions): PeftPlugin {
     stream.withSegment(key, ctx.plugin, promptTokens(ctx, name, site));
 
   return {
-    name: o.name,
-    type: 'vpt',
-    version: BASELINES_VERSION,
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: o.prefix,
-    ...(o.tier !== undefined ? { tier: o.tier } : {}),
-    options: { ...identityJson(o), mode: o.mode, tokens: o.tokens, dropout: o.dropout } satisfies JsonObject,
+    ...pluginHeader('vpt', o),
     setup(ctx) {
       const { dim, depth, patchSize } = ctx.config;
       const bound = vptInitBound(patchSize, dim);
@@ -119,3 +85,8 @@ export function vpt(options: VptOptions): PeftPlugin {
           },
   };
 }
+
+/** Options of `vpt` as given: every key optional (see `VPT_OPTIONS`). */
+export type VptOptions = z.input<typeof VPT_OPTIONS>;
+/** `shallow`: one prompt inserted before block 0; `deep`: a fresh prompt at every block. */
+export type VptMode = z.output<typeof VPT_OPTIONS>['mode'];

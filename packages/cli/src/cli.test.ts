@@ -3,13 +3,14 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { VisionTransformer } from '@peftjs/backbone';
-import { initBackend, writeSafetensors } from '@peftjs/core';
+import { initBackend } from '@peftjs/core';
+import { readSafetensors } from '@peftjs/core/safetensors';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyMnistVit } from '@peftjs/test-fixtures';
+import { writeTinyVitWeights } from '@peftjs/test-fixtures';
+import { methodOptionRows, runOptionRows } from './help.js';
 import { EXIT, runCli } from './main.js';
-import { OPTIONS } from './options.js';
+import { SHIP_METHOD } from '@peftjs/ship';
 import type { Output } from './progress.js';
 
 function capture(): Output & { text: () => string } {
@@ -65,13 +66,8 @@ describe('peft command line, end to end on a VTAB-1k-layout task made from MNIST
     await initBackend({ prefer: 'wasm', log: false });
     dir = await mkdtemp(join(tmpdir(), 'peftjs-cli-'));
     await makeTask(join(dir, 'vtab'));
-    const vit = VisionTransformer.create(tinyMnistVit(), { seed: 7 });
     weights = join(dir, 'tiny-vit.safetensors');
-    await writeSafetensors(
-      weights,
-      [...vit.toTorchTensors()].map(([name, t]) => ({ name, shape: t.shape, data: t.data })),
-      { config: JSON.stringify({ num_heads: 2 }) },
-    );
+    await writeTinyVitWeights(weights, 7);
     config = join(dir, 'run.yaml');
     await writeFile(
       config,
@@ -108,7 +104,8 @@ describe('peft command line, end to end on a VTAB-1k-layout task made from MNIST
   it('documents every option in `peft train --help`', async () => {
     const { code, out } = await peft('train', '--help');
     expect(code).toBe(EXIT.ok);
-    for (const option of OPTIONS) expect(out).toContain(`--${option.path}`);
+    for (const row of [...runOptionRows(), ...methodOptionRows(SHIP_METHOD)])
+      expect(out).toContain(`--${row.path}`);
     expect(out).toContain('--dry-run');
   });
 
@@ -130,23 +127,28 @@ describe('peft command line, end to end on a VTAB-1k-layout task made from MNIST
     expect(existsSync(run())).toBe(false);
   });
 
-  it('computes the layer hierarchy with a heatmap', async () => {
-    const { code, out } = await peft(
+  it("runs SHIP's data pass alone: hierarchy, heatmap and prototype bank (peft hierarchy = peft prepare)", async () => {
+    const { code, out, err } = await peft(
       'hierarchy',
       '--config',
       config,
-      '--threshold',
+      '--method.options.threshold',
       '0.9',
       `--out=${join(dir, 'hier')}`,
     );
-    expect(code, out).toBe(EXIT.ok);
+    expect(code, err).toBe(EXIT.ok);
+    expect(out).toMatch(/hierarchy\.json: hierarchy starts 0/);
     const saved = JSON.parse(await readFile(join(dir, 'hier', 'hierarchy.json'), 'utf8')) as {
       starts: number[];
       affinity: number[][];
+      threshold: number;
     };
     expect(saved.starts[0]).toBe(0);
+    expect(saved.threshold).toBe(0.9);
     expect(saved.affinity).toHaveLength(4);
-    expect(existsSync(join(dir, 'hier', 'affinity.png'))).toBe(true);
+    for (const file of ['affinity.png', 'prototypes.safetensors', 'artifacts.json']) {
+      expect(existsSync(join(dir, 'hier', file)), file).toBe(true);
+    }
   });
 
   it('trains SHIP, writes the run folder, and reports an accuracy that a recount of the predictions confirms', async () => {
@@ -192,6 +194,19 @@ describe('peft command line, end to end on a VTAB-1k-layout task made from MNIST
     expect(log.some((l) => l.includes('"type":"epoch-end"'))).toBe(true);
   });
 
+  it('writes with `peft prototypes` exactly the prototype bank `peft train` built for the same seed', async () => {
+    const out = join(dir, 'protos');
+    const { code, err } = await peft('prototypes', '--config', config, `--out=${out}`);
+    expect(code, err).toBe(EXIT.ok);
+    const bank = (await readSafetensors(join(out, 'prototypes.safetensors'))).getHost('prototypes');
+    const trained = (await readSafetensors(join(run(), 'adapter', 'adapter_model.safetensors'))).getHost(
+      'ship.prototypes',
+    );
+    expect(bank.shape).toEqual([4, 32]);
+    expect(bank.shape).toEqual(trained.shape);
+    expect(Array.from(bank.data)).toEqual(Array.from(trained.data));
+  });
+
   it('evaluates, exports and predicts with the saved adapter, on the cpu and wasm backends', async () => {
     const results = JSON.parse(await readFile(join(run(), 'results.json'), 'utf8')) as {
       test: { top1: number };
@@ -233,6 +248,23 @@ describe('peft command line, end to end on a VTAB-1k-layout task made from MNIST
       .slice(0, 3)
       .map((l) => (JSON.parse(l) as { predicted: number }).predicted);
     expect(labels).toEqual(fromRun);
+  });
+
+  it('benches SHIP with the stand-in artifacts of its data pass, and refuses prepare for a method without one', async () => {
+    const bench = await peft('bench', '--config', config, '--iters', '1', '--train.batchSize=4');
+    expect(bench.code, bench.err).toBe(EXIT.ok);
+    const timing = JSON.parse(bench.out) as { batch: number; forwardMs: number; trainStepMs: number };
+    expect(timing.batch).toBe(4);
+    expect(timing.forwardMs).toBeGreaterThan(0);
+    expect(timing.trainStepMs).toBeGreaterThan(0);
+    const lora = join(dir, 'lora.yaml');
+    await writeFile(
+      lora,
+      (await readFile(config, 'utf8')).replace(/ {2}name: ship\n {2}options: .*\n/, '  name: lora\n'),
+    );
+    const prepare = await peft('prepare', '--config', lora);
+    expect(prepare.code).toBe(EXIT.usage);
+    expect(prepare.err).toBe('peft: method "lora" has no data pass: nothing to prepare\n');
   });
 
   it('inspects a weights file', async () => {

@@ -1,52 +1,30 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
+import {
+  type MethodDefinition,
+  type MethodPreset,
+  type OptionProblem,
+  checkOptions,
+  didYouMean,
+  optionKeysAt,
+  optionRows,
+} from '@peftjs/core';
+import { closestMatch } from '@peftjs/core/internal';
 import { parse as parseYaml } from 'yaml';
-import type { z } from 'zod';
-import { type RunConfig, optionPaths, runConfigSchema } from './options.js';
+import { UsageError } from './errors.js';
 
-/** A mistake in what the user typed (exit code 2). */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+// data-source.ts reads UsageError from here.
+export { UsageError };
+import { DEFAULT_METHOD, methodBaseDir, resolveMethod } from './methods.js';
+import { RUN_CONFIG, type RunConfig } from './options.js';
 
-/** Edit distance, for did-you-mean suggestions. */
-export function levenshtein(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0] as number;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j] as number;
-      row[j] = Math.min(
-        (row[j] as number) + 1,
-        (row[j - 1] as number) + 1,
-        previous + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-      previous = current;
-    }
-  }
-  return row[b.length] as number;
-}
+type Mapping = Record<string, unknown>;
 
-/**
- * A ` (did you mean "x"?)` suffix naming the candidate closest to `word` (case-insensitive Levenshtein
- * distance), or `''` when even the closest is more than max(2, ⌊length/3⌋) edits away.
- */
-export function didYouMean(word: string, candidates: readonly string[]): string {
-  let best = '';
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const candidate of candidates) {
-    const distance = levenshtein(word.toLowerCase(), candidate.toLowerCase());
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? ` (did you mean "${best}"?)` : '';
-}
+const isMapping = (value: unknown): value is Mapping =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The path below which keys belong to the method's own schema, checked once the method is known. */
+const METHOD_OPTIONS = 'method.options';
 
 /** Parses a flag value: JSON when it parses (numbers, booleans, objects), otherwise the raw string. */
 export function parseFlagValue(raw: string): unknown {
@@ -58,68 +36,228 @@ export function parseFlagValue(raw: string): unknown {
   }
 }
 
-/** Sets `path` (dotted) in a nested object, creating sections as needed. */
-export function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
-  const keys = path.split('.');
-  let node = target;
-  for (const key of keys.slice(0, -1)) {
-    const next = node[key];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
-    node = node[key] as Record<string, unknown>;
+/** Where each value of a merged config came from: a dotted path → `run.yaml`, `--train.lr`, `preset vtab:dtd`. */
+class Provenance {
+  private readonly sources = new Map<string, string>();
+
+  /** Records `source` for `path` and every path below it in `value`. */
+  record(path: string, value: unknown, source: string): void {
+    this.sources.set(path, source);
+    if (isMapping(value)) {
+      for (const [key, child] of Object.entries(value))
+        this.record(path ? `${path}.${key}` : key, child, source);
+    }
   }
-  node[keys[keys.length - 1] as string] = value;
+
+  /** The source of `path` or of its closest recorded ancestor. */
+  sourceOf(path: string): string {
+    for (let p = path; p !== ''; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
+      const found = this.sources.get(p);
+      if (found !== undefined) return found;
+    }
+    return 'config';
+  }
 }
 
-export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+/** Sets `value` at dotted `path`; objects are merged into objects already there, key by key, deeply. */
+function mergeAt(target: Mapping, path: readonly string[], value: unknown): void {
+  const [head, ...rest] = path as [string, ...string[]];
+  if (rest.length > 0) {
+    if (!isMapping(target[head])) target[head] = {};
+    mergeAt(target[head] as Mapping, rest, value);
+  } else if (isMapping(value) && isMapping(target[head])) {
+    for (const [key, child] of Object.entries(value)) mergeAt(target[head] as Mapping, [key], child);
+  } else {
+    target[head] = isMapping(value) ? structuredClone(value) : value;
+  }
+}
+
+/** Reads a YAML or JSON config; duplicate keys are refused in both (JSON is parsed as the YAML subset it is). */
+export async function readConfigFile(path: string): Promise<Mapping> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
     throw new UsageError(`cannot read config file ${path}: ${(error as Error).message}`);
   }
+  const kind = extname(path).toLowerCase() === '.json' ? 'JSON' : 'YAML';
   let parsed: unknown;
   try {
-    parsed = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+    parsed = parseYaml(text, { uniqueKeys: true, prettyErrors: true });
   } catch (error) {
     throw new UsageError(
-      `${path} is not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(error as Error).message}`,
+      `${path} is not valid ${kind}: ${(error as Error).message.split('\n')[0]?.replace(/:$/, '')}`,
     );
   }
   if (parsed === null || parsed === undefined) return {};
-  if (typeof parsed !== 'object' || Array.isArray(parsed))
-    throw new UsageError(`${path}: the config must be a mapping`);
-  return parsed as Record<string, unknown>;
+  if (!isMapping(parsed)) throw new UsageError(`${path}: the config must be a mapping`);
+  return parsed;
 }
 
-function formatIssue(issue: z.core.$ZodIssue, source: string): string {
-  const where = issue.path.join('.');
-  if (issue.code === 'unrecognized_keys') {
-    const prefix = where ? `${where}.` : '';
-    const known = optionPaths();
-    return issue.keys
-      .map((key) => `${source}: unknown option "${prefix}${key}"${didYouMean(`${prefix}${key}`, known)}`)
-      .join('\n');
+/** Every option path of the run config and of the method (sections included), for did-you-mean on flags. */
+function knownPaths(method: MethodDefinition): string[] {
+  const rows = [...optionRows(RUN_CONFIG), ...optionRows(method.options, METHOD_OPTIONS)].map(
+    (row) => row.path,
+  );
+  return [
+    ...new Set([...rows, ...rows.filter((p) => p.includes('.')).map((p) => p.split('.')[0] as string)]),
+  ];
+}
+
+const lastKey = (path: string) => path.slice(path.lastIndexOf('.') + 1);
+
+/** The known path closest to `path`, else one whose last key is closest to `path`'s last key. */
+function suggestPath(path: string, known: readonly string[]): string | undefined {
+  const near = closestMatch(path, known);
+  if (near !== undefined) return near;
+  const key = closestMatch(lastKey(path), known.map(lastKey));
+  return key === undefined ? undefined : known.find((p) => lastKey(p) === key);
+}
+
+/** Refuses a flag whose path neither the run config nor the method's options have. */
+function checkFlagPath(path: string, method: MethodDefinition): void {
+  const keys = path.split('.');
+  for (let depth = 0; depth < keys.length; depth++) {
+    const prefix = keys.slice(0, depth);
+    const inMethod = prefix.join('.').startsWith(METHOD_OPTIONS);
+    const known = inMethod ? optionKeysAt(method.options, prefix.slice(2)) : optionKeysAt(RUN_CONFIG, prefix);
+    if (prefix.join('.') === METHOD_OPTIONS && known === null) return;
+    if (known === null || !known.includes(keys[depth] as string)) {
+      const near = suggestPath(path, knownPaths(method));
+      throw new UsageError(`unknown flag --${path}${near === undefined ? '' : ` (did you mean "${near}"?)`}`);
+    }
   }
-  return `${source}: option "${where}": ${issue.message}`;
+}
+
+/** The closest key next to an unknown one, else a full option path ending in a key close to it. */
+function suggestionFor(
+  problem: OptionProblem,
+  prefix: string,
+  method: MethodDefinition | null,
+): string | undefined {
+  const parent = [prefix, ...problem.path.slice(0, -1).map(String)].filter(Boolean).join('.');
+  if (problem.suggestion !== undefined)
+    return parent ? `${parent}.${problem.suggestion}` : problem.suggestion;
+  const key = String(problem.path[problem.path.length - 1]);
+  const known = method ? knownPaths(method) : optionRows(RUN_CONFIG).map((row) => row.path);
+  const near = closestMatch(key, known.map(lastKey));
+  return near === undefined ? undefined : known.find((p) => lastKey(p) === near);
+}
+
+/** One problem as a sentence naming where the offending value came from. */
+function describeProblem(
+  problem: OptionProblem,
+  prefix: string,
+  provenance: Provenance,
+  method: MethodDefinition | null,
+): string {
+  const path = [prefix, ...problem.path.map(String)].filter(Boolean).join('.');
+  const source = provenance.sourceOf(path);
+  if (problem.kind === 'unknown') {
+    const near = suggestionFor(problem, prefix, method);
+    const hint = near === undefined ? '' : ` (did you mean "${near}"?)`;
+    return source === `--${path}`
+      ? `unknown flag --${path}${hint}`
+      : `${source}: unknown option "${path}"${hint}`;
+  }
+  return `${source}: option "${path}": ${problem.message}`;
+}
+
+function refuse(
+  problems: readonly OptionProblem[],
+  prefix: string,
+  provenance: Provenance,
+  method: MethodDefinition | null,
+): never {
+  throw new UsageError(problems.map((p) => describeProblem(p, prefix, provenance, method)).join('\n'));
+}
+
+/** Where a run config comes from: a file, then flags (`[path, value]` in command-line order). */
+export interface ConfigSources {
+  /** A YAML or JSON config file. */
+  readonly file?: string;
+  /** `--section.key=value` flags: each deep-merges into what the file says. */
+  readonly flags?: readonly (readonly [string, unknown])[];
+}
+
+/** A run config resolved against its method. */
+export interface ResolvedRun {
+  /** Every option, defaults filled in (the method's options too), keys in schema order: ready to hash or save. */
+  readonly config: RunConfig;
+  /** The method `config.method.name` names. */
+  readonly method: MethodDefinition;
+  /** Notes from the applied preset (e.g. an implausible published learning rate). */
+  readonly warnings: readonly string[];
+}
+
+function presetLayer(preset: MethodPreset): Mapping {
+  return {
+    ...(preset.options ? { method: { options: preset.options } } : {}),
+    ...(preset.train ? { train: preset.train } : {}),
+  };
+}
+
+function findPreset(method: MethodDefinition, name: string, source: string): MethodPreset {
+  const presets = method.presets ?? {};
+  const preset = presets[name];
+  if (!preset) {
+    const known = Object.keys(presets);
+    throw new UsageError(
+      `${source}: option "preset": method "${method.name}" has no preset "${name}"${didYouMean(name, known)}` +
+        (known.length > 0 ? `; known: ${known.slice(0, 24).join(', ')}` : ' (it has none)'),
+    );
+  }
+  return preset;
+}
+
+/** `method.name` as the flags (last wins) or the file say, before validation; the default otherwise. */
+function methodName(raw: Mapping, flags: readonly (readonly [string, unknown])[]): string {
+  let name: unknown = isMapping(raw.method) ? raw.method.name : undefined;
+  for (const [path, value] of flags) {
+    if (path === 'method.name') name = value;
+    if (path === 'method' && isMapping(value) && value.name !== undefined) name = value.name;
+  }
+  return typeof name === 'string' && name !== '' ? name : DEFAULT_METHOD;
 }
 
 /**
- * The resolved run config: file (JSON or YAML) ← `--section.key=value` overrides, validated strictly. Every
- * problem is reported at once, unknown keys with a did-you-mean.
+ * The run config: the file ← flags (deep merge), then the named preset underneath, validated strictly against
+ * the run-config schema and the method's own. Every problem is reported at once, each naming the file, flag or
+ * preset it came from, unknown keys with a did-you-mean.
  */
-export async function resolveConfig(options: {
-  file?: string;
-  overrides?: Readonly<Record<string, unknown>>;
-}): Promise<RunConfig> {
-  const raw = options.file ? await readConfigFile(options.file) : {};
-  const known = optionPaths();
-  for (const [path, value] of Object.entries(options.overrides ?? {})) {
-    if (!known.includes(path)) throw new UsageError(`unknown flag --${path}${didYouMean(path, known)}`);
-    setPath(raw, path, value);
+export async function resolveRunConfig(sources: ConfigSources): Promise<ResolvedRun> {
+  const raw = sources.file ? await readConfigFile(sources.file) : {};
+  const flags = sources.flags ?? [];
+  const method = await resolveMethod(methodName(raw, flags), methodBaseDir(sources.file));
+  // Layers from the bottom up; a later layer's source wins for the paths it sets.
+  const layers: [path: string, value: unknown, source: string][] = [];
+  if (sources.file) layers.push(['', raw, sources.file]);
+  for (const [path, value] of flags) {
+    checkFlagPath(path, method);
+    mergeAt(raw, path.split('.'), value);
+    layers.push([path, value, `--${path}`]);
   }
-  const result = runConfigSchema().safeParse(raw);
-  if (!result.success) {
-    throw new UsageError(result.error.issues.map((i) => formatIssue(i, options.file ?? 'flags')).join('\n'));
+  let provenance = new Provenance();
+  for (const [path, value, source] of layers) provenance.record(path, value, source);
+  const first = checkOptions(RUN_CONFIG, raw);
+  if (!first.ok) refuse(first.problems, '', provenance, method);
+  let merged = raw;
+  const warnings: string[] = [];
+  const name = first.value.preset;
+  if (name !== null) {
+    const preset = findPreset(method, name, provenance.sourceOf('preset'));
+    merged = presetLayer(preset);
+    for (const [key, value] of Object.entries(raw)) mergeAt(merged, [key], value);
+    const withPreset = new Provenance();
+    withPreset.record('', presetLayer(preset), `preset ${name}`);
+    for (const [path, value, source] of layers) withPreset.record(path, value, source);
+    provenance = withPreset;
+    warnings.push(...(preset.warnings ?? []).map((w) => `preset ${name}: ${w}`));
   }
-  return result.data;
+  const second = checkOptions(RUN_CONFIG, merged);
+  if (!second.ok) refuse(second.problems, '', provenance, method);
+  const options = checkOptions(method.options, second.value.method.options);
+  if (!options.ok) refuse(options.problems, METHOD_OPTIONS, provenance, method);
+  const config = { ...second.value, method: { name: second.value.method.name, options: options.value } };
+  return { config, method, warnings };
 }

@@ -10,19 +10,14 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VisionTransformer } from '@peftjs/backbone';
-import {
-  createPeftModel,
-  initBackend,
-  saveAdapter,
-  serializeSafetensors,
-  writeSafetensors,
-} from '@peftjs/core';
+import { linearProbe } from '@peftjs/baselines';
+import { createPeftModel, initBackend, saveAdapter } from '@peftjs/core';
+import { serializeSafetensors, writeSafetensors } from '@peftjs/core/safetensors';
 import { tinyMnistVit } from '@peftjs/test-fixtures';
 import { zipSync } from 'fflate';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT, runCli } from './main.js';
-import { methodPlugins } from './methods.js';
 import type { Output } from './progress.js';
 
 function capture(): Output & { text: () => string } {
@@ -97,7 +92,7 @@ beforeAll(async () => {
     at('nan.safetensors'),
     serializeSafetensors(poisoned, { config: JSON.stringify({ num_heads: 2 }) }),
   );
-  const model = createPeftModel(vit, methodPlugins('linear', {}), { seed: 1, numClasses: 3 });
+  const model = createPeftModel(vit, [linearProbe()], { seed: 1, numClasses: 3 });
   adapter = at('adapter');
   await saveAdapter(model, adapter);
   model.dispose();

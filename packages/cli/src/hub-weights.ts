@@ -8,7 +8,7 @@ import {
   resolveWeights,
 } from '@peftjs/hub';
 import { UsageError } from './config.js';
-import { OPTIONS, type RunConfig } from './options.js';
+import { DEFAULT_NORMALIZATION, type RunConfig } from './options.js';
 import type { Output, Progress } from './progress.js';
 
 type NormalizationName = RunConfig['data']['normalization'];
@@ -73,7 +73,7 @@ export function applyPretrainedNormalization(
     return;
   }
   if (preset === configured) return;
-  const isDefault = configured === OPTIONS.find((o) => o.path === 'data.normalization')?.default;
+  const isDefault = configured === DEFAULT_NORMALIZATION;
   if (isDefault) {
     config.data.normalization = preset;
     progress.line(

@@ -1,13 +1,12 @@
-export { EXIT, type ParsedArgs, parseArgs, runCli } from './main.js';
-export { UsageError, didYouMean, levenshtein, resolveConfig } from './config.js';
-export {
-  METHODS,
-  OPTIONS,
-  type MethodName,
-  type OptionSpec,
-  type RunConfig,
-  runConfigSchema,
-} from './options.js';
-export { ALL_PLUGIN_FACTORIES, methodPlugins } from './methods.js';
-export { type Output, Progress, streamOutput } from './progress.js';
+/**
+ * `@peftjs/cli`: the `peft` command (`runCli`), and the run config it resolves — the schema, the resolver that
+ * merges a config file, flags and a method preset and validates them against the method's own schema, and the
+ * registry of built-in methods — for tools that run `peft` configs (e.g. sweeps).
+ */
+export { EXIT, runCli } from './main.js';
+export { type ConfigSources, type ResolvedRun, resolveRunConfig } from './config.js';
+export { UsageError } from './errors.js';
+export { RUN_CONFIG, type RunConfig } from './options.js';
+export { BUILTIN_METHODS, DEFAULT_METHOD, adapterFactories, resolveMethod } from './methods.js';
+export { type Output, streamOutput } from './progress.js';
 export { type SeriesPoint, lineChart, renderPng } from './plots.js';

@@ -1,18 +1,17 @@
-import { PeftError } from '@peftjs/core';
+import { PeftError, didYouMean } from '@peftjs/core';
 import {
   type CommandContext,
-  benchCommand,
-  dataCheckCommand,
   evalCommand,
   exportCommand,
-  hierarchyCommand,
-  inspectCommand,
   predictCommand,
-  prototypesCommand,
+  prepareCommand,
   trainCommand,
 } from './commands.js';
-import { UsageError, didYouMean, parseFlagValue, resolveConfig } from './config.js';
-import { OPTIONS, optionPaths } from './options.js';
+import { benchCommand, dataCheckCommand, inspectCommand } from './diagnostics.js';
+import { parseFlagValue, readConfigFile, resolveRunConfig } from './config.js';
+import { UsageError } from './errors.js';
+import { configHelp } from './help.js';
+import { DEFAULT_METHOD, methodBaseDir, resolveMethod } from './methods.js';
 import { type Output, Progress } from './progress.js';
 
 /** Process exit codes `runCli` returns. */
@@ -60,16 +59,23 @@ const COMMANDS: Record<string, CommandSpec> = {
     flags: { config: 'run config file', adapter: 'adapter folder' },
     config: true,
   },
+  prepare: {
+    summary:
+      "the method's data pass alone (as `peft train` runs it last): for SHIP the hierarchy and prototypes",
+    usage: 'peft prepare --config run.yaml [--section.option=value …]',
+    flags: { config: 'run config file' },
+    config: true,
+  },
   hierarchy: {
-    summary: "SHIP's layer affinity on the training split, hierarchy starts and a heatmap",
-    usage: 'peft hierarchy --config run.yaml [--threshold 0.93]',
-    flags: { config: 'run config file', threshold: 'grouping threshold τ (default 0.93)' },
+    summary: 'same as `peft prepare` (name kept from 0.1)',
+    usage: 'peft hierarchy --config run.yaml [--method.options.threshold=0.93 …]',
+    flags: { config: 'run config file' },
     config: true,
   },
   prototypes: {
-    summary: "SHIP's attribute prototypes: k-means over last-block features",
-    usage: 'peft prototypes --config run.yaml [--k 200]',
-    flags: { config: 'run config file', k: 'number of prototypes (default 200)' },
+    summary: 'same as `peft prepare` (name kept from 0.1)',
+    usage: 'peft prototypes --config run.yaml [--method.options.hierarchy.prototypes=200 …]',
+    flags: { config: 'run config file' },
     config: true,
   },
   export: {
@@ -100,7 +106,7 @@ const COMMANDS: Record<string, CommandSpec> = {
 };
 
 /** A command line split by `parseArgs`. */
-export interface ParsedArgs {
+interface ParsedArgs {
   /** The command (`train`, `eval`, …; `data check` for the two-word one), or `''` when none was given. */
   command: string;
   /** Arguments that are not flags, after the command. */
@@ -113,7 +119,7 @@ export interface ParsedArgs {
 }
 
 /** `cmd [sub] --flag value --flag=value --switch positional…`. */
-export function parseArgs(argv: readonly string[]): ParsedArgs {
+function parseArgs(argv: readonly string[]): ParsedArgs {
   const positional: string[] = [];
   const flags: Record<string, unknown> = {};
   for (let i = 0; i < argv.length; i++) {
@@ -155,17 +161,22 @@ function globalHelp(): string {
   ].join('\n');
 }
 
-function commandHelp(name: string, spec: CommandSpec): string {
+/** The method `--help` describes: `--method.name`, else the config file's, else the default. */
+async function helpMethod(flags: Record<string, unknown>) {
+  const file = typeof flags.config === 'string' ? flags.config : undefined;
+  let name = flags['method.name'];
+  if (name === undefined && file) {
+    const section = (await readConfigFile(file)).method;
+    name = typeof section === 'object' && section !== null ? (section as { name?: unknown }).name : undefined;
+  }
+  return resolveMethod(typeof name === 'string' ? name : DEFAULT_METHOD, methodBaseDir(file));
+}
+
+async function commandHelp(name: string, spec: CommandSpec, flags: Record<string, unknown>): Promise<string> {
   const lines = [`peft ${name} — ${spec.summary}`, '', `Usage: ${spec.usage}`, '', 'Flags:'];
   for (const [flag, text] of Object.entries(spec.flags)) lines.push(`  --${flag.padEnd(22)} ${text}`);
   lines.push(`  --${'help'.padEnd(22)} this text`);
-  if (spec.config) {
-    lines.push('', 'Run options (config file keys; each also a flag --key=value):');
-    for (const option of OPTIONS) {
-      const def = option.default === undefined ? '' : ` (default ${JSON.stringify(option.default)})`;
-      lines.push(`  --${option.path.padEnd(22)} ${option.description}${def}`);
-    }
-  }
+  if (spec.config) lines.push(...configHelp(await helpMethod(flags)));
   return lines.join('\n');
 }
 
@@ -198,20 +209,14 @@ export async function runCli(argv: readonly string[], io: { out: Output; err: Ou
       );
     }
     if (parsed.flags.help) {
-      io.out.write(`${commandHelp(parsed.command, spec)}\n`);
+      io.out.write(`${await commandHelp(parsed.command, spec, parsed.flags)}\n`);
       return EXIT.ok;
     }
-    const own = new Set([...Object.keys(spec.flags), 'help', 'backend']);
-    const overrides: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(parsed.flags)) {
-      if (own.has(key) && key !== 'backend') continue;
-      if (!spec.config && !own.has(key)) {
-        throw new UsageError(`unknown flag --${key}${didYouMean(key, [...own])}`);
-      }
-      if (spec.config && !optionPaths().includes(key) && !own.has(key)) {
-        throw new UsageError(`unknown flag --${key}${didYouMean(key, [...own, ...optionPaths()])}`);
-      }
-      overrides[key] = value;
+    const own = new Set([...Object.keys(spec.flags), 'help']);
+    const configFlags = Object.entries(parsed.flags).filter(([key]) => !own.has(key));
+    if (!spec.config && configFlags.length > 0) {
+      const [key] = configFlags[0] as [string, unknown];
+      throw new UsageError(`unknown flag --${key}${didYouMean(key, [...own])}`);
     }
     if (parsed.command === 'inspect') {
       const file = parsed.positional[0];
@@ -221,44 +226,40 @@ export async function runCli(argv: readonly string[], io: { out: Output; err: Ou
       return EXIT.ok;
     }
     const configFile = flagString(parsed.flags, 'config', false);
-    const config = await resolveConfig({ ...(configFile ? { file: configFile } : {}), overrides });
+    const run = await resolveRunConfig({ ...(configFile ? { file: configFile } : {}), flags: configFlags });
     switch (parsed.command) {
       case 'train':
-        await trainCommand(config, ctx, { dryRun: parsed.flags['dry-run'] === true });
+        await trainCommand(run, ctx, { dryRun: parsed.flags['dry-run'] === true });
         return EXIT.ok;
       case 'eval': {
         const split = (flagString(parsed.flags, 'split', false) ?? 'test') as 'test' | 'val' | 'trainval';
         if (!['test', 'val', 'trainval'].includes(split))
           throw new UsageError(`--split must be test, val or trainval; got "${split}"`);
-        await evalCommand(config, ctx, {
-          adapter: flagString(parsed.flags, 'adapter', true) as string,
-          split,
-        });
+        await evalCommand(run, ctx, { adapter: flagString(parsed.flags, 'adapter', true) as string, split });
         return EXIT.ok;
       }
       case 'predict':
-        await predictCommand(config, ctx, {
+        await predictCommand(run, ctx, {
           adapter: flagString(parsed.flags, 'adapter', true) as string,
           images: parsed.positional,
         });
         return EXIT.ok;
+      case 'prepare':
       case 'hierarchy':
-        await hierarchyCommand(config, ctx, { threshold: Number(parsed.flags.threshold ?? 0.93) });
-        return EXIT.ok;
       case 'prototypes':
-        await prototypesCommand(config, ctx, { k: Number(parsed.flags.k ?? 200) });
+        await prepareCommand(run, ctx);
         return EXIT.ok;
       case 'export':
-        await exportCommand(config, ctx, {
+        await exportCommand(run, ctx, {
           run: flagString(parsed.flags, 'run', true) as string,
           to: flagString(parsed.flags, 'to', true) as string,
         });
         return EXIT.ok;
       case 'bench':
-        await benchCommand(config, ctx, { iters: Number(parsed.flags.iters ?? 5) });
+        await benchCommand(run, ctx, { iters: Number(parsed.flags.iters ?? 5) });
         return EXIT.ok;
       case 'data check':
-        return (await dataCheckCommand(config, ctx)) ? EXIT.ok : EXIT.failure;
+        return (await dataCheckCommand(run.config, ctx)) ? EXIT.ok : EXIT.failure;
       default:
         throw new UsageError(`unknown command "${parsed.command}"`);
     }

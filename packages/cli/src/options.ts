@@ -1,363 +1,141 @@
 import { DEFAULT_MAX_NPZ_BYTES } from '@peftjs/backbone';
+import { BACKEND_PREFERENCES, z } from '@peftjs/core';
 import { DEFAULT_INPUT_LIMITS } from '@peftjs/data';
-import { z } from 'zod';
+import { TRAIN_OPTIONS } from '@peftjs/train';
+import { DEFAULT_METHOD } from './methods.js';
 
 /**
- * Every option of a run, in one table: the config-file schema, the `--section.key=value` flags, `--help` and the
- * did-you-mean suggestions are all generated from it.
+ * The run config of every `peft` command: one zod schema, the only place a command-line default lives. Config
+ * files, `--section.key=value` flags, `--help`, the generated docs table and did-you-mean suggestions all derive
+ * from it; `train.*` is `@peftjs/train`'s own option schema and `method.options` is checked against the chosen
+ * method's schema.
  */
-export interface OptionSpec {
-  /**
-   * Dotted option name: `key` at the top level or `section.key` (sections `model`, `method`, `data`,
-   * `train`); also the `--path=value` flag.
-   */
-  readonly path: string;
-  /** zod schema a value must satisfy. */
-  readonly schema: z.ZodType;
-  /** Value used when the option is not given; without one the option stays unset. */
-  readonly default?: unknown;
-  /** One-line help shown by `--help`. */
-  readonly description: string;
-}
 
-const backends = ['auto', 'tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
-/** The PEFT methods `method.name` accepts. */
-export const METHODS = ['ship', 'vpt', 'lora', 'adapter', 'bitfit', 'ssf', 'linear', 'full'] as const;
-/** One of `METHODS`. */
-export type MethodName = (typeof METHODS)[number];
+/** `data.normalization` when a config does not say (Hub weights may replace it with their own preset). */
+export const DEFAULT_NORMALIZATION = 'inception';
 
-/** The option table (see `OptionSpec`), in `--help` order. */
-export const OPTIONS: readonly OptionSpec[] = [
-  {
-    path: 'backend',
-    schema: z.enum(backends),
-    default: 'auto',
-    description: 'tfjs backend (auto tries tensorflow-gpu, webgpu, tensorflow, wasm, cpu)',
-  },
-  {
-    path: 'seed',
-    schema: z.union([z.int(), z.string()]),
-    default: 1,
-    description: 'root seed: init, shuffling, k-means, dropout',
-  },
-  {
-    path: 'out',
-    schema: z.string(),
-    default: 'runs/peft',
-    description: 'run folder (manifest, log, checkpoints, adapter, report)',
-  },
-  {
-    path: 'model.weights',
-    schema: z.string(),
-    description:
+const MODEL_SECTION = z.strictObject({
+  weights: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
       'ViT weights: .safetensors (timm or HF naming), Google .npz, or a Hub reference hf:<org>/<repo>[@rev][:file] ' +
-      'or timm:<model> (downloaded once into the Hugging Face cache; its config.json sets the normalisation)',
-  },
-  {
-    path: 'model.heads',
-    schema: z.int().positive(),
-    description: 'attention heads when they cannot be inferred (width not a multiple of 64)',
-  },
-  {
-    path: 'model.layerNormEps',
-    schema: z.number().positive(),
-    description: 'LayerNorm eps (default: 1e-6 timm, 1e-12 HF)',
-  },
-  {
-    path: 'model.dropPathRate',
-    schema: z.number().min(0).max(0.99),
-    default: 0,
-    description: 'stochastic depth rate of the last block (SHIP code: 0.1)',
-  },
-  {
-    path: 'method.name',
-    schema: z.enum(METHODS),
-    default: 'ship',
-    description: `PEFT method: ${METHODS.join(', ')}`,
-  },
-  {
-    path: 'method.options',
-    schema: z.record(z.string(), z.unknown()),
-    default: {},
-    description:
-      'options of the method (see the method package docs), e.g. {"threshold": 0.93, "promptLength": 50} for ship',
-  },
-  {
-    path: 'data.format',
-    schema: z.enum(['vtab', 'imagefolder', 'idx']),
-    default: 'vtab',
-    description: 'dataset layout',
-  },
-  {
-    path: 'data.root',
-    schema: z.string(),
-    description:
+        'or timm:<model> (downloaded once into the Hugging Face cache; its config.json sets the normalisation)',
+    ),
+  heads: z
+    .int()
+    .positive()
+    .optional()
+    .describe('attention heads when they cannot be inferred (width not a multiple of 64)'),
+  layerNormEps: z
+    .number()
+    .positive()
+    .optional()
+    .describe('LayerNorm eps (absent: 1e-6 for timm, 1e-12 for HF weights)'),
+  dropPathRate: z
+    .number()
+    .min(0)
+    .max(0.99)
+    .default(0)
+    .describe('stochastic depth rate of the last block (the SHIP code uses 0.1)'),
+  maxNpzMb: z
+    .number()
+    .positive()
+    .default(DEFAULT_MAX_NPZ_BYTES / 2 ** 20)
+    .describe('.npz weights: most MB its arrays may declare in total, checked before inflating'),
+});
+
+const METHOD_SECTION = z.strictObject({
+  name: z
+    .string()
+    .min(1)
+    .default(DEFAULT_METHOD)
+    .describe('PEFT method: a built-in name, or a module path or package exporting a method definition'),
+  options: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .describe("the method's own options, checked against its schema (see its table)"),
+});
+
+// Data: one block, so options added here merge easily.
+const DATA_SECTION = z.strictObject({
+  format: z.enum(['vtab', 'imagefolder', 'idx']).default('vtab').describe('dataset layout'),
+  root: z
+    .string()
+    .optional()
+    .describe(
       'vtab: folder holding <task>/; imagefolder: folder holding train/ val/ test/; idx: folder with IDX files',
-  },
-  { path: 'data.task', schema: z.string(), description: 'vtab: task folder name (e.g. dtd)' },
-  {
-    path: 'data.numClasses',
-    schema: z.int().positive(),
-    description: 'class count (default: known VTAB count or largest label + 1)',
-  },
-  {
-    path: 'data.normalization',
-    schema: z.enum(['inception', 'imagenet']),
-    default: 'inception',
-    description: 'pixel normalisation preset',
-  },
-  {
-    path: 'data.cacheMb',
-    schema: z.number().min(0),
-    default: 256,
-    description: 'decoded-image cache per split, MB',
-  },
-  {
-    path: 'data.trainImages',
-    schema: z.string(),
-    default: 'train-images-idx3-ubyte',
-    description: 'idx: training images file',
-  },
-  {
-    path: 'data.trainLabels',
-    schema: z.string(),
-    default: 'train-labels-idx1-ubyte',
-    description: 'idx: training labels file',
-  },
-  {
-    path: 'data.testImages',
-    schema: z.string(),
-    default: 't10k-images-idx3-ubyte',
-    description: 'idx: test images file',
-  },
-  {
-    path: 'data.testLabels',
-    schema: z.string(),
-    default: 't10k-labels-idx1-ubyte',
-    description: 'idx: test labels file',
-  },
+    ),
+  task: z.string().optional().describe('vtab: task folder name (e.g. dtd)'),
+  numClasses: z
+    .int()
+    .positive()
+    .optional()
+    .describe('class count (absent: the known VTAB count, else the largest label + 1)'),
+  normalization: z
+    .enum(['inception', 'imagenet'])
+    .default(DEFAULT_NORMALIZATION)
+    .describe('pixel normalisation preset'),
+  cacheMb: z.number().min(0).default(256).describe('decoded-image cache per split, MB'),
+  trainImages: z.string().default('train-images-idx3-ubyte').describe('idx: training images file'),
+  trainLabels: z.string().default('train-labels-idx1-ubyte').describe('idx: training labels file'),
+  testImages: z.string().default('t10k-images-idx3-ubyte').describe('idx: test images file'),
+  testLabels: z.string().default('t10k-labels-idx1-ubyte').describe('idx: test labels file'),
   // Input limits, checked before memory is allocated (docs/guides/limits-and-safety.md).
-  {
-    path: 'model.maxNpzMb',
-    schema: z.number().positive(),
-    default: DEFAULT_MAX_NPZ_BYTES / 2 ** 20,
-    description: '.npz weights: most MB its arrays may declare in total, checked before inflating',
-  },
-  {
-    path: 'data.maxImagePixels',
-    schema: z.int().positive(),
-    default: DEFAULT_INPUT_LIMITS.maxImagePixels,
-    description: 'largest image (width × height), read from its header before decoding',
-  },
-  {
-    path: 'data.maxFileMb',
-    schema: z.number().positive(),
-    default: DEFAULT_INPUT_LIMITS.maxFileBytes / 2 ** 20,
-    description: 'largest image or list file, MB (only regular files are read)',
-  },
-  {
-    path: 'data.maxIdxMb',
-    schema: z.number().positive(),
-    default: DEFAULT_INPUT_LIMITS.maxIdxBytes / 2 ** 20,
-    description: 'largest IDX file, MB, after gunzip (checked from its header before inflating)',
-  },
-  {
-    path: 'train.protocol',
-    schema: z.enum(['vtab', 'single']),
-    default: 'vtab',
-    description:
-      'vtab: choose epochs on val200 (train800), refit on train800val200, test once; single: train on train+val, select on val',
-  },
-  {
-    path: 'train.epochs',
-    schema: z.int().positive(),
-    default: 100,
-    description: 'epochs (cosine t_initial)',
-  },
-  { path: 'train.batchSize', schema: z.int().positive(), default: 64, description: 'batch size' },
-  {
-    path: 'train.microBatch',
-    schema: z.int().positive(),
-    description: 'examples per forward/backward (gradient accumulation)',
-  },
-  { path: 'train.optimizer', schema: z.enum(['adamw', 'sgd']), default: 'adamw', description: 'optimizer' },
-  { path: 'train.lr', schema: z.number().positive(), default: 1e-3, description: 'peak learning rate' },
-  {
-    path: 'train.weightDecay',
-    schema: z.number().min(0),
-    default: 1e-3,
-    description: 'decoupled weight decay (not on biases/norms)',
-  },
-  { path: 'train.momentum', schema: z.number().min(0).max(1), default: 0.9, description: 'SGD momentum' },
-  {
-    path: 'train.schedule',
-    schema: z.enum(['cosine-epoch', 'cosine-step', 'constant']),
-    default: 'cosine-epoch',
-    description: 'learning-rate schedule (timm cosine stepped per epoch)',
-  },
-  { path: 'train.warmupEpochs', schema: z.int().min(0), default: 10, description: 'warm-up epochs' },
-  {
-    path: 'train.warmupLrInit',
-    schema: z.number().min(0),
-    default: 1e-6,
-    description: 'learning rate at the start of warm-up',
-  },
-  { path: 'train.lrMin', schema: z.number().min(0), default: 1e-5, description: 'cosine floor' },
-  {
-    path: 'train.evalEvery',
-    schema: z.int().positive(),
-    default: 10,
-    description: 'evaluate every N epochs (and the last)',
-  },
-  {
-    path: 'train.checkpointEvery',
-    schema: z.int().positive(),
-    default: 10,
-    description: 'checkpoint every N epochs (and at the end)',
-  },
-  {
-    path: 'train.selection',
-    schema: z.enum(['val', 'max-test-over-epochs']),
-    default: 'val',
-    description:
-      "model selection; 'max-test-over-epochs' reproduces the official SHIP code (optimistic, labelled in reports)",
-  },
-  {
-    path: 'train.resume',
-    schema: z.boolean(),
-    default: false,
-    description: 'continue from the run folder checkpoint (single protocol)',
-  },
-];
+  maxImagePixels: z
+    .int()
+    .positive()
+    .default(DEFAULT_INPUT_LIMITS.maxImagePixels)
+    .describe('largest image (width × height), read from its header before decoding'),
+  maxFileMb: z
+    .number()
+    .positive()
+    .default(DEFAULT_INPUT_LIMITS.maxFileBytes / 2 ** 20)
+    .describe('largest image or list file, MB (only regular files are read)'),
+  maxIdxMb: z
+    .number()
+    .positive()
+    .default(DEFAULT_INPUT_LIMITS.maxIdxBytes / 2 ** 20)
+    .describe('largest IDX file, MB, after gunzip (checked from its header before inflating)'),
+});
 
-const SECTIONS = ['model', 'method', 'data', 'train'] as const;
+const TRAIN_SECTION = TRAIN_OPTIONS.omit({ seed: true }).extend({
+  protocol: z
+    .enum(['vtab', 'single'])
+    .default('vtab')
+    .describe(
+      'vtab: choose epochs on val200 (train800), refit on train800val200, test once (selection, resume, ' +
+        'stopAfterEpochs and restoreBest then do not apply); single: train on train+val, select on val',
+    ),
+});
 
-/** A resolved, validated run config: `OPTIONS` as nested sections, defaults filled in. */
-export interface RunConfig {
-  /** tfjs backend preference (default `auto`). */
-  backend: (typeof backends)[number];
-  /** Root seed of initialisation, shuffling, k-means and dropout (default 1). */
-  seed: number | string;
-  /** Run folder for manifest, log, checkpoints, adapter and report (default `runs/peft`). */
-  out: string;
-  /** The backbone. */
-  model: {
-    /**
-     * ViT weights: `.safetensors` (timm or HF naming), Google `.npz`, or a Hub reference
-     * (`hf:<org>/<repo>[@revision][:file]`, `timm:<model-name>`) resolved into the Hugging Face cache.
-     */
-    weights?: string;
-    /** Attention heads, when they cannot be inferred (width not a multiple of 64). */
-    heads?: number;
-    /** LayerNorm epsilon (default: 1e-6 for timm weights, 1e-12 for HF). */
-    layerNormEps?: number;
-    /** Stochastic-depth rate of the last block (default 0; the SHIP code uses 0.1). */
-    dropPathRate: number;
-    /** `.npz` weights: most MB (MiB) their arrays may declare in total (default 2048). */
-    maxNpzMb: number;
-  };
-  /** The PEFT method. */
-  method: {
-    /** The method (default `ship`). */
-    name: MethodName;
-    /** The method's own options (see its package), e.g. `{ "threshold": 0.93 }` for ship. Default `{}`. */
-    options: Record<string, unknown>;
-  };
-  /** The dataset. */
-  data: {
-    /** Dataset layout (default `vtab`). */
-    format: 'vtab' | 'imagefolder' | 'idx';
-    /**
-     * vtab: folder holding `<task>/`; imagefolder: folder holding `train/`, `val/`, `test/`; idx: folder with
-     * the IDX files.
-     */
-    root?: string;
-    /** vtab: task folder name (e.g. `dtd`). */
-    task?: string;
-    /** Class count (default: the known VTAB count, else the largest label + 1). */
-    numClasses?: number;
-    /** Pixel normalisation preset (default `inception`). */
-    normalization: 'inception' | 'imagenet';
-    /** Decoded-image cache per split, in MB (default 256). */
-    cacheMb: number;
-    /** idx: training images file name (default `train-images-idx3-ubyte`). */
-    trainImages: string;
-    /** idx: training labels file name (default `train-labels-idx1-ubyte`). */
-    trainLabels: string;
-    /** idx: test images file name (default `t10k-images-idx3-ubyte`). */
-    testImages: string;
-    /** idx: test labels file name (default `t10k-labels-idx1-ubyte`). */
-    testLabels: string;
-    /** Largest image in pixels, checked from its header before decoding (default 40,000,000). */
-    maxImagePixels: number;
-    /** Largest image or list file, in MB (MiB) (default 256). */
-    maxFileMb: number;
-    /** Largest IDX file after gunzip, in MB (MiB) (default 1024). */
-    maxIdxMb: number;
-  };
-  /** Training. */
-  train: {
-    /**
-     * `vtab`: choose epochs on val200 (trained on train800), refit on train800val200, test once; `single`:
-     * one run selected on validation (default `vtab`).
-     */
-    protocol: 'vtab' | 'single';
-    /** Epochs, the cosine's t_initial (default 100). */
-    epochs: number;
-    /** Batch size (default 64). */
-    batchSize: number;
-    /** Examples per forward/backward pass (gradient accumulation); default the whole batch. */
-    microBatch?: number;
-    /** Optimizer (default `adamw`). */
-    optimizer: 'adamw' | 'sgd';
-    /** Peak learning rate (default 1e-3). */
-    lr: number;
-    /** Weight decay, not applied to biases and norms (default 1e-3). */
-    weightDecay: number;
-    /** SGD momentum (default 0.9). */
-    momentum: number;
-    /** Learning-rate schedule (default `cosine-epoch`). */
-    schedule: 'cosine-epoch' | 'cosine-step' | 'constant';
-    /** Warm-up epochs (default 10). */
-    warmupEpochs: number;
-    /** Learning rate at the start of the warm-up (default 1e-6). */
-    warmupLrInit: number;
-    /** Cosine floor (default 1e-5). */
-    lrMin: number;
-    /** Evaluate every N epochs and at the last (default 10). */
-    evalEvery: number;
-    /** Checkpoint every N epochs and at the end (default 10). */
-    checkpointEvery: number;
-    /**
-     * Model selection (default `val`); `max-test-over-epochs` reproduces the official SHIP code (optimistic,
-     * labelled in reports).
-     */
-    selection: 'val' | 'max-test-over-epochs';
-    /** Continue from the run folder's checkpoint (single protocol; default false). */
-    resume: boolean;
-  };
-}
+/** The whole run config (strict: an unknown key anywhere is an error). */
+export const RUN_CONFIG = z.strictObject({
+  backend: z
+    .enum(BACKEND_PREFERENCES)
+    .default('auto')
+    .describe('tfjs backend (auto tries tensorflow-gpu, webgpu, tensorflow, wasm, cpu)'),
+  seed: z.union([z.int(), z.string()]).default(1).describe('root seed: init, shuffling, k-means, dropout'),
+  out: z
+    .string()
+    .min(1)
+    .default('runs/peft')
+    .describe('run folder (manifest, log, checkpoints, adapter, report)'),
+  preset: z
+    .string()
+    .min(1)
+    .nullable()
+    .default(null)
+    .describe("one of the method's published presets (e.g. vtab:cifar100), under the config file and flags"),
+  model: MODEL_SECTION.prefault({}).describe('the backbone'),
+  method: METHOD_SECTION.prefault({}).describe('the PEFT method'),
+  data: DATA_SECTION.prefault({}).describe('the dataset'),
+  train: TRAIN_SECTION.prefault({}).describe('training (the options of train() in @peftjs/train)'),
+});
 
-/** The nested zod schema built from the table (strict: unknown keys are errors). */
-export function runConfigSchema(): z.ZodType<RunConfig> {
-  const top: Record<string, z.ZodType> = {};
-  const sections: Record<string, Record<string, z.ZodType>> = Object.fromEntries(
-    SECTIONS.map((s) => [s, {}]),
-  );
-  for (const option of OPTIONS) {
-    const withDefault =
-      option.default !== undefined
-        ? option.schema.default(option.default as never)
-        : option.schema.optional();
-    const [head, key] = option.path.split('.') as [string, string | undefined];
-    if (key === undefined) top[head] = withDefault;
-    else (sections[head] as Record<string, z.ZodType>)[key] = withDefault;
-  }
-  for (const section of SECTIONS)
-    top[section] = z.strictObject(sections[section] as Record<string, z.ZodType>).prefault({});
-  return z.strictObject(top) as unknown as z.ZodType<RunConfig>;
-}
+/** A resolved run config: every section, defaults filled in, keys in schema order. */
+export type RunConfig = z.output<typeof RUN_CONFIG>;
 
-export function optionPaths(): string[] {
-  return OPTIONS.map((o) => o.path);
-}
+/** The config sections (objects whose keys are options). */
+export const SECTIONS = ['model', 'method', 'data', 'train'] as const;

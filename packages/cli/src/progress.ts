@@ -19,6 +19,8 @@ export function streamOutput(stream: NodeJS.WriteStream): Output {
  */
 export class Progress {
   private lastLine = '';
+  /** Steps of the epoch in progress (from its `epoch-start` event) and how many of them are done. */
+  private epoch = { steps: 0, done: 0 };
 
   constructor(private readonly out: Output) {}
 
@@ -44,11 +46,15 @@ export class Progress {
   /** Renders training events. */
   trainEvent(event: TrainEvent, epochs: number): void {
     switch (event.type) {
+      case 'epoch-start':
+        this.epoch = { steps: event.steps, done: 0 };
+        break;
       case 'step':
+        this.epoch.done++;
         this.bar(
           `epoch ${event.epoch + 1}/${epochs}`,
-          event.step + 1,
-          event.step + 1,
+          this.epoch.done,
+          this.epoch.steps,
           `loss ${event.loss.toFixed(4)} lr ${event.lr.toExponential(2)}`,
         );
         break;

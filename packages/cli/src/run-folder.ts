@@ -2,8 +2,8 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { type BackendChoice, type JsonObject, writeFileAtomic } from '@peftjs/core';
-import { affinityHeatmapPng } from '@peftjs/hierarchy';
+import type { BackendChoice, JsonObject, MethodReport } from '@peftjs/core';
+import { writeFileAtomic } from '@peftjs/core/internal';
 import type { EpochRecord, TrainResult } from '@peftjs/train';
 import { lineChart, renderPng } from './plots.js';
 
@@ -68,6 +68,8 @@ export class RunFolder {
 
 export interface ManifestInput {
   config: unknown;
+  method: { name: string; version: string };
+  warnings: readonly string[];
   backend: BackendChoice;
   data: Record<string, unknown>;
   selection: string;
@@ -88,6 +90,8 @@ export function manifest(input: ManifestInput): JsonObject {
         skipped: input.backend.skipped,
       },
       seed: (input.config as { seed: unknown }).seed,
+      method: input.method,
+      ...(input.warnings.length > 0 ? { warnings: input.warnings } : {}),
       config: input.config,
       weights: input.weights,
       data: input.data,
@@ -98,7 +102,7 @@ export function manifest(input: ManifestInput): JsonObject {
   ) as JsonObject;
 }
 
-/** Loss and accuracy curves, the SHIP affinity heatmap when there is one, and report.md tying them together. */
+/** Loss and accuracy curves, the method's own lines and figures, and report.md tying them together. */
 export async function writeReport(
   folder: RunFolder,
   input: {
@@ -108,7 +112,7 @@ export async function writeReport(
     histories: { label: string; history: readonly EpochRecord[] }[];
     result: TrainResult;
     test: { top1: number; top5: number | null; count: number };
-    affinity?: { matrix: number[][]; starts: number[] };
+    methodReport?: MethodReport;
     wallSeconds: number;
     backend: string;
   },
@@ -133,12 +137,9 @@ export async function writeReport(
     );
     plots.push('![validation accuracy](accuracy.png)');
   }
-  if (input.affinity) {
-    await folder.writeFile(
-      'affinity.png',
-      await affinityHeatmapPng(input.affinity.matrix, input.affinity.starts),
-    );
-    plots.push(`![layer affinity; hierarchy starts ${input.affinity.starts.join(', ')}](affinity.png)`);
+  for (const figure of input.methodReport?.figures ?? []) {
+    await folder.writeFile(figure.file, figure.data);
+    plots.push(`![${figure.caption}](${figure.file})`);
   }
   const r = input.result;
   const lines = [
@@ -149,6 +150,7 @@ export async function writeReport(
       `trainable without head ${input.parameters.trainableWithoutHead.toLocaleString('en-US')}`,
     `- model selection: **${r.selection}**${r.selectionWarning ? ` — ${r.selectionWarning}` : ''}`,
     `- test: top-1 **${(input.test.top1 * 100).toFixed(2)} %**${input.test.top5 === null ? '' : `, top-5 ${(input.test.top5 * 100).toFixed(2)} %`} on ${input.test.count} images (evaluated once)`,
+    ...(input.methodReport?.lines ?? []).map((line) => `- ${line}`),
     '',
     ...plots,
     '',

@@ -18,16 +18,14 @@ import {
   createPeftModel,
   initBackend,
   loadAdapter,
-  nodeFileSetFs,
-  parseSafetensors,
   saveAdapter,
-  serializeSafetensors,
 } from '@peftjs/core';
+import { nodeFileSetFs } from '@peftjs/core/internal';
+import { parseSafetensors, serializeSafetensors } from '@peftjs/core/safetensors';
 import type { VisionTransformer } from '@peftjs/backbone';
 import { faultyFs } from '@peftjs/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALL_PLUGIN_FACTORIES } from '../src/methods.js';
-import { bits, caseBackbone, caseData, tf } from './method-cases.js';
+import { ALL_PLUGIN_FACTORIES, bits, caseBackbone, caseData, tf } from './method-cases.js';
 
 let backbone: VisionTransformer;
 let images: Tensor4D;

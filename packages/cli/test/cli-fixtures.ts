@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { VisionTransformer } from '@peftjs/backbone';
-import { writeSafetensors } from '@peftjs/core';
+import { writeSafetensors } from '@peftjs/core/safetensors';
 import { tinyMnistVit } from '@peftjs/test-fixtures';
 import sharp from 'sharp';
 import { runCli } from '../src/main.js';

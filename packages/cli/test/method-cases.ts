@@ -15,7 +15,8 @@ import {
   tf,
 } from '@peftjs/core';
 import { ship } from '@peftjs/ship';
-import { mnistDigitTensors, tinyMnistVit } from '@peftjs/test-fixtures';
+import { BUILTIN_METHODS, adapterFactories } from '../src/methods.js';
+import { mnistDigitTensors, tinyMnistVit } from '@peftjs/test-fixtures/plain';
 
 const shipOptions = { threshold: 0.97, promptLength: 2, hierarchy: { prototypes: 6 } } as const;
 
@@ -89,3 +90,6 @@ export async function freshLogitBits(
 }
 
 export { tf };
+
+/** Factories for every plugin PEFT.js ships (what `loadAdapter` needs to rebuild any of the cases). */
+export const ALL_PLUGIN_FACTORIES = adapterFactories(BUILTIN_METHODS[0] as (typeof BUILTIN_METHODS)[number]);

@@ -19,8 +19,16 @@ import {
 import { describeBackends } from '@peftjs/core/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { VisionTransformer } from '@peftjs/backbone';
-import { ALL_PLUGIN_FACTORIES } from '../src/methods.js';
-import { METHOD_CASES, bits, buildCase, caseBackbone, caseData, freshLogitBits, tf } from './method-cases.js';
+import {
+  ALL_PLUGIN_FACTORIES,
+  METHOD_CASES,
+  bits,
+  buildCase,
+  caseBackbone,
+  caseData,
+  freshLogitBits,
+  tf,
+} from './method-cases.js';
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
 const STEPS = 3;

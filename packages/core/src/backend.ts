@@ -14,14 +14,14 @@ export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'webgpu' | 'tensorfl
 export type ConcreteBackend = Exclude<BackendPreference, 'auto'>;
 
 /** Every accepted value of `InitBackendOptions.prefer` and `PEFTJS_BACKEND`. */
-export const BACKEND_PREFERENCES: readonly BackendPreference[] = [
+export const BACKEND_PREFERENCES = [
   'auto',
   'tensorflow-gpu',
   'webgpu',
   'tensorflow',
   'wasm',
   'cpu',
-];
+] as const satisfies readonly BackendPreference[];
 const AUTO_ORDER: readonly ConcreteBackend[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
 
 /** What `initBackend` selected, and why. */

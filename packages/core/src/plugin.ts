@@ -19,7 +19,7 @@ export type JsonObject = { [key: string]: JsonValue };
  */
 export type PluginTier = 'pre' | 'normal' | 'post';
 /** Every tier in run order; a plugin with any other `tier` is rejected as `PLUGIN_INVALID`. */
-export const PLUGIN_TIERS: readonly PluginTier[] = ['pre', 'normal', 'post'];
+export const PLUGIN_TIERS = ['pre', 'normal', 'post'] as const satisfies readonly PluginTier[];
 
 /** Sites where a plugin replaces the computation; two plugins there conflict unless one declares it composes. */
 export type ExclusiveSite = 'attention' | 'head';

@@ -1,50 +1,53 @@
 import {
   type AttentionArgs,
   type AttentionResult,
-  HOOK_SPEC_VERSION,
   type PeftPlugin,
   type Tensor3D,
   type Tensor4D,
-  invalidOption,
-  mergeHeads,
-  requireNumberInRange,
+  pluginFunction,
+  pluginIdentity,
+  definePlugin,
   tf,
-  matMulT,
-  transposeLast2,
-  transposedMatMulIsFast,
+  z,
 } from '@peftjs/core';
+import { mergeHeads, matMulT, transposeLast2, transposedMatMulIsFast } from '@peftjs/core/ops';
 
-/**
- * SHIP's decoupled attention (spec §5), for any prompt plugin: prompts are the tokens after the image tokens.
- *
- * - Image tokens attend to image keys and to prompt keys through two separate softmaxes, mixed as
- *   Z' = (1 − λ)·I2I + λ·I2P (the official code; `mix: 'additive'` gives I2I + λ·I2P, the paper figure's form).
- *   The image-to-image softmax is never renormalised by prompt keys, so with λ = 0 image tokens equal the frozen
- *   prompt-free ViT's exactly.
- * - Prompt tokens issue no queries before the last block: their attention output is their own LayerNorm-1 output
- *   (no value projection). From block `fullAttentionFrom` on (default: the last block) prompt rows use one joint
- *   softmax over all keys.
- *
- * Logits handed to observers are `[B, H, N_img, N]` in decoupled blocks and `[B, H, N, N]` in full blocks.
- */
-export interface DecoupledAttentionOptions {
-  /** Share of the image-to-prompt path (default 0.1). */
-  lambda?: number;
-  /** How the two image paths combine: `convex` (default) (1 − λ)·I2I + λ·I2P, or `additive` I2I + λ·I2P. */
-  mix?: 'convex' | 'additive';
-  /** First block where prompts attend (default: the last block). */
-  fullAttentionFrom?: number | null;
-  /**
-   * Let the backbone compute image-independent prompts once per forward at batch 1 and cache them at inference
-   * (default true). False computes every prompt row per image — same numbers, more work (kept for tests).
-   */
-  isolate?: boolean;
-  /**
-   * Plugin name (default `decoupled-attention`); the prefix is the name with characters other than letters,
-   * digits and `_` replaced by `_`.
-   */
-  name?: string;
-}
+/** Version of the decoupled-attention plugin (`PeftPlugin.version`). */
+export const DECOUPLED_ATTENTION_VERSION = '0.1.0';
+
+/** Options of decoupled attention, one schema field per option (docs/ship-method.md §5). */
+export const DECOUPLED_ATTENTION_OPTIONS = z.strictObject({
+  lambda: z.number().min(0).max(1).default(0.1).describe('λ: share of the image-to-prompt path'),
+  mix: z
+    .enum(['convex', 'additive'])
+    .default('convex')
+    .describe(
+      'how the two image paths combine: convex (1 − λ)·I2I + λ·I2P (official code) or additive I2I + λ·I2P',
+    ),
+  fullAttentionFrom: z
+    .int()
+    .nonnegative()
+    .nullable()
+    .default(null)
+    .describe('first block where prompts attend (one joint softmax over all keys); null: the last block'),
+  isolate: z
+    .boolean()
+    .default(true)
+    .describe(
+      'compute image-independent prompts once per forward at batch 1 and cache them at inference; false: per image ' +
+        '(same numbers, more work)',
+    ),
+  name: z
+    .string()
+    .min(1)
+    .default('decoupled-attention')
+    .describe(
+      'plugin name; the prefix is the name with characters other than letters, digits and _ replaced by _',
+    ),
+});
+
+/** Options of `decoupledAttention` as given: every key optional (see `DECOUPLED_ATTENTION_OPTIONS`). */
+export type DecoupledAttentionOptions = z.input<typeof DECOUPLED_ATTENTION_OPTIONS>;
 
 function sliceTokens(x: Tensor4D, start: number, length: number): Tensor4D {
   const [batch, heads, , dim] = x.shape;
@@ -85,35 +88,45 @@ export function decoupledAttentionCore(
 }
 
 /**
- * The decoupled-attention plugin (tier `normal`, exclusive `attention` site, no parameters). Without prompt
- * tokens a block runs the standard attention. Invalid options throw `INVALID_OPTION`.
+ * SHIP's decoupled attention (docs/ship-method.md §5), for any prompt plugin: prompts are the tokens after the
+ * image tokens (tier `normal`, exclusive `attention` site, no parameters).
+ *
+ * - Image tokens attend to image keys and to prompt keys through two separate softmaxes, mixed as
+ *   Z' = (1 − λ)·I2I + λ·I2P (the official code; `mix: 'additive'` gives I2I + λ·I2P, the paper figure's form).
+ *   The image-to-image softmax is never renormalised by prompt keys, so with λ = 0 image tokens equal the frozen
+ *   prompt-free ViT's exactly.
+ * - Prompt tokens issue no queries before the last block: their attention output is their own LayerNorm-1 output
+ *   (no value projection). From block `fullAttentionFrom` on (default: the last block) prompt rows use one joint
+ *   softmax over all keys.
+ *
+ * Logits handed to observers are `[B, H, N_img, N]` in decoupled blocks and `[B, H, N, N]` in full blocks. Without
+ * prompt tokens a block runs the standard attention.
  */
-export function decoupledAttention(options: DecoupledAttentionOptions = {}): PeftPlugin {
-  const lambda = requireNumberInRange('lambda', options.lambda ?? 0.1, 0, 1);
-  const mix = options.mix ?? 'convex';
-  if (mix !== 'convex' && mix !== 'additive') invalidOption('mix', options.mix, '"convex" or "additive"');
-  const fullFrom = options.fullAttentionFrom ?? undefined;
-  if (fullFrom !== undefined && (!Number.isInteger(fullFrom) || fullFrom < 0)) {
-    invalidOption('fullAttentionFrom', fullFrom, 'a block index ≥ 0');
-  }
-  const name = options.name ?? 'decoupled-attention';
-  const isolate = options.isolate ?? true;
-  return {
-    name,
-    type: 'decoupled-attention',
-    version: '0.1.0',
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: name.replace(/[^A-Za-z0-9_]/g, '_'),
-    options: { lambda, mix, fullAttentionFrom: fullFrom ?? null, isolate, name },
-    // Before the full-attention block prompt rows never read image rows: image-independent prompts can be
-    // computed once per forward (and cached at inference).
-    isolatesPrompts: (block, config) => isolate && block < (fullFrom ?? config.depth - 1),
-    hooks: {
-      attention(ctx, args, next) {
-        if (args.layout.numPromptTokens === 0) return next(args);
-        const promptsAttend = args.block >= (fullFrom ?? ctx.config.depth - 1);
-        return decoupledAttentionCore(args, { lambda, mix, promptsAttend });
+export const DECOUPLED_ATTENTION_PLUGIN = definePlugin({
+  type: 'decoupled-attention',
+  version: DECOUPLED_ATTENTION_VERSION,
+  description:
+    "SHIP's decoupled attention: image tokens keep their own softmax and take a fixed λ share from prompts, which " +
+    'issue no queries before the last block',
+  options: DECOUPLED_ATTENTION_OPTIONS,
+  create(options): PeftPlugin {
+    const { lambda, mix, fullAttentionFrom, isolate, name } = options;
+    const fullFrom = (depth: number) => fullAttentionFrom ?? depth - 1;
+    return {
+      ...pluginIdentity({ type: 'decoupled-attention', version: DECOUPLED_ATTENTION_VERSION, name }, options),
+      // Before the full-attention block prompt rows never read image rows: image-independent prompts can be
+      // computed once per forward (and cached at inference).
+      isolatesPrompts: (block, config) => isolate && block < fullFrom(config.depth),
+      hooks: {
+        attention(ctx, args, next) {
+          if (args.layout.numPromptTokens === 0) return next(args);
+          const promptsAttend = args.block >= fullFrom(ctx.config.depth);
+          return decoupledAttentionCore(args, { lambda, mix, promptsAttend });
+        },
       },
-    },
-  };
-}
+    };
+  },
+});
+
+/** The decoupled-attention plugin from options (parsed by `DECOUPLED_ATTENTION_OPTIONS`). */
+export const decoupledAttention = pluginFunction(DECOUPLED_ATTENTION_PLUGIN);

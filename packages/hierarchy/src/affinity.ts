@@ -5,7 +5,7 @@ import type { Tensor2D, Tensor3D } from '@peftjs/core';
 const NORM_EPS = 1e-12;
 
 /**
- * Running layer-affinity estimate (spec §2.2): for every image, the L×L matrix of cosine similarities between its
+ * Running layer-affinity estimate (docs/ship-method.md §2.2): for every image, the L×L matrix of cosine similarities between its
  * per-layer feature vectors, averaged over images. This is deliberately not the cosine of averaged features.
  * The sum lives on the host in float64, so no tensor survives between `add` calls.
  */

@@ -1,11 +1,11 @@
 import { PeftError, invalidOption, tf } from '@peftjs/core';
 import type { Tensor2D, Tensor3D } from '@peftjs/core';
 
-/** Which vector of a block's output represents an image: the CLS token (default) or the mean of patch tokens. */
-export type HierarchyToken = 'cls' | 'mean-patch';
-
 /** Every `HierarchyToken`: the values the `token` options accept. */
-export const HIERARCHY_TOKENS: readonly HierarchyToken[] = ['cls', 'mean-patch'];
+export const HIERARCHY_TOKENS = ['cls', 'mean-patch'] as const;
+
+/** Which vector of a block's output represents an image: the CLS token (default) or the mean of patch tokens. */
+export type HierarchyToken = (typeof HIERARCHY_TOKENS)[number];
 
 export function requireToken(option: string, value: unknown): HierarchyToken {
   if (!HIERARCHY_TOKENS.includes(value as HierarchyToken)) {

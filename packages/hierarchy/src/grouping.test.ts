@@ -52,7 +52,7 @@ describe('groupLayers', () => {
     expect(groupLayers(A, { threshold: 2, endLayer: 3 })).toEqual([0, 1, 2]);
   });
 
-  it('groups a 12-layer matrix shaped like ViT-B/16 affinities (spec §2.2)', () => {
+  it('groups a 12-layer matrix shaped like ViT-B/16 affinities (docs/ship-method.md §2.2)', () => {
     // Adjacent 0.92–0.98 (weakest 2→3 and 9→10), then a sharp drop 10→11.
     const A = chainAffinity([0.98, 0.97, 0.92, 0.98, 0.97, 0.98, 0.96, 0.98, 0.97, 0.93, 0.65]);
     expect((A[0] as number[])[11]).toBeGreaterThan(0.14);

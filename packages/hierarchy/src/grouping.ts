@@ -10,7 +10,7 @@ export interface GroupLayersOptions {
 }
 
 /**
- * Greedy layer grouping of SHIP (spec §2.3). The comparison is against the *first* layer of the current hierarchy
+ * Greedy layer grouping of SHIP (docs/ship-method.md §2.3). The comparison is against the *first* layer of the current hierarchy
  * (the anchor), not the preceding layer, so a slow drift of adjacent similarities still opens a new hierarchy.
  * τ ≥ 1 makes every layer its own hierarchy. Returns the start layers, always beginning with 0.
  */

@@ -4,6 +4,8 @@ export { AffinityAccumulator } from './affinity.js';
 export { kmeans, type KMeansOptions, type KMeansResult } from './kmeans.js';
 export { HEATMAP_BOUNDARY_COLOR, affinityHeatmapPng, heatmapColor, type HeatmapOptions } from './heatmap.js';
 export {
+  HIERARCHY_OPTIONS,
+  HIERARCHY_PLUGIN,
   HIERARCHY_PLUGIN_VERSION,
   HIERARCHY_SHARED_KEYS,
   type AnalyseLayersOptions,
@@ -11,5 +13,4 @@ export {
   type ResolvedHierarchyOptions,
   analyseLayers,
   hierarchyPlugin,
-  resolveHierarchyOptions,
 } from './plugin.js';

@@ -84,17 +84,17 @@ describe('hierarchyPlugin options', () => {
       prefix: 'ship_hierarchy',
     });
     expect(JSON.parse(JSON.stringify(plugin.options))).toEqual(plugin.options);
-    expect(() => hierarchyPlugin({ threshold: Number.NaN })).toThrow(/option "threshold"/);
-    expect(() => hierarchyPlugin({ threshold: 0.9, prototypes: 0 })).toThrow(/option "prototypes"/);
-    expect(() => hierarchyPlugin({ threshold: 0.9, endLayer: -1 })).toThrow(/option "endLayer"/);
-    expect(() => hierarchyPlugin({ threshold: 0.9, token: 'patch' as 'cls' })).toThrow(/option "token"/);
-    expect(() => hierarchyPlugin({ threshold: 0.9, maxImages: 10, prototypes: 20 })).toThrow(
-      /"prototypes" \(20\) exceeds option "maxImages" \(10\)/,
-    );
-    expect(() => hierarchyPlugin({ threshold: 0.9, prefix: '' })).toThrow(/option "prefix"/);
+    const label = 'option "ship-hierarchy.';
+    expect(() => hierarchyPlugin({ threshold: Number.NaN })).toThrow(`${label}threshold"`);
+    expect(() => hierarchyPlugin({ threshold: 0.9, prototypes: 0 })).toThrow(`${label}prototypes"`);
+    expect(() => hierarchyPlugin({ threshold: 0.9, endLayer: -1 })).toThrow(`${label}endLayer"`);
+    expect(() => hierarchyPlugin({ threshold: 0.9, token: 'patch' as 'cls' })).toThrow(`${label}token"`);
+    expect(() => hierarchyPlugin({ threshold: 0.9, prefix: '' })).toThrow(`${label}prefix"`);
     expect(() => hierarchyPlugin({ threshold: 0.9, treshold: 1 } as never)).toThrow(
-      /unknown option "treshold"/,
+      'unknown option "ship-hierarchy.treshold" (did you mean "ship-hierarchy.threshold"?)',
     );
+    // The default lives in the schema only: τ = 0.93 without a threshold.
+    expect(hierarchyPlugin().options?.threshold).toBe(0.93);
   });
 });
 
@@ -197,6 +197,9 @@ await describeBackends('hierarchyPlugin end to end', (backend) => {
     await expect(model.prepare(data)).rejects.toThrow(/option "prototypes" \(20\).*has 12/);
     const tooDeep = createPeftModel(vit, [hierarchyPlugin({ threshold: 0.9, prototypes: 2, endLayer: 7 })]);
     await expect(tooDeep.prepare(data)).rejects.toThrow(/option "endLayer"/);
+    // More prototypes than maxImages lets through: named with both options.
+    const capped = createPeftModel(vit, [hierarchyPlugin({ threshold: 0.9, prototypes: 6, maxImages: 5 })]);
+    await expect(capped.prepare(data)).rejects.toThrow(/"prototypes" \(6\).*it gets 5.*"maxImages" is 5/);
     const lying: PrepareData = { size: 10, batches: data.batches };
     await expect(model.prepare(lying)).rejects.toThrow(/more images than data.size \(10\)/);
   });

@@ -1,4 +1,14 @@
-import { HOOK_SPEC_VERSION, PeftError, invalidOption, requirePositiveInt, tf } from '@peftjs/core';
+import {
+  PeftError,
+  pluginFunction,
+  pluginIdentity,
+  definePlugin,
+  invalidOption,
+  parseOptions,
+  requirePositiveInt,
+  tf,
+  z,
+} from '@peftjs/core';
 import type {
   FrozenFeatures,
   JsonObject,
@@ -10,7 +20,7 @@ import type {
   Tensor4D,
 } from '@peftjs/core';
 import { AffinityAccumulator } from './affinity.js';
-import { type HierarchyToken, layerFeatures, requireToken } from './features.js';
+import { HIERARCHY_TOKENS, type HierarchyToken, layerFeatures } from './features.js';
 import { groupLayers } from './grouping.js';
 import { kmeans } from './kmeans.js';
 import { requireStarts } from './validate.js';
@@ -28,101 +38,50 @@ export const HIERARCHY_SHARED_KEYS = {
   affinity: 'hierarchy.affinity',
 } as const;
 
-/** Options of `hierarchyPlugin`; unknown keys and invalid values throw `INVALID_OPTION`. */
-export interface HierarchyOptions {
-  /** τ of the greedy grouping (spec §2.3). */
-  threshold: number;
-  /** Drop hierarchy starts ≥ endLayer; null or absent keeps all. */
-  endLayer?: number | null;
-  /** Feature vector per image and block. Default 'cls'. */
-  token?: HierarchyToken;
-  /** Number of k-means prototypes. Default 200. */
-  prototypes?: number;
-  /** At most this many images (drawn without replacement) feed k-means. Default 1000. */
-  maxImages?: number;
-  /** k-means seedings; the lowest inertia wins. Default 1. */
-  kmeansInit?: number;
-  /** Plugin name. Default 'ship-hierarchy'. */
-  name?: string;
-  /** Tensor namespace. Default 'ship_hierarchy'. */
-  prefix?: string;
-}
+/**
+ * Options of the hierarchy plugin: the only place their defaults live. τ and the grouping are described in
+ * docs/ship-method.md §2, the prototype bank in §4.1.
+ */
+export const HIERARCHY_OPTIONS = z.strictObject({
+  threshold: z
+    .number()
+    .finite()
+    .default(0.93)
+    .describe(
+      "τ: a block opens a new hierarchy when its affinity with the current hierarchy's first block is below τ; " +
+        '≥ 1 makes every block its own hierarchy',
+    ),
+  endLayer: z
+    .int()
+    .positive()
+    .nullable()
+    .default(null)
+    .describe(
+      'drop hierarchy starts at or after this block (the last hierarchy then runs to the end); null keeps all',
+    ),
+  token: z
+    .enum(HIERARCHY_TOKENS)
+    .default('cls')
+    .describe('vector per image and block: the CLS token or the mean of the patch tokens'),
+  prototypes: z.int().positive().default(200).describe('number of k-means attribute prototypes'),
+  maxImages: z
+    .int()
+    .positive()
+    .default(1000)
+    .describe('at most this many training images (drawn without replacement) feed k-means'),
+  kmeansInit: z.int().positive().default(1).describe('k-means seedings; the lowest inertia wins'),
+  name: z.string().min(1).default('ship-hierarchy').describe('plugin name'),
+  prefix: z
+    .string()
+    .min(1)
+    .default('ship_hierarchy')
+    .describe('tensor namespace (the plugin has no tensors)'),
+});
 
-/** `HierarchyOptions` validated, with defaults applied (what the plugin saves as its options). */
-export interface ResolvedHierarchyOptions {
-  /** τ of the greedy grouping. */
-  threshold: number;
-  /** Starts at or after this block are dropped; null keeps all. */
-  endLayer: number | null;
-  /** Feature vector per image and block. */
-  token: HierarchyToken;
-  /** Number of k-means prototypes (at most `maxImages`). */
-  prototypes: number;
-  /** Most images that feed k-means. */
-  maxImages: number;
-  /** k-means seedings (the lowest inertia wins). */
-  kmeansInit: number;
-  /** Plugin name. */
-  name: string;
-  /** Tensor namespace. */
-  prefix: string;
-}
-
-const OPTION_KEYS = new Set<string>([
-  'threshold',
-  'endLayer',
-  'token',
-  'prototypes',
-  'maxImages',
-  'kmeansInit',
-  'name',
-  'prefix',
-]);
-
-function requireThreshold(value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value))
-    invalidOption('threshold', value, 'a finite number');
-  return value;
-}
-
-function requireName(option: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0) invalidOption(option, value, 'a non-empty string');
-  return value;
-}
-
-/** Validates and fills in defaults; throws a `PeftError` naming the first bad option. */
-export function resolveHierarchyOptions(options: HierarchyOptions): ResolvedHierarchyOptions {
-  if (typeof options !== 'object' || options === null) invalidOption('options', options, 'an object');
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) {
-      throw new PeftError(
-        'INVALID_OPTION',
-        `unknown option "${key}" for the hierarchy plugin (known: ${[...OPTION_KEYS].join(', ')})`,
-      );
-    }
-  }
-  const resolved: ResolvedHierarchyOptions = {
-    threshold: requireThreshold(options.threshold),
-    endLayer:
-      options.endLayer === undefined || options.endLayer === null
-        ? null
-        : requirePositiveInt('endLayer', options.endLayer),
-    token: requireToken('token', options.token ?? 'cls'),
-    prototypes: requirePositiveInt('prototypes', options.prototypes ?? 200),
-    maxImages: requirePositiveInt('maxImages', options.maxImages ?? 1000),
-    kmeansInit: requirePositiveInt('kmeansInit', options.kmeansInit ?? 1),
-    name: requireName('name', options.name ?? 'ship-hierarchy'),
-    prefix: requireName('prefix', options.prefix ?? 'ship_hierarchy'),
-  };
-  if (resolved.prototypes > resolved.maxImages) {
-    throw new PeftError(
-      'INVALID_OPTION',
-      `option "prototypes" (${resolved.prototypes}) exceeds option "maxImages" (${resolved.maxImages}): ` +
-        'k-means needs at least as many images as prototypes',
-    );
-  }
-  return resolved;
-}
+/** Options of `hierarchyPlugin` as given: every key optional (see `HIERARCHY_OPTIONS` for defaults). */
+export type HierarchyOptions = z.input<typeof HIERARCHY_OPTIONS>;
+/** Options of the hierarchy plugin after parsing: every default filled in (what the plugin records). */
+export type ResolvedHierarchyOptions = z.output<typeof HIERARCHY_OPTIONS>;
 
 type LastLayerSink = (values: Float32Array, firstImage: number, batch: number, dim: number) => void;
 
@@ -217,7 +176,7 @@ async function prepareHierarchy(
       `an integer in [1, ${depth}] (the model has ${depth} blocks)`,
     );
   }
-  // Spec §4.1: more than maxImages images → a random subset (without replacement) feeds k-means.
+  // docs/ship-method.md §4.1: more than maxImages images → a random subset (without replacement) feeds k-means.
   const keep = new Uint8Array(size);
   const keepCount = Math.min(size, resolved.maxImages);
   if (size > resolved.maxImages) {
@@ -258,7 +217,8 @@ async function prepareHierarchy(
   if (kept.count < k) {
     throw new PeftError(
       'INVALID_OPTION',
-      `option "prototypes" (${k}) needs at least ${k} images for k-means; the training split has ${kept.count}`,
+      `option "prototypes" (${k}) needs at least ${k} images for k-means; it gets ${kept.count} ` +
+        `(the training split has ${size}, option "maxImages" is ${resolved.maxImages})`,
     );
   }
   const clusters = kmeans(kept.rows, kept.count, kept.dim, {
@@ -286,38 +246,39 @@ async function prepareHierarchy(
 
 /**
  * SHIP's semantic hierarchy as a `prepare`-only plugin (tier 'pre', no hooks): it runs the frozen backbone once
- * over the training split, computes the layer affinity, groups layers (spec §2.3) and clusters last-block
- * features into attribute prototypes (spec §4.1). Results are saved as artifacts and shared with later plugins
- * under `HIERARCHY_SHARED_KEYS`; the prototype tensor itself is saved by the plugin that buffers it.
+ * over the training split, computes the layer affinity, groups layers (docs/ship-method.md §2) and clusters
+ * last-block features into attribute prototypes (§4.1). Results are saved as artifacts and shared with later
+ * plugins under `HIERARCHY_SHARED_KEYS`; the prototype tensor itself is saved by the plugin that buffers it.
  */
-export function hierarchyPlugin(options: HierarchyOptions): PeftPlugin {
-  const resolved = resolveHierarchyOptions(options);
-  const json: JsonObject = { ...resolved };
-  return {
-    name: resolved.name,
-    type: 'ship-hierarchy',
-    version: HIERARCHY_PLUGIN_VERSION,
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: resolved.prefix,
-    tier: 'pre',
-    options: json,
-    prepare: (ctx, data) => prepareHierarchy(resolved, ctx, data),
-    restore(ctx: SetupContext, artifacts: JsonObject) {
-      requireStarts('artifacts.starts', artifacts.starts, ctx.config.depth);
-    },
-    hooks: {},
-  };
-}
+export const HIERARCHY_PLUGIN = definePlugin({
+  type: 'ship-hierarchy',
+  version: HIERARCHY_PLUGIN_VERSION,
+  description:
+    "SHIP's semantic hierarchy: layer affinity of the frozen backbone, greedy grouping into hierarchies and " +
+    'k-means attribute prototypes, computed once before training',
+  options: HIERARCHY_OPTIONS,
+  create(resolved): PeftPlugin {
+    return {
+      ...pluginIdentity(
+        { type: 'ship-hierarchy', version: HIERARCHY_PLUGIN_VERSION, ...resolved, tier: 'pre' },
+        resolved,
+      ),
+      prepare: (ctx, data) => prepareHierarchy(resolved, ctx, data),
+      restore(ctx: SetupContext, artifacts: JsonObject) {
+        requireStarts('artifacts.starts', artifacts.starts, ctx.config.depth);
+      },
+      hooks: {},
+    };
+  },
+});
 
-/** Options of `analyseLayers`; invalid values throw `INVALID_OPTION`. */
-export interface AnalyseLayersOptions {
-  /** τ of the greedy grouping (a finite number; ≥ 1 makes every block its own hierarchy). */
-  threshold: number;
-  /** Drop hierarchy starts ≥ this block (an integer in [1, depth]); null or absent keeps all. */
-  endLayer?: number | null;
-  /** Feature vector per image and block (default `cls`). */
-  token?: HierarchyToken;
-}
+/** The hierarchy plugin from options (parsed by `HIERARCHY_OPTIONS`: unknown keys and bad values are refused). */
+export const hierarchyPlugin = pluginFunction(HIERARCHY_PLUGIN);
+
+const ANALYSE_OPTIONS = HIERARCHY_OPTIONS.pick({ threshold: true, endLayer: true, token: true });
+
+/** Options of `analyseLayers`: `threshold`, `endLayer` and `token` of the hierarchy plugin, same defaults. */
+export type AnalyseLayersOptions = z.input<typeof ANALYSE_OPTIONS>;
 
 /**
  * Layer affinity and hierarchy starts of a model's frozen backbone over `data`, without preparing or training
@@ -326,27 +287,22 @@ export interface AnalyseLayersOptions {
 export async function analyseLayers(
   model: PeftModel,
   data: PrepareData,
-  options: AnalyseLayersOptions,
+  options: AnalyseLayersOptions = {},
 ): Promise<{
   /** The L×L layer affinity: cosine similarity of per-block features, averaged over images. */
   affinity: number[][];
   /** First block of every hierarchy, starting with 0. */
   starts: number[];
 }> {
-  const threshold = requireThreshold(options.threshold);
-  const endLayer =
-    options.endLayer === undefined || options.endLayer === null
-      ? undefined
-      : requirePositiveInt('endLayer', options.endLayer);
-  const token = requireToken('token', options.token ?? 'cls');
+  const { threshold, endLayer, token } = parseOptions(ANALYSE_OPTIONS, options, 'analyseLayers');
   requireDataSize(data);
   const depth = model.config.depth;
-  if (endLayer !== undefined && endLayer > depth) {
+  if (endLayer !== null && endLayer > depth) {
     invalidOption('endLayer', endLayer, `an integer in [1, ${depth}] (the model has ${depth} blocks)`);
   }
   const { affinity } = await scanLayers((x) => model.frozenFeatures(x), data, depth, token);
   return {
     affinity,
-    starts: groupLayers(affinity, { threshold, ...(endLayer !== undefined ? { endLayer } : {}) }),
+    starts: groupLayers(affinity, { threshold, ...(endLayer !== null ? { endLayer } : {}) }),
   };
 }

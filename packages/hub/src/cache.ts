@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { getRepoFolderName } from '@huggingface/hub';
-import { writeFileAtomic } from '@peftjs/core';
+import { writeFileAtomic } from '@peftjs/core/internal';
 import { isCommitHash } from './reference.js';
 
 /**

@@ -2,7 +2,8 @@
 import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Rng, serializeSafetensors } from '@peftjs/core';
+import { Rng } from '@peftjs/core';
+import { serializeSafetensors } from '@peftjs/core/safetensors';
 import type { MockRepo } from './testing/mock-hub.js';
 
 /** A timm-style repository id served by the mock. */

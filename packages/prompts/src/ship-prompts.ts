@@ -1,7 +1,5 @@
 import {
-  HOOK_SPEC_VERSION,
   type HookContext,
-  type JsonObject,
   type PeftPlugin,
   PeftError,
   type SetupContext,
@@ -9,122 +7,77 @@ import {
   type Tensor2D,
   type Tensor3D,
   type TokenStream,
-  clsSaliency,
-  invalidOption,
-  l2Normalize,
-  requireNumberInRange,
-  requirePositiveInt,
-  selectTokens,
+  pluginFunction,
+  pluginIdentity,
+  definePlugin,
   tf,
-  topKSelection,
+  z,
 } from '@peftjs/core';
+import { clsSaliency, l2Normalize, selectTokens, topKSelection } from '@peftjs/core/ops';
+import { HIERARCHY_SHARED_KEYS } from '@peftjs/hierarchy';
+
+/** Version of the prompt plugin (`PeftPlugin.version`). */
+export const SHIP_PROMPTS_VERSION = '0.1.0';
 
 /**
- * SHIP's three prompt types (spec §3–§4), as one plugin because they share one token layout:
- *
- *   [ CLS | patches | SIP (K) | AP (10, attribute hierarchies only) | SSP (10) ]
- *
- * - **SIP**, semantic-independent prompts: one K-token prompt per semantic hierarchy, inserted at the hierarchy's
- *   first block and carried through it (the official code's behaviour; `sip: 'reinsert'` re-inserts the same
- *   parameter at every block of the hierarchy instead).
- * - **SSP**, the semantic-shared prompt: one 10-token prompt re-inserted at every block.
- * - **AP**, attribute prompts: at the first block of each of the last two hierarchies, the 10 most salient image
- *   tokens of the previous block (head-averaged CLS logits) are matched to a bank of k-means prototypes by cosine
- *   similarity; the softmax-weighted prototype mix G gives AP = 0.1·G + 0.9·L_a.
- *
- * At a hierarchy start every prompt of this plugin is dropped and re-inserted; prompts of other plugins are left
- * alone. Hierarchy starts and the prototype bank come from `options.starts` or from a hierarchy plugin's `prepare`
- * (shared keys `hierarchy.starts`, `hierarchy.prototypes`).
+ * Options of SHIP's prompt plugin: the only place their defaults live (docs/ship-method.md §3–§4).
  */
-export interface ShipPromptsOptions {
-  /** SIP length K, the same for every hierarchy (paper default 50). */
-  promptLength?: number;
-  /** Hierarchy starts (first block of each hierarchy, starting at 0). Default: shared by a hierarchy plugin. */
-  starts?: number[];
-  /** `carry` (official code): insert at the hierarchy start and carry the outputs; `reinsert`: same parameter each block. */
-  sip?: 'carry' | 'reinsert';
-  /** Use the semantic-shared prompt (default true). */
-  ssp?: boolean;
-  /** SSP length in tokens (default 10). */
-  sspLength?: number;
-  /** Use attribute prompts (default true). */
-  ap?: boolean;
-  /** Attribute tokens per attribute hierarchy = number of salient tokens matched (default 10). */
-  apLength?: number;
-  /** How many of the last hierarchies get attribute prompts (default 2). */
-  apHierarchies?: number;
-  /** Weight of the prototype mix G in AP = mix·G + (1 − mix)·L_a (default 0.1). */
-  apMix?: number;
-  /** Softmax temperature over prototype cosines; null = none, as the official code (default null). */
-  apTemperature?: number | null;
-  /** Key prefix of the values a hierarchy plugin shares (default `hierarchy`). */
-  sharedPrefix?: string;
-  /** Plugin name (default `ship-prompts`). */
-  name?: string;
-  /**
-   * Namespace of the prompt parameters (default `ship`): `<prefix>.sip.<h>`, `<prefix>.ssp`,
-   * `<prefix>.ap_base` and the `<prefix>.prototypes` buffer.
-   */
-  prefix?: string;
-}
+export const SHIP_PROMPTS_OPTIONS = z.strictObject({
+  promptLength: z.int().positive().default(50).describe('SIP length K, the same for every hierarchy'),
+  starts: z
+    .array(z.int().nonnegative())
+    .min(1)
+    .nullable()
+    .default(null)
+    .describe(
+      'hierarchy starts (first block of each hierarchy, from 0); null takes them from a hierarchy plugin listed before',
+    ),
+  sip: z
+    .enum(['carry', 'reinsert'])
+    .default('carry')
+    .describe(
+      "carry: insert SIP at the hierarchy's first block and carry its outputs (official code); reinsert: the same " +
+        'parameter at every block of the hierarchy',
+    ),
+  ssp: z.boolean().default(true).describe('use the semantic-shared prompt'),
+  sspLength: z.int().positive().default(10).describe('SSP length in tokens'),
+  ap: z.boolean().default(true).describe('use attribute prompts'),
+  apLength: z
+    .int()
+    .positive()
+    .default(10)
+    .describe('attribute tokens per attribute hierarchy (= salient image tokens matched)'),
+  apHierarchies: z
+    .int()
+    .positive()
+    .default(2)
+    .describe('how many of the last hierarchies get attribute prompts'),
+  apMix: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.1)
+    .describe('weight of the prototype mix G in AP = mix·G + (1 − mix)·L_a'),
+  apTemperature: z
+    .number()
+    .positive()
+    .nullable()
+    .default(null)
+    .describe('softmax temperature over prototype cosines; null: none, as the official code'),
+  name: z.string().min(1).default('ship-prompts').describe('plugin name'),
+  prefix: z
+    .string()
+    .min(1)
+    .default('ship')
+    .describe(
+      'namespace of <prefix>.sip.<h>, <prefix>.ssp, <prefix>.ap_base and the <prefix>.prototypes buffer',
+    ),
+});
 
-/** `ShipPromptsOptions` validated, with defaults applied (what the plugin saves as its options). */
-export interface ResolvedShipPromptsOptions {
-  /** SIP length K. */
-  promptLength: number;
-  /** Fixed hierarchy starts, or null to take them from a hierarchy plugin's `prepare`. */
-  starts: number[] | null;
-  /** How SIPs move through a hierarchy. */
-  sip: 'carry' | 'reinsert';
-  /** Whether the semantic-shared prompt is used. */
-  ssp: boolean;
-  /** SSP length in tokens. */
-  sspLength: number;
-  /** Whether attribute prompts are used. */
-  ap: boolean;
-  /** Attribute tokens per attribute hierarchy. */
-  apLength: number;
-  /** How many of the last hierarchies get attribute prompts. */
-  apHierarchies: number;
-  /** Weight of the prototype mix G in AP, in [0, 1]. */
-  apMix: number;
-  /** Softmax temperature over prototype cosines, or null for none. */
-  apTemperature: number | null;
-  /** Key prefix of the values read from a hierarchy plugin. */
-  sharedPrefix: string;
-  /** Plugin name. */
-  name: string;
-  /** Namespace of the prompt parameters. */
-  prefix: string;
-}
-
-/**
- * Validates `ShipPromptsOptions` (throws `INVALID_OPTION` naming the option) and fills in defaults; `starts`
- * are checked against the depth only in `setup`.
- */
-export function resolveShipPromptsOptions(options: ShipPromptsOptions = {}): ResolvedShipPromptsOptions {
-  const resolved: ResolvedShipPromptsOptions = {
-    promptLength: requirePositiveInt('promptLength', options.promptLength ?? 50),
-    starts: options.starts ? [...options.starts] : null,
-    sip: options.sip ?? 'carry',
-    ssp: options.ssp ?? true,
-    sspLength: requirePositiveInt('sspLength', options.sspLength ?? 10),
-    ap: options.ap ?? true,
-    apLength: requirePositiveInt('apLength', options.apLength ?? 10),
-    apHierarchies: requirePositiveInt('apHierarchies', options.apHierarchies ?? 2),
-    apMix: requireNumberInRange('apMix', options.apMix ?? 0.1, 0, 1),
-    apTemperature: options.apTemperature ?? null,
-    sharedPrefix: options.sharedPrefix ?? 'hierarchy',
-    name: options.name ?? 'ship-prompts',
-    prefix: options.prefix ?? 'ship',
-  };
-  if (resolved.sip !== 'carry' && resolved.sip !== 'reinsert')
-    invalidOption('sip', options.sip, '"carry" or "reinsert"');
-  if (resolved.apTemperature !== null && !(resolved.apTemperature > 0)) {
-    invalidOption('apTemperature', resolved.apTemperature, 'a positive number or null');
-  }
-  return resolved;
-}
+/** Options of `shipPrompts` as given: every key optional (see `SHIP_PROMPTS_OPTIONS` for defaults). */
+export type ShipPromptsOptions = z.input<typeof SHIP_PROMPTS_OPTIONS>;
+/** Options of the prompt plugin after parsing: every default filled in (what the plugin records). */
+export type ResolvedShipPromptsOptions = z.output<typeof SHIP_PROMPTS_OPTIONS>;
 
 /** Validates hierarchy starts for a model of `depth` blocks. */
 export function validateStarts(starts: readonly number[], depth: number, origin: string): number[] {
@@ -147,31 +100,54 @@ export function validateStarts(starts: readonly number[], depth: number, origin:
 
 /**
  * Blocks that receive attribute prompts: the first blocks of the last `count` hierarchies. A hierarchy starting at
- * block 0 has no previous block to read saliency from, so it is skipped (the official code crashes there; spec §4.2).
+ * block 0 has no previous block to read saliency from, so it is skipped (the official code crashes there;
+ * docs/ship-method.md §4.2).
  */
 export function attributeBlocks(starts: readonly number[], count: number): number[] {
   return starts.slice(Math.max(0, starts.length - count)).filter((s) => s > 0);
 }
 
-/** SIP init: Xavier-uniform on a (1, K, D) tensor, U(±√(6 / ((K+1)·D))) (spec §3). */
+/** SIP init: Xavier-uniform on a (1, K, D) tensor, U(±√(6 / ((K+1)·D))) (docs/ship-method.md §3.3). */
 export function sipInitBound(promptLength: number, dim: number): number {
   return Math.sqrt(6 / ((promptLength + 1) * dim));
 }
 
 /**
- * The SIP/SSP/AP prompt plugin. Hierarchy starts come from `options.starts` or, in `prepare`, from a
- * hierarchy plugin listed before it (which also supplies the AP prototype bank); a forward before either
- * throws.
+ * SHIP's three prompt types (docs/ship-method.md §3–§4) as one plugin, because they share one token layout:
+ *
+ *   [ CLS | patches | SIP (K) | AP (10, attribute hierarchies only) | SSP (10) ]
+ *
+ * - **SIP**, semantic-independent prompts: one K-token prompt per semantic hierarchy, inserted at the hierarchy's
+ *   first block and carried through it (the official code's behaviour; `sip: 'reinsert'` re-inserts the same
+ *   parameter at every block of the hierarchy instead).
+ * - **SSP**, the semantic-shared prompt: one 10-token prompt re-inserted at every block.
+ * - **AP**, attribute prompts: at the first block of each of the last two hierarchies, the 10 most salient image
+ *   tokens of the previous block (head-averaged CLS logits) are matched to a bank of k-means prototypes by cosine
+ *   similarity; the softmax-weighted prototype mix G gives AP = 0.1·G + 0.9·L_a.
+ *
+ * At a hierarchy start every prompt of this plugin is dropped and re-inserted; prompts of other plugins are left
+ * alone. Hierarchy starts and the prototype bank come from `options.starts` or from a hierarchy plugin's `prepare`
+ * (under `HIERARCHY_SHARED_KEYS`); a forward before either throws.
  */
-export function shipPrompts(options: ShipPromptsOptions = {}): PeftPlugin {
-  const o = resolveShipPromptsOptions(options);
+export const SHIP_PROMPTS_PLUGIN = definePlugin({
+  type: 'ship-prompts',
+  version: SHIP_PROMPTS_VERSION,
+  description:
+    "SHIP's prompts: semantic-independent (one per hierarchy), semantic-shared (every block) and attribute " +
+    'prompts (built from the prototype bank) in one token layout',
+  options: SHIP_PROMPTS_OPTIONS,
+  create: (options) => createShipPrompts(options),
+});
+
+/** The prompt plugin from options (parsed by `SHIP_PROMPTS_OPTIONS`: unknown keys and bad values are refused). */
+export const shipPrompts = pluginFunction(SHIP_PROMPTS_PLUGIN);
+
+function createShipPrompts(o: ResolvedShipPromptsOptions): PeftPlugin {
   let starts: number[] | null = null;
   let apBlocks: number[] = [];
   let attached = false;
   let hierarchyOfStart = new Map<number, number>();
   let hierarchyOfBlock: number[] = [];
-
-  const jsonOptions: JsonObject = { ...o, starts: o.starts };
 
   /** Creates SIP, AP base and the prototype buffer once the hierarchy is known. */
   function buildHierarchy(
@@ -199,7 +175,7 @@ export function shipPrompts(options: ShipPromptsOptions = {}): PeftPlugin {
       ctx.addParameter(`sip.${h}`, tf.tensor3d(values, [1, o.promptLength, dim]));
     });
     if (apBlocks.length > 0) {
-      // Kaiming-uniform with fan_in = apLength·D (the official 3-D init), spec §3.
+      // Kaiming-uniform with fan_in = apLength·D (the official 3-D init), docs/ship-method.md §3.3.
       const c = Math.sqrt(6 / (o.apLength * dim));
       const values = ctx.rng
         .split('ap-base')
@@ -242,12 +218,10 @@ export function shipPrompts(options: ShipPromptsOptions = {}): PeftPlugin {
   }
 
   return {
-    name: o.name,
-    type: 'ship-prompts',
-    version: '0.1.0',
-    specVersion: HOOK_SPEC_VERSION,
-    prefix: o.prefix,
-    options: jsonOptions,
+    ...pluginIdentity(
+      { type: 'ship-prompts', version: SHIP_PROMPTS_VERSION, name: o.name, prefix: o.prefix },
+      o,
+    ),
     setup(ctx) {
       if (attached) {
         throw new PeftError(
@@ -276,7 +250,7 @@ export function shipPrompts(options: ShipPromptsOptions = {}): PeftPlugin {
     },
     async prepare(ctx) {
       if (starts) return;
-      const shared = ctx.shared(`${o.sharedPrefix}.starts`);
+      const shared = ctx.shared(HIERARCHY_SHARED_KEYS.starts);
       const knownStarts = o.starts ?? (Array.isArray(shared) ? (shared as number[]) : null);
       if (!knownStarts) {
         throw new PeftError(
@@ -286,12 +260,12 @@ export function shipPrompts(options: ShipPromptsOptions = {}): PeftPlugin {
       }
       let prototypes: Tensor2D | null = null;
       if (o.ap) {
-        const bank = ctx.shared(`${o.sharedPrefix}.prototypes`);
+        const bank = ctx.shared(HIERARCHY_SHARED_KEYS.prototypes);
         if (!(bank instanceof tf.Tensor) || bank.rank !== 2 || bank.shape[1] !== ctx.config.dim) {
           throw new PeftError(
             'INVALID_OPTION',
             `plugin "${o.name}" uses attribute prompts and needs a prototype bank [k, ${ctx.config.dim}] shared as ` +
-              `"${o.sharedPrefix}.prototypes" by a hierarchy plugin (or set ap: false)`,
+              `"${HIERARCHY_SHARED_KEYS.prototypes}" by a hierarchy plugin (or set ap: false)`,
           );
         }
         prototypes = bank as Tensor2D;
@@ -356,7 +330,10 @@ export function shipPrompts(options: ShipPromptsOptions = {}): PeftPlugin {
   };
 }
 
-/** Trainable SHIP prompt parameters (without the head) for M hierarchies, spec §8.4: M·K·D + 10·D + 2·10·D. */
+/**
+ * Trainable SHIP prompt parameters (without the head) for M hierarchies, docs/ship-method.md §8.4:
+ * M·K·D + 10·D + 2·10·D.
+ */
 export function shipPromptParameterCount(
   hierarchies: number,
   promptLength: number,

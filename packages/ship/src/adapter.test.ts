@@ -16,8 +16,7 @@ import {
 import { expectTensorClose } from '@peftjs/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SHIP_PLUGIN_FACTORIES, ship } from './ship.js';
-import { mnistDigits, tinyMnistVit } from '@peftjs/test-fixtures';
-import { prepareDataOf } from './test-support.js';
+import { mnistDigits, tinyMnistVit, prepareDataOf } from '@peftjs/test-fixtures';
 
 const config = tinyMnistVit({ depth: 6 });
 

@@ -11,12 +11,48 @@ import {
 import { describeBackends, expectNoLeakedTensors, expectTensorClose } from '@peftjs/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ShipOptions, ship } from './ship.js';
-import { GeometryOnlyBackbone, mnistDigits, tinyMnistVit } from '@peftjs/test-fixtures';
-import { prepareDataOf } from './test-support.js';
+import { GeometryOnlyBackbone, mnistDigits, tinyMnistVit, prepareDataOf } from '@peftjs/test-fixtures';
 
 const CIFAR100_STARTS = [0, 2, 4, 6, 8, 11];
 
-describe('SHIP parameter counts (spec §8.4)', () => {
+describe('SHIP options', () => {
+  it('refuse typos at every level with a did-you-mean, instead of silently using the defaults', () => {
+    expect(() => ship({ thresold: 0.5, promptLenght: 3 } as never)).toThrow(
+      'unknown option "ship.thresold" (did you mean "ship.threshold"?); ' +
+        'unknown option "ship.promptLenght" (did you mean "ship.promptLength"?)',
+    );
+    expect(() => ship({ prompts: { apLenght: 3 } } as never)).toThrow(
+      'unknown option "ship.prompts.apLenght" (did you mean "ship.prompts.apLength"?)',
+    );
+    expect(() => ship({ pml: { wieght: 1 } } as never)).toThrow(
+      'unknown option "ship.pml.wieght" (did you mean "ship.pml.weight"?)',
+    );
+    expect(() => ship({ decoupledAttention: { lamda: 0.2 } } as never)).toThrow(
+      'unknown option "ship.decoupledAttention.lamda" (did you mean "ship.decoupledAttention.lambda"?)',
+    );
+    expect(() => ship({ hierarchy: { threshold: 0.9 } } as never)).toThrow(
+      /unknown option "ship.hierarchy.threshold" \(did you mean "ship.threshold"\?\)|unknown option "ship.hierarchy.threshold"/,
+    );
+    expect(() => ship({ pml: true } as never)).toThrow(/option "ship.pml": .*expected false/);
+  });
+
+  it('take each default from the component that owns it (τ, K, prototypes, PML weight, λ)', () => {
+    const [hierarchy, prompts, pml, attention] = ship();
+    expect(hierarchy?.options).toMatchObject({ threshold: 0.93, prototypes: 200 });
+    expect(prompts?.options).toMatchObject({ promptLength: 50, starts: null });
+    expect(pml?.options).toMatchObject({ weight: 0.5 });
+    expect(attention?.options).toMatchObject({ lambda: 0.1 });
+    expect(ship({ decoupledAttention: false, pml: false }).map((p) => p.type)).toEqual([
+      'ship-hierarchy',
+      'ship-prompts',
+    ]);
+    expect(ship({ starts: [0, 2], prompts: { ap: false } }).map((p) => p.type)).not.toContain(
+      'ship-hierarchy',
+    );
+  });
+});
+
+describe('SHIP parameter counts (docs/ship-method.md §8.4)', () => {
   it('match the cifar100 setting on ViT-B/16 geometry: 330,340 trainable with the head', () => {
     const backbone = new GeometryOnlyBackbone(vitPreset('vit_base_patch16_224', { numClasses: 100 }));
     const model = createPeftModel(backbone, ship({ starts: CIFAR100_STARTS, promptLength: 50 }));
@@ -43,7 +79,7 @@ describe('SHIP parameter counts (spec §8.4)', () => {
   });
 });
 
-describe('SHIP token layout (spec §6)', () => {
+describe('SHIP token layout (docs/ship-method.md §6)', () => {
   it('gives 257 tokens in blocks 0–7 and 267 in blocks 8–11 in the cifar100 setting', () => {
     // 224² / patch 16 → 197 image tokens; width is irrelevant to sequence lengths, so keep it small.
     const vit = VisionTransformer.create(

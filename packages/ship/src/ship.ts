@@ -1,77 +1,111 @@
-import { type DecoupledAttentionOptions, decoupledAttention } from '@peftjs/decoupled-attention';
-import { type HierarchyOptions, hierarchyPlugin } from '@peftjs/hierarchy';
-import { type PromptMatchingLossOptions, promptMatchingLoss } from '@peftjs/pml';
-import { type ShipPromptsOptions, shipPrompts } from '@peftjs/prompts';
-import type { JsonObject, PeftPlugin, PluginFactory } from '@peftjs/core';
+import {
+  type MethodDefinition,
+  type PeftPlugin,
+  type PluginFactory,
+  createMethodPlugins,
+  defineMethod,
+  pluginFactories,
+  z,
+} from '@peftjs/core';
+import { DECOUPLED_ATTENTION_PLUGIN } from '@peftjs/decoupled-attention';
+import { HIERARCHY_PLUGIN } from '@peftjs/hierarchy';
+import { PML_PLUGIN } from '@peftjs/pml';
+import { SHIP_PROMPTS_PLUGIN } from '@peftjs/prompts';
+import { shipOutputs, shipPlaceholder, shipReport } from './capabilities.js';
+import { SHIP_METHOD_PRESETS } from './vtab-presets.js';
+
+/** Version of the SHIP method definition. */
+export const SHIP_VERSION = '0.1.0';
+
+const hierarchyFields = HIERARCHY_PLUGIN.options.shape;
+const promptFields = SHIP_PROMPTS_PLUGIN.options.shape;
 
 /**
- * SHIP (Semantic Hierarchical Prompt tuning, arXiv 2412.16956) as a bundle of four plugins with the paper's
- * defaults: hierarchy analysis (τ = 0.93, CLS features, 200 prototypes) → SIP/SSP/AP prompts (K = 50) → prompt
- * matching loss (weight 0.5) → decoupled attention (λ = 0.1). Every component can be tuned or switched off for
- * ablations; `false` removes a component.
+ * SHIP's options, composed from its components' schemas (the defaults stay in the component packages): τ and
+ * `endLayer` of the hierarchy, K and fixed `starts` of the prompts at the top level; every other option of each
+ * component under its own key; `false` removes the loss or the decoupled attention (ablations).
  */
-export interface ShipOptions {
-  /** Grouping threshold τ (≥ 1: one hierarchy per block). Default 0.93. */
-  threshold?: number;
-  /** Drop hierarchy starts ≥ this block. */
-  endLayer?: number;
-  /** SIP length K. Default 50. */
-  promptLength?: number;
-  /** Fixed hierarchy starts; skips the grouping (prototypes are still computed when AP is on). */
-  starts?: number[];
-  /**
-   * Further options of the hierarchy plugin (`hierarchyPlugin`); `threshold` and `endLayer` are set above.
-   */
-  hierarchy?: Omit<HierarchyOptions, 'threshold' | 'endLayer'>;
-  /**
-   * Further options of the prompt plugin (`shipPrompts`), e.g. `ap: false`; `promptLength` and `starts` are
-   * set above.
-   */
-  prompts?: Omit<ShipPromptsOptions, 'promptLength' | 'starts'>;
-  /** Prompt matching loss options, or false to remove it. */
-  pml?: PromptMatchingLossOptions | false;
-  /** Decoupled attention options, or false for standard joint attention (prompts query everywhere). */
-  decoupledAttention?: DecoupledAttentionOptions | false;
-}
+export const SHIP_OPTIONS = z.strictObject({
+  threshold: hierarchyFields.threshold,
+  endLayer: hierarchyFields.endLayer,
+  promptLength: promptFields.promptLength,
+  starts: promptFields.starts.describe(
+    'fixed hierarchy starts: skips the grouping (prototypes are still computed when AP is on); null: from the data',
+  ),
+  hierarchy: HIERARCHY_PLUGIN.options
+    .omit({ threshold: true, endLayer: true })
+    .prefault({})
+    .describe('further options of the hierarchy plugin (@peftjs/hierarchy)'),
+  prompts: SHIP_PROMPTS_PLUGIN.options
+    .omit({ promptLength: true, starts: true })
+    .prefault({})
+    .describe('further options of the prompt plugin (@peftjs/prompts), e.g. ap: false'),
+  pml: z
+    .union([z.literal(false), PML_PLUGIN.options])
+    .prefault({})
+    .describe('prompt matching loss options (@peftjs/pml), or false to remove it'),
+  decoupledAttention: z
+    .union([z.literal(false), DECOUPLED_ATTENTION_PLUGIN.options])
+    .prefault({})
+    .describe('decoupled attention options (@peftjs/decoupled-attention), or false for joint attention'),
+});
 
-/**
- * The SHIP plugins, in run order: hierarchy (omitted when `starts` is given and AP is off), prompts, prompt
- * matching loss and decoupled attention (each unless `false`). Pass the array to `createPeftModel`, then run
- * `PeftModel.prepare` before training.
- */
-export function ship(options: ShipOptions = {}): PeftPlugin[] {
+/** Options of `ship` as given: every key optional (see `SHIP_OPTIONS`; the paper's defaults). */
+export type ShipOptions = z.input<typeof SHIP_OPTIONS>;
+/** SHIP's options after parsing: every default filled in. */
+export type ResolvedShipOptions = z.output<typeof SHIP_OPTIONS>;
+
+function shipPlugins(o: ResolvedShipOptions): PeftPlugin[] {
   const plugins: PeftPlugin[] = [];
-  const needsHierarchy = !options.starts || (options.prompts?.ap ?? true);
-  if (needsHierarchy) {
-    plugins.push(
-      hierarchyPlugin({
-        ...options.hierarchy,
-        threshold: options.threshold ?? 0.93,
-        ...(options.endLayer !== undefined ? { endLayer: options.endLayer } : {}),
-      }),
-    );
+  // The hierarchy pass is needed for the starts (unless fixed) and for the prototype bank of attribute prompts.
+  if (o.starts === null || o.prompts.ap) {
+    plugins.push(HIERARCHY_PLUGIN.create({ ...o.hierarchy, threshold: o.threshold, endLayer: o.endLayer }));
   }
-  plugins.push(
-    shipPrompts({
-      ...options.prompts,
-      promptLength: options.promptLength ?? 50,
-      ...(options.starts ? { starts: options.starts } : {}),
-    }),
-  );
-  if (options.pml !== false) plugins.push(promptMatchingLoss(options.pml ?? {}));
-  if (options.decoupledAttention !== false)
-    plugins.push(decoupledAttention(options.decoupledAttention ?? {}));
+  plugins.push(SHIP_PROMPTS_PLUGIN.create({ ...o.prompts, promptLength: o.promptLength, starts: o.starts }));
+  if (o.pml !== false) plugins.push(PML_PLUGIN.create(o.pml));
+  if (o.decoupledAttention !== false) plugins.push(DECOUPLED_ATTENTION_PLUGIN.create(o.decoupledAttention));
   return plugins;
 }
 
 /**
- * Factories that rebuild each SHIP plugin from the options saved in an adapter file:
+ * SHIP (Semantic Hierarchical Prompt tuning, arXiv 2412.16956; docs/ship-method.md) as a method: hierarchy
+ * analysis (τ = 0.93, CLS features, 200 prototypes) → SIP/SSP/AP prompts (K = 50) → prompt matching loss
+ * (weight 0.5) → decoupled attention (λ = 0.1). Its data pass writes the hierarchy and the prototype bank
+ * (`peft prepare`), its report shows the affinity heatmap, and `vtab:<task>` presets hold the published per-task
+ * settings.
+ */
+export const SHIP_METHOD: MethodDefinition<typeof SHIP_OPTIONS> = defineMethod({
+  name: 'ship',
+  version: SHIP_VERSION,
+  description:
+    'Semantic Hierarchical Prompt tuning: prompts per semantic hierarchy of layers, shared and attribute prompts, ' +
+    'a prompt matching loss and decoupled attention',
+  options: SHIP_OPTIONS,
+  create: shipPlugins,
+  plugins: [HIERARCHY_PLUGIN, SHIP_PROMPTS_PLUGIN, PML_PLUGIN, DECOUPLED_ATTENTION_PLUGIN],
+  prepare: {
+    summary:
+      'layer affinity and hierarchy starts (hierarchy.json, affinity.png) and the prototype bank (prototypes.safetensors)',
+    outputs: shipOutputs,
+    placeholder: shipPlaceholder,
+  },
+  report: shipReport,
+  presets: SHIP_METHOD_PRESETS,
+});
+
+/**
+ * The SHIP plugins, in run order: hierarchy (omitted when `starts` is given and AP is off), prompts, prompt
+ * matching loss and decoupled attention (each unless `false`). Unknown options and bad values throw
+ * `INVALID_OPTION` with a did-you-mean. Pass the array to `createPeftModel`, then run `PeftModel.prepare`.
+ */
+export function ship(options: ShipOptions = {}): PeftPlugin[] {
+  return createMethodPlugins(SHIP_METHOD, options);
+}
+
+/**
+ * Factories that rebuild each SHIP plugin from the options saved in an adapter file (parsed strictly):
  * `loadAdapter(base, dir, { factories: SHIP_PLUGIN_FACTORIES })`.
  */
-export const SHIP_PLUGIN_FACTORIES: Readonly<Record<string, PluginFactory>> = Object.freeze({
-  'ship-hierarchy': (options: JsonObject) => hierarchyPlugin(options as unknown as HierarchyOptions),
-  'ship-prompts': (options: JsonObject) => shipPrompts(options as unknown as ShipPromptsOptions),
-  'ship-pml': (options: JsonObject) => promptMatchingLoss(options as unknown as PromptMatchingLossOptions),
-  'decoupled-attention': (options: JsonObject) =>
-    decoupledAttention(options as unknown as DecoupledAttentionOptions),
-});
+export const SHIP_PLUGIN_FACTORIES: Readonly<Record<string, PluginFactory>> = pluginFactories(
+  SHIP_METHOD.plugins ?? [],
+);

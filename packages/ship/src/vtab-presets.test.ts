@@ -2,7 +2,7 @@ import { groupLayers } from '@peftjs/hierarchy';
 import { describe, expect, it } from 'vitest';
 import { SHIP_VTAB_PRESETS, shipVtabPreset } from './vtab-presets.js';
 
-describe('SHIP VTAB-1k presets (spec §8.3)', () => {
+describe('SHIP VTAB-1k presets (docs/ship-method.md §8.3)', () => {
   it('cover the 19 tasks with the published settings and group sizes 7 / 4 / 8', () => {
     const presets = Object.values(SHIP_VTAB_PRESETS);
     expect(presets).toHaveLength(19);
@@ -37,7 +37,7 @@ describe('SHIP VTAB-1k presets (spec §8.3)', () => {
     expect(shipVtabPreset('svhn').lrWarning).toMatch(/sweep 1e-3, 5e-3, 1e-2/);
   });
 
-  it('reproduce their mean published accuracy per group (spec §9.1: 82.58 / 86.63 / 61.53)', () => {
+  it('reproduce their mean published accuracy per group (docs/ship-method.md §9: 82.58 / 86.63 / 61.53)', () => {
     const mean = (group: string) => {
       const rows = Object.values(SHIP_VTAB_PRESETS).filter((p) => p.group === group);
       return rows.reduce((a, p) => a + p.publishedTop1, 0) / rows.length;

@@ -1,6 +1,8 @@
+import { type MethodPreset, PeftError, didYouMean } from '@peftjs/core';
+
 /**
- * Per-task SHIP settings behind the published VTAB-1k numbers (spec §8.3, decoded from the official run paths),
- * with the hierarchy each τ produced on ViT-B/16 in21k features (§2.4) for reference.
+ * Per-task SHIP settings behind the published VTAB-1k numbers (docs/ship-method.md §8.3, decoded from the
+ * official run paths), with the hierarchy each τ produced on ViT-B/16 in21k features for reference.
  */
 export type VtabGroup = 'natural' | 'specialized' | 'structured';
 
@@ -89,11 +91,40 @@ export const SHIP_VTAB_PRESETS: Readonly<Record<string, ShipVtabPreset>> = Objec
   ),
 );
 
-/** The preset of a VTAB-1k task, or a clear error listing the 19 task names. */
+/** The preset of a VTAB-1k task, or an `INVALID_OPTION` error with a did-you-mean listing the 19 task names. */
 export function shipVtabPreset(task: string): ShipVtabPreset {
   const preset = SHIP_VTAB_PRESETS[task];
   if (!preset) {
-    throw new Error(`unknown VTAB-1k task "${task}"; known: ${Object.keys(SHIP_VTAB_PRESETS).join(', ')}`);
+    const tasks = Object.keys(SHIP_VTAB_PRESETS);
+    throw new PeftError(
+      'INVALID_OPTION',
+      `unknown VTAB-1k task "${task}"${didYouMean(task, tasks)}; known: ${tasks.join(', ')}`,
+    );
   }
   return preset;
 }
+
+/**
+ * The recipe of every official SHIP VTAB-1k run (docs/ship-method.md §8.2): 100 epochs of batch 64 with a 10-epoch
+ * warm-up (AdamW, the timm cosine stepped per epoch, warm-up from 1e-6 and floor 1e-5 are `train()`'s defaults).
+ */
+const SHIP_VTAB_RECIPE = Object.freeze({ epochs: 100, batchSize: 64, warmupEpochs: 10 });
+
+/**
+ * `SHIP_VTAB_PRESETS` as method presets keyed `vtab:<task>` (`peft train --preset vtab:cifar100`): τ and K as
+ * method options; lr, weight decay and `SHIP_VTAB_RECIPE` as training options; the implausible learning rates
+ * carry their warning.
+ */
+export const SHIP_METHOD_PRESETS: Readonly<Record<string, MethodPreset>> = Object.freeze(
+  Object.fromEntries(
+    Object.values(SHIP_VTAB_PRESETS).map((p) => [
+      `vtab:${p.task}`,
+      {
+        description: `SHIP's published VTAB-1k setting for ${p.task} (${p.group}; test top-1 ${p.publishedTop1} %)`,
+        options: { threshold: p.threshold, promptLength: p.promptLength },
+        train: { ...SHIP_VTAB_RECIPE, lr: p.lr, weightDecay: p.weightDecay },
+        warnings: p.lrWarning ? [`lr ${p.lr}: ${p.lrWarning}`] : [],
+      },
+    ]),
+  ),
+);

@@ -1,7 +1,16 @@
 /**
  * Fixtures shared by the tests of several PEFT.js packages (a private workspace package: never published, imported
- * only from `*.test.ts` files and test helpers).
+ * only from `*.test.ts` files): the tiny MNIST ViT and its weights file, MNIST digits (in memory or as IDX files),
+ * a weightless backbone for counting parameters at ViT-B size, and the small training helpers the plugin tests
+ * share.
  */
-export { GeometryOnlyBackbone } from './geometry-only-backbone.js';
-export { type MnistDigits, type MnistSplit, mnistDigits, mnistDigitTensors } from './mnist.js';
-export { tinyMnistVit } from './tiny-vit.js';
+export * from './plain.js';
+export {
+  TINY_BLOCKS,
+  type TrainingCase,
+  cycleBatch,
+  mean,
+  perBlock,
+  trainStep,
+  trainingSuite,
+} from './training.js';

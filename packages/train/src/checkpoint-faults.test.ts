@@ -1,12 +1,13 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend, nodeFileSetFs } from '@peftjs/core';
+import { initBackend } from '@peftjs/core';
+import { nodeFileSetFs } from '@peftjs/core/internal';
 import { faultyFs } from '@peftjs/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { createOptimizer } from './optimizers.js';
-import { tinyModel } from './test-support.js';
+import { tinyModel } from '@peftjs/test-fixtures';
 
 describe('checkpoint saves under faults', () => {
   let dir: string;

@@ -1,18 +1,13 @@
 import { join } from 'node:path';
+import { type FileSetFs, PeftError, type PeftModel, type Seed, tf } from '@peftjs/core';
+import { readFileSet, writeFileSet } from '@peftjs/core/internal';
 import {
-  type FileSetFs,
   type HostTensor,
-  PeftError,
-  type PeftModel,
   type SafetensorsFile,
-  type Seed,
   type TensorToWrite,
   parseSafetensors,
-  readFileSet,
   serializeSafetensors,
-  tf,
-  writeFileSet,
-} from '@peftjs/core';
+} from '@peftjs/core/safetensors';
 import type { EvalMetrics } from './evaluate.js';
 import type { Optimizer, OptimizerKind } from './optimizers.js';
 import type { BestRecord, EpochRecord, RunFingerprint } from './types.js';

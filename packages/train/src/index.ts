@@ -4,6 +4,7 @@ export {
   type AdamWOptions,
   createOptimizer,
   type DecayFilter,
+  OPTIMIZER_KINDS,
   type Optimizer,
   type OptimizerKind,
   type OptimizerState,
@@ -40,7 +41,14 @@ export {
   type CheckpointInfo,
   readCheckpoint,
 } from './checkpoint.js';
-export { type TrainOptions, type TrainResult, type TrainSplits, train } from './trainer.js';
+export { type ResolvedTrainOptions, TRAIN_OPTIONS } from './options.js';
+export {
+  type TrainOptions,
+  type TrainResult,
+  type TrainRuntimeOptions,
+  type TrainSplits,
+  train,
+} from './trainer.js';
 export {
   type VtabOptions,
   type VtabResult,
@@ -53,7 +61,10 @@ export {
   type BestRecord,
   type EpochRecord,
   type EvalSplit,
+  FINGERPRINT_KEYS,
   type RunFingerprint,
+  SCHEDULE_KINDS,
+  SELECTIONS,
   type ScheduleKind,
   type Selection,
   TEST_SELECTION_WARNING,

@@ -2,7 +2,7 @@ import { createPeftModel, type PeftModel, type Tensor, tf } from '@peftjs/core';
 import { describeBackends, expectNoLeakedTensors } from '@peftjs/core/testing';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { AdamW, type Optimizer, Sgd } from './optimizers.js';
-import { ParamsBackbone, trainEverything } from './test-support.js';
+import { ParamsBackbone, trainEverything } from '@peftjs/test-fixtures';
 
 const W0 = [0.5, -1.0, 0.25, 2.0];
 const B0 = [0.1, -0.2];

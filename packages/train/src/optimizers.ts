@@ -1,5 +1,4 @@
 import {
-  type HostTensor,
   invalidOption,
   type ParameterEntry,
   PeftError,
@@ -8,9 +7,12 @@ import {
   tf,
 } from '@peftjs/core';
 import type { Tensor } from '@peftjs/core';
+import type { HostTensor } from '@peftjs/core/safetensors';
 
-/** Which optimizer: `adamw` (`AdamW`) or `sgd` (`Sgd`). */
-export type OptimizerKind = 'adamw' | 'sgd';
+/** Every optimizer `train` can create: `adamw` (`AdamW`) and `sgd` (`Sgd`). */
+export const OPTIMIZER_KINDS = ['adamw', 'sgd'] as const;
+/** Which optimizer: one of `OPTIMIZER_KINDS`. */
+export type OptimizerKind = (typeof OPTIMIZER_KINDS)[number];
 
 /** Everything an optimizer needs to continue exactly where it stopped; tensors are host copies. */
 export interface OptimizerState {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { constantSchedule, stepCosineSchedule, timmCosineSchedule } from './schedules.js';
 
-describe('timm cosine schedule stepped per epoch (spec §8.2)', () => {
+describe('timm cosine schedule stepped per epoch (docs/ship-method.md §8.2)', () => {
   // The SHIP recipe: η = 1e-3, 10 warm-up epochs from 1e-6, floor 1e-5, t_initial = 100.
   const ship = timmCosineSchedule({
     baseLr: 1e-3,

@@ -72,7 +72,7 @@ function checkCosine(
 }
 
 /**
- * The SHIP/NOAH recipe (spec §8.2): timm's cosine schedule stepped once per epoch, at the end of the epoch. The LR
+ * The SHIP/NOAH recipe (docs/ship-method.md §8.2): timm's cosine schedule stepped once per epoch, at the end of the epoch. The LR
  * during epoch 0 is `warmupLrInit` (the value timm sets at construction; `baseLr` when there is no warm-up) and the
  * LR during epoch e ≥ 1 is f(e − 1), so epochs 0 and 1 both run at `warmupLrInit`.
  */

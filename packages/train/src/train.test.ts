@@ -1,15 +1,8 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  createPeftModel,
-  initBackend,
-  PeftError,
-  type PeftModel,
-  readSafetensors,
-  Rng,
-  tf,
-} from '@peftjs/core';
+import { createPeftModel, initBackend, PeftError, type PeftModel, Rng, tf } from '@peftjs/core';
+import { readSafetensors } from '@peftjs/core/safetensors';
 import { expectNoLeakedTensors } from '@peftjs/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHECKPOINT_JSON, CHECKPOINT_TENSORS, type CheckpointInfo } from './checkpoint.js';
@@ -17,8 +10,7 @@ import { arrayData, type TrainingData } from './data.js';
 import { evaluate } from './evaluate.js';
 import { AdamW } from './optimizers.js';
 import { accumulateGradients, trainStep } from './step.js';
-import { mnistDigits } from '@peftjs/test-fixtures';
-import { mnistData, type TinyModel, tinyModel } from './test-support.js';
+import { type MnistSplit, type TinyModel, mnistDigits, tinyModel } from '@peftjs/test-fixtures';
 import { type TrainOptions, train } from './trainer.js';
 import { TEST_SELECTION_WARNING, type TrainEvent } from './types.js';
 import { vtabProtocol } from './vtab.js';
@@ -31,6 +23,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+/** MNIST digits as `TrainingData`. */
+function mnistData(split: MnistSplit, start: number, count: number): TrainingData {
+  const { images, labels } = mnistDigits(split, start, count);
+  return arrayData(images, labels, [28, 28, 1], 10);
+}
 
 const trainSplit = () => mnistData('train', 0, 64);
 const valSplit = () => mnistData('train', 64, 32);

@@ -1,12 +1,5 @@
-import {
-  type HostTensor,
-  invalidOption,
-  PeftError,
-  type PeftModel,
-  requireNumberInRange,
-  requirePositiveInt,
-  type Seed,
-} from '@peftjs/core';
+import { invalidOption, PeftError, type PeftModel, parseOptions, type z } from '@peftjs/core';
+import type { HostTensor } from '@peftjs/core/safetensors';
 import {
   assignTrainable,
   type CheckpointInfo,
@@ -17,15 +10,16 @@ import {
 } from './checkpoint.js';
 import { batchCount, type TrainingData } from './data.js';
 import { type EvalMetrics, evaluate, summarize } from './evaluate.js';
-import { createOptimizer, type DecayFilter, type Optimizer, type OptimizerKind } from './optimizers.js';
+import { createOptimizer, type DecayFilter, type Optimizer } from './optimizers.js';
+import { type ResolvedTrainOptions, TRAIN_OPTIONS } from './options.js';
 import { constantSchedule, type LrSchedule, stepCosineSchedule, timmCosineSchedule } from './schedules.js';
 import { NonFiniteLossError, trainStep } from './step.js';
 import {
   type BestRecord,
   type EpochRecord,
   type EvalSplit,
+  FINGERPRINT_KEYS,
   type RunFingerprint,
-  type ScheduleKind,
   type Selection,
   TEST_SELECTION_WARNING,
   type TrainEvent,
@@ -45,63 +39,22 @@ export interface TrainSplits {
 }
 
 /**
- * Options of `train`. Invalid values throw `INVALID_OPTION` before any step. Every option that changes the
- * numbers a run produces is recorded in `RunFingerprint` and must match when resuming.
+ * Options of `train`: the JSON options of `TRAIN_OPTIONS` (all optional, with its defaults; unknown keys and
+ * invalid values throw `INVALID_OPTION` before any step) plus the `TrainRuntimeOptions`, which are not data.
+ * Every option that changes the numbers a run produces is recorded in `RunFingerprint` and must match when
+ * resuming.
  */
-export interface TrainOptions {
-  /** Length of the run (the cosine's t_initial). */
-  epochs: number;
-  /** Stop after this many epochs of the `epochs`-long schedule (default `epochs`); a later run can resume. */
-  stopAfterEpochs?: number;
-  /** Examples per optimizer step (positive integer; with `dropLast`, at most the training set size). */
-  batchSize: number;
-  /** Examples per forward/backward pass (gradient accumulation); default the whole batch. */
-  microBatch?: number;
-  /** Default `'adamw'`. */
-  optimizer?: OptimizerKind;
-  /** Base (peak) learning rate. */
-  lr: number;
-  /** Default 0. Decoupled for AdamW, L2 for SGD; only on parameters whose registry `decay` flag is set. */
-  weightDecay?: number;
+export type TrainOptions = z.input<typeof TRAIN_OPTIONS> & TrainRuntimeOptions;
+
+/** The options of `train` that are not data: a decay filter, the checkpoint folder, an abort signal, events. */
+export interface TrainRuntimeOptions {
   /** Replaces the registry's `decay` flag (not stored in checkpoints: pass the same filter when resuming). */
   decayFilter?: DecayFilter;
-  /** SGD momentum (default 0) and Nesterov flag. */
-  momentum?: number;
-  /** SGD: Nesterov momentum (default false; needs momentum > 0). */
-  nesterov?: boolean;
-  /** AdamW (default [0.9, 0.999] and 1e-8). */
-  betas?: readonly [number, number];
-  /** AdamW: ε added to the denominator (default 1e-8). */
-  eps?: number;
-  /** Default `'cosine-epoch'` (timm, stepped per epoch as the SHIP recipe). */
-  schedule?: ScheduleKind;
-  /** Default 0, 1e-6 and 1e-5 (SHIP's warm-up start and floor). */
-  warmupEpochs?: number;
-  /** Learning rate at the start of the warm-up (default 1e-6). */
-  warmupLrInit?: number;
-  /** Floor of the cosine schedules (default 1e-5). */
-  lrMin?: number;
-  /** Seed of the batch order. */
-  seed: Seed;
-  /** Default true. */
-  dropLast?: boolean;
-  /** Evaluate at epochs 0, evalEvery, 2·evalEvery, … and the last epoch (SHIP: 10). Default 1. */
-  evalEvery?: number;
-  /** Default `batchSize`. */
-  evalBatchSize?: number;
-  /** Default `'val'`. */
-  selection?: Selection;
-  /** With `'val'` selection, leave the best-validation parameters in the model at the end. Default true. */
-  restoreBest?: boolean;
   /**
    * Directory for `checkpoint.json` and `checkpoint.safetensors` (overwritten at each save); no checkpoints
    * without it.
    */
   checkpointDir?: string;
-  /** Save every this many epochs (and after the last one). Default 1. */
-  checkpointEvery?: number;
-  /** Continue from `checkpointDir` bit-identically; the run options must match the saved ones. */
-  resume?: boolean;
   /** Checked before every step; an abort throws `signal.reason` (the last epoch-end checkpoint stays valid). */
   signal?: AbortSignal;
   /** Receives progress events synchronously (see `TrainEvent`). */
@@ -145,47 +98,11 @@ interface RunState {
   savedEpochs: number | null;
 }
 
-function fingerprint(options: TrainOptions, trainSize: number): RunFingerprint {
-  const nonNegative = (name: string, v: number) => requireNumberInRange(name, v, 0, Number.MAX_VALUE);
-  const optimizer = options.optimizer ?? 'adamw';
-  if (optimizer !== 'adamw' && optimizer !== 'sgd') invalidOption('optimizer', optimizer, '"adamw" or "sgd"');
-  const schedule = options.schedule ?? 'cosine-epoch';
-  if (!['cosine-epoch', 'cosine-step', 'constant'].includes(schedule)) {
-    invalidOption('schedule', schedule, '"cosine-epoch", "cosine-step" or "constant"');
-  }
-  const selection = options.selection ?? 'val';
-  if (selection !== 'val' && selection !== 'max-test-over-epochs') {
-    invalidOption('selection', selection, '"val" or "max-test-over-epochs"');
-  }
-  const warmupEpochs = options.warmupEpochs ?? 0;
-  if (!Number.isInteger(warmupEpochs) || warmupEpochs < 0) {
-    invalidOption('warmupEpochs', warmupEpochs, 'a non-negative integer');
-  }
-  if (typeof options.seed !== 'string' && !Number.isFinite(options.seed)) {
-    invalidOption('seed', options.seed, 'a finite number or a string');
-  }
+function fingerprint(options: ResolvedTrainOptions, trainSize: number): RunFingerprint {
   return {
-    epochs: requirePositiveInt('epochs', options.epochs),
-    batchSize: requirePositiveInt('batchSize', options.batchSize),
-    microBatch:
-      options.microBatch === undefined ? null : requirePositiveInt('microBatch', options.microBatch),
-    optimizer,
-    lr: nonNegative('lr', options.lr),
-    weightDecay: nonNegative('weightDecay', options.weightDecay ?? 0),
-    momentum: options.momentum ?? 0,
-    nesterov: options.nesterov ?? false,
-    betas: options.betas ?? [0.9, 0.999],
-    eps: options.eps ?? 1e-8,
-    schedule,
-    warmupEpochs,
-    warmupLrInit: nonNegative('warmupLrInit', options.warmupLrInit ?? 1e-6),
-    lrMin: nonNegative('lrMin', options.lrMin ?? 1e-5),
-    seed: options.seed,
-    dropLast: options.dropLast ?? true,
-    evalEvery: requirePositiveInt('evalEvery', options.evalEvery ?? 1),
-    selection,
+    ...Object.fromEntries(FINGERPRINT_KEYS.map((key) => [key, options[key]])),
     trainSize,
-  };
+  } as RunFingerprint;
 }
 
 function makeSchedule(run: RunFingerprint, stepsPerEpoch: number): LrSchedule {
@@ -287,16 +204,14 @@ export async function train(
   const started = performance.now();
   const elapsed = () => performance.now() - started;
   const emit = (event: TrainEvent) => options.onEvent?.(event);
-  const run = fingerprint(options, splits.train?.size ?? 0);
+  const { decayFilter, checkpointDir: dir, signal, onEvent: _onEvent, ...json } = options;
+  const parsed = parseOptions(TRAIN_OPTIONS, json, 'train');
+  const run = fingerprint(parsed, splits.train?.size ?? 0);
   checkSplits(model, splits, run.selection);
-  const stopAt = Math.min(
-    run.epochs,
-    requirePositiveInt('stopAfterEpochs', options.stopAfterEpochs ?? run.epochs),
-  );
-  const evalBatchSize = requirePositiveInt('evalBatchSize', options.evalBatchSize ?? run.batchSize);
-  const checkpointEvery = requirePositiveInt('checkpointEvery', options.checkpointEvery ?? 1);
-  const dir = options.checkpointDir;
-  if (options.resume && dir === undefined) invalidOption('resume', true, 'used together with checkpointDir');
+  const stopAt = Math.min(run.epochs, parsed.stopAfterEpochs ?? run.epochs);
+  const evalBatchSize = parsed.evalBatchSize ?? run.batchSize;
+  const checkpointEvery = parsed.checkpointEvery;
+  if (parsed.resume && dir === undefined) invalidOption('resume', true, 'used together with checkpointDir');
   const stepsPerEpoch = batchCount(splits.train.size, run.batchSize, run.dropLast);
   if (stepsPerEpoch === 0) {
     invalidOption(
@@ -313,7 +228,7 @@ export async function train(
     nesterov: run.nesterov,
     betas: run.betas,
     eps: run.eps,
-    ...(options.decayFilter ? { decayFilter: options.decayFilter } : {}),
+    ...(decayFilter ? { decayFilter } : {}),
   });
   let st: RunState = {
     epochsCompleted: 0,
@@ -325,8 +240,8 @@ export async function train(
     savedEpochs: null,
   };
   try {
-    options.signal?.throwIfAborted();
-    if (options.resume && dir !== undefined) {
+    signal?.throwIfAborted();
+    if (parsed.resume && dir !== undefined) {
       st = await resumeFrom(dir, model, optimizer, run);
       emit({ type: 'resume', epoch: st.epochsCompleted, step: st.globalStep, dir });
     }
@@ -358,7 +273,7 @@ export async function train(
       dropLast: run.dropLast,
     });
     for await (const { images, labels } of batches) {
-      options.signal?.throwIfAborted();
+      signal?.throwIfAborted();
       const lr = schedule.unit === 'epoch' ? epochLr : schedule.lrAt(st.globalStep);
       let out: { loss: number; parts: Record<string, number> };
       try {
@@ -460,8 +375,7 @@ export async function train(
     if (run.selection === 'val') {
       if (st.best && st.bestMetrics) {
         final.val = st.bestMetrics;
-        if (st.bestParams && (options.restoreBest ?? true))
-          assignTrainable(model, st.bestParams, 'best epoch');
+        if (st.bestParams && parsed.restoreBest) assignTrainable(model, st.bestParams, 'best epoch');
       } else {
         best = { epoch: st.epochsCompleted - 1, metric: null, split: null };
       }

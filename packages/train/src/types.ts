@@ -1,22 +1,25 @@
-import type { Seed } from '@peftjs/core';
 import type { MetricSummary } from './evaluate.js';
-import type { OptimizerKind } from './optimizers.js';
+import type { ResolvedTrainOptions } from './options.js';
 
 /**
- * How the reported epoch is chosen. `'val'` selects on the validation split (the test split is evaluated once, at
- * the end). `'max-test-over-epochs'` reports the best test accuracy over the evaluated epochs, as the official
+ * How the reported epoch can be chosen. `'val'` selects on the validation split (the test split is evaluated once,
+ * at the end). `'max-test-over-epochs'` reports the best test accuracy over the evaluated epochs, as the official
  * SHIP/NOAH code does: optimistic, allowed only when named explicitly.
  */
-export type Selection = 'val' | 'max-test-over-epochs';
+export const SELECTIONS = ['val', 'max-test-over-epochs'] as const;
+/** One of `SELECTIONS`. */
+export type Selection = (typeof SELECTIONS)[number];
 
 /** `TrainResult.selectionWarning` of a run that selected on the test split (`'max-test-over-epochs'`). */
 export const TEST_SELECTION_WARNING = 'selected on the test split (optimistic; as the official SHIP code)';
 
 /**
- * Learning-rate schedule: `cosine-epoch` (timm's cosine, updated once per epoch), `cosine-step` (cosine
- * updated every step) or `constant` (the base rate throughout).
+ * Every learning-rate schedule `train` knows: `cosine-epoch` (timm's cosine, updated once per epoch),
+ * `cosine-step` (cosine updated every step) and `constant` (the base rate throughout).
  */
-export type ScheduleKind = 'cosine-epoch' | 'cosine-step' | 'constant';
+export const SCHEDULE_KINDS = ['cosine-epoch', 'cosine-step', 'constant'] as const;
+/** One of `SCHEDULE_KINDS`. */
+export type ScheduleKind = (typeof SCHEDULE_KINDS)[number];
 
 /** A split the trainer evaluates and can select on. */
 export type EvalSplit = 'val' | 'test';
@@ -51,47 +54,36 @@ export interface BestRecord {
   readonly split: EvalSplit | null;
 }
 
-/** The options that determine the numbers a run produces; a resumed run must match them. */
-export interface RunFingerprint {
-  /** Length of the schedule in epochs. */
-  readonly epochs: number;
-  /** Examples per optimizer step. */
-  readonly batchSize: number;
-  /** Examples per forward/backward pass under gradient accumulation; null for the whole batch at once. */
-  readonly microBatch: number | null;
-  /** `adamw` or `sgd`. */
-  readonly optimizer: OptimizerKind;
-  /** Base (peak) learning rate. */
-  readonly lr: number;
-  /** Weight decay factor (decoupled for AdamW, L2 for SGD). */
-  readonly weightDecay: number;
-  /** SGD momentum. */
-  readonly momentum: number;
-  /** Whether SGD uses Nesterov momentum. */
-  readonly nesterov: boolean;
-  /** AdamW's β₁ and β₂. */
-  readonly betas: readonly [number, number];
-  /** AdamW's ε. */
-  readonly eps: number;
-  /** Learning-rate schedule. */
-  readonly schedule: ScheduleKind;
-  /** Epochs of linear warm-up from `warmupLrInit`. */
-  readonly warmupEpochs: number;
-  /** Learning rate at the start of the warm-up. */
-  readonly warmupLrInit: number;
-  /** Floor the cosine decays to. */
-  readonly lrMin: number;
-  /** Seed of the batch order. */
-  readonly seed: Seed;
-  /** Whether a final partial batch is skipped each epoch. */
-  readonly dropLast: boolean;
-  /** Evaluation period in epochs. */
-  readonly evalEvery: number;
-  /** How the reported epoch is chosen. */
-  readonly selection: Selection;
+/** The `train` options that determine the numbers a run produces, in the order checkpoints record them. */
+export const FINGERPRINT_KEYS = [
+  'epochs',
+  'batchSize',
+  'microBatch',
+  'optimizer',
+  'lr',
+  'weightDecay',
+  'momentum',
+  'nesterov',
+  'betas',
+  'eps',
+  'schedule',
+  'warmupEpochs',
+  'warmupLrInit',
+  'lrMin',
+  'seed',
+  'dropLast',
+  'evalEvery',
+  'selection',
+] as const satisfies readonly (keyof ResolvedTrainOptions)[];
+
+/**
+ * What a checkpoint records of a run (`FINGERPRINT_KEYS` of the parsed options, and the training set size); a
+ * resumed run must match it.
+ */
+export type RunFingerprint = Readonly<Pick<ResolvedTrainOptions, (typeof FINGERPRINT_KEYS)[number]>> & {
   /** Number of training examples. */
   readonly trainSize: number;
-}
+};
 
 /**
  * Progress events `train` emits through `TrainOptions.onEvent`, discriminated by `type`, in this order:

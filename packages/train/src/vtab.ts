@@ -116,8 +116,8 @@ export async function vtabProtocol(
       trials.push({ candidate: i, best: result.best, history: result.history });
       const top1 = result.best.metric ?? Number.NEGATIVE_INFINITY;
       if (chosen === null || top1 > chosen.valTop1) {
-        const epochs = candidate.epochs ?? base.epochs;
-        chosen = { candidate: i, epochs: selectEpochs ? result.best.epoch + 1 : epochs, valTop1: top1 };
+        const epochs = selectEpochs ? result.best.epoch + 1 : result.epochsCompleted;
+        chosen = { candidate: i, epochs, valTop1: top1 };
       }
     } finally {
       free(model);

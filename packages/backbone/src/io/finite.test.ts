@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { PeftError, parseSafetensors, serializeSafetensors } from '@peftjs/core';
+import { PeftError } from '@peftjs/core';
+import { parseSafetensors, serializeSafetensors } from '@peftjs/core/safetensors';
 import { describe, expect, it } from 'vitest';
 import { loadVitFromBytes } from '../load.js';
 import { assertFiniteTensors } from './finite.js';

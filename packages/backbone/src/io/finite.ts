@@ -1,4 +1,5 @@
-import { type HostTensor, PeftError } from '@peftjs/core';
+import { PeftError } from '@peftjs/core';
+import type { HostTensor } from '@peftjs/core/safetensors';
 
 /**
  * Refuses weights holding NaN or ±Infinity, naming the first such tensor (by its name in the file), the index of

@@ -1,4 +1,4 @@
-import type { HostTensor } from '@peftjs/core';
+import type { HostTensor } from '@peftjs/core/safetensors';
 import { PeftError } from '@peftjs/core';
 import { describe, expect, it } from 'vitest';
 import { detectLayout, toTimmStateDict, transpose2d, transposeHost } from './name-maps.js';

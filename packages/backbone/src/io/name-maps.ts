@@ -1,4 +1,4 @@
-import type { HostTensor } from '@peftjs/core';
+import type { HostTensor } from '@peftjs/core/safetensors';
 import { PeftError } from '@peftjs/core';
 
 /** Naming/layout families a ViT checkpoint can come in (formats.md §4.2-4.3). */

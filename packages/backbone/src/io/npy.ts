@@ -1,5 +1,6 @@
-import type { HostTensor } from '@peftjs/core';
-import { float16BitsToFloat32, PeftError } from '@peftjs/core';
+import type { HostTensor } from '@peftjs/core/safetensors';
+import { PeftError } from '@peftjs/core';
+import { float16BitsToFloat32 } from '@peftjs/core/safetensors';
 import { transposeHost } from './name-maps.js';
 
 // NumPy's .npy format: https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html

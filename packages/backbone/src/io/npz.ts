@@ -1,4 +1,4 @@
-import type { HostTensor } from '@peftjs/core';
+import type { HostTensor } from '@peftjs/core/safetensors';
 import { PeftError } from '@peftjs/core';
 import { inflateSync } from 'fflate';
 import { parseNpy } from './npy.js';

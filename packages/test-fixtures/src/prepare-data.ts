@@ -1,7 +1,6 @@
-/** Test helpers for this package (not exported from the index): PrepareData over in-memory images. */
 import { type PrepareData, type Tensor4D, tf } from '@peftjs/core';
 
-/** A fixed-order PrepareData over in-memory images. */
+/** A fixed-order `PrepareData` over in-memory images, in batches of `batchSize` (each disposed after use). */
 export function prepareDataOf(images: Tensor4D, batchSize: number): PrepareData {
   const size = images.shape[0];
   return {

@@ -1,10 +1,5 @@
-/**
- * Test helpers (not exported from the index): MNIST digits as training data, the tiny test ViT with a head, a
- * prompt plugin written against the public plugin API, and a parameters-only backbone for optimizer arithmetic.
- */
-import { customVit, VisionTransformer } from '@peftjs/backbone';
+import { VisionTransformer, customVit } from '@peftjs/backbone';
 import {
-  createPeftModel,
   BACKBONE_OWNER,
   HOOK_SPEC_VERSION,
   ParameterRegistry,
@@ -13,19 +8,15 @@ import {
   type PeftPlugin,
   type Rng,
   type Tensor3D,
-  tf,
   type VitConfig,
+  createPeftModel,
+  tf,
   vitGeometry,
 } from '@peftjs/core';
-import { type MnistSplit, mnistDigits, tinyMnistVit } from '@peftjs/test-fixtures';
-import { arrayData, type TrainingData } from './data.js';
+import { writeSafetensors } from '@peftjs/core/safetensors';
+import { tinyMnistVit } from './tiny-vit.js';
 
-export function mnistData(split: MnistSplit, start: number, count: number): TrainingData {
-  const { images, labels } = mnistDigits(split, start, count);
-  return arrayData(images, labels, [28, 28, 1], 10);
-}
-
-/** Learned prompt tokens appended after the image tokens (VPT-shallow style). */
+/** Learned prompt tokens appended after the image tokens (VPT-shallow style), written against the public API. */
 export function promptPlugin(tokens = 2): PeftPlugin {
   return {
     name: 'test-prompt',
@@ -45,12 +36,15 @@ export function promptPlugin(tokens = 2): PeftPlugin {
   };
 }
 
+/** A model and the way to free it with its backbone. */
 export interface TinyModel {
+  /** The model. */
   readonly model: PeftModel;
+  /** Disposes the model and its backbone. */
   dispose(): void;
 }
 
-/** A fresh tiny ViT (always the same initial weights) with the given plugins attached. */
+/** A fresh tiny MNIST ViT (always the same initial weights) with `promptPlugin` attached when asked. */
 export function tinyModel(
   options: { dropPathRate?: number; prompt?: boolean; seed?: number } = {},
 ): TinyModel {
@@ -67,7 +61,7 @@ export function tinyModel(
   };
 }
 
-/** Makes every tensor of the model trainable (full fine-tuning for the optimizer tests). */
+/** Makes every tensor of the model trainable (full fine-tuning for optimizer tests). */
 export const trainEverything: PeftPlugin = {
   name: 'train-everything',
   version: '0.0.0',
@@ -81,8 +75,11 @@ export const trainEverything: PeftPlugin = {
 
 /** A backbone that is only a set of parameters (trainable with `trainEverything`); no forward pass. */
 export class ParamsBackbone implements PeftBackbone {
+  /** The parameters, registered as backbone weights. */
   readonly registry = new ParameterRegistry();
+  /** A nominal config (the backbone has no forward pass). */
   readonly config: VitConfig = customVit({ imageSize: 8, patchSize: 4, dim: 4, depth: 1, heads: 1 });
+  /** Geometry of `config`. */
   readonly geometry = vitGeometry(this.config);
 
   constructor(params: Record<string, { data: number[]; shape: number[] }>) {
@@ -97,4 +94,20 @@ export class ParamsBackbone implements PeftBackbone {
   dispose(): void {
     this.registry.dispose();
   }
+}
+
+/**
+ * Writes a seeded tiny MNIST ViT (see `tinyMnistVit`) as timm-layout safetensors with its head count in the
+ * metadata, as a user's weights file would be: what the `peft` command line tests load.
+ */
+export async function writeTinyVitWeights(path: string, seed = 7): Promise<VitConfig> {
+  const config = tinyMnistVit();
+  const vit = VisionTransformer.create(config, { seed });
+  await writeSafetensors(
+    path,
+    [...vit.toTorchTensors()].map(([name, t]) => ({ name, shape: t.shape, data: t.data })),
+    { config: JSON.stringify({ num_heads: config.heads }) },
+  );
+  vit.dispose();
+  return config;
 }
