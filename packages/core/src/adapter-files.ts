@@ -174,11 +174,21 @@ function adapterNameMap(model: PeftModel): Map<string, ParameterEntry> {
   return new Map(adapterEntries(model).map((e) => [adapterTensorName(model, e), e]));
 }
 
+/** An adapter as the two files `saveAdapter` writes, in memory (`serializeAdapter`). */
+export interface SerializedAdapter {
+  /** The parsed contents of `adapter_config.json`. */
+  config: AdapterConfig;
+  /** The text of `adapter_config.json`. */
+  configText: string;
+  /** The bytes of `adapter_model.safetensors`. */
+  weights: Uint8Array;
+}
+
 /**
- * Writes `adapter_config.json` and `adapter_model.safetensors` into `dir`. Each file is written atomically; the
- * weights go first, so a config on disk always has its weights beside it.
+ * The two adapter files of `model` in memory — what `saveAdapter` writes and what a browser offers for download;
+ * `loadAdapterFromBytes` reads them back.
  */
-export async function saveAdapter(model: PeftModel, dir: string): Promise<AdapterConfig> {
+export function serializeAdapter(model: PeftModel): SerializedAdapter {
   const artifacts = model.artifacts();
   const named = [...adapterNameMap(model)];
   const tensors: AdapterConfig['tensors'] = {};
@@ -223,8 +233,17 @@ export async function saveAdapter(model: PeftModel, dir: string): Promise<Adapte
       base_fingerprint: config.base.fingerprint,
     },
   );
+  return { config, configText: `${JSON.stringify(config, null, 2)}\n`, weights };
+}
+
+/**
+ * Writes `adapter_config.json` and `adapter_model.safetensors` into `dir`. Each file is written atomically; the
+ * weights go first, so a config on disk always has its weights beside it.
+ */
+export async function saveAdapter(model: PeftModel, dir: string): Promise<AdapterConfig> {
+  const { config, configText, weights } = serializeAdapter(model);
   await writeFileAtomic(joinPath(dir, ADAPTER_WEIGHTS_FILE), weights);
-  await writeFileAtomic(joinPath(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
+  await writeFileAtomic(joinPath(dir, ADAPTER_CONFIG_FILE), configText);
   return config;
 }
 

@@ -20,3 +20,4 @@ export * from './safetensors.js';
 export * from './saliency.js';
 export * from './version.js';
 export * from './adapter-files.js';
+export * from './adapter-bytes.js';
