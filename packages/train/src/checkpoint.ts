@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import {
   type HostTensor,
   PeftError,
@@ -143,6 +141,8 @@ export async function writeCheckpoint(
     optimizer: { kind: optState.kind, step: optState.step, paramSteps: optState.paramSteps },
     hasBestParams: bestParams !== null,
   };
+  // node:* modules load on use, so browsers can bundle train() (they never write checkpoints).
+  const { join } = await import('node:path');
   await writeSafetensors(join(dir, CHECKPOINT_TENSORS), tensors, {
     format: FORMAT,
     epochsCompleted: String(info.epochsCompleted),
@@ -159,6 +159,8 @@ function reviveMetrics(metrics: EvalMetrics | null): EvalMetrics | null {
 
 /** Reads and cross-checks the two checkpoint files of `dir`. */
 export async function readCheckpoint(dir: string): Promise<CheckpointContents> {
+  const { readFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
   const jsonPath = join(dir, CHECKPOINT_JSON);
   let text: string;
   try {
