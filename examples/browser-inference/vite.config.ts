@@ -4,7 +4,12 @@ export default defineConfig({
   // Resolve the workspace packages to their TypeScript sources (no package build needed), as vitest does.
   resolve: {
     conditions: ['@peftjs/source', 'browser', 'module', 'import', 'default'],
-    dedupe: ['@tensorflow/tfjs', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm'],
+    dedupe: [
+      '@tensorflow/tfjs',
+      '@tensorflow/tfjs-core',
+      '@tensorflow/tfjs-backend-wasm',
+      '@tensorflow/tfjs-backend-webgpu',
+    ],
   },
   build: {
     target: 'es2022',
@@ -15,6 +20,8 @@ export default defineConfig({
     // would fail naming the module instead of calling into Vite's empty stand-in.
     rollupOptions: { external: [/^node:/, 'pngjs'] },
   },
+  // The training worker is an ES module (it shares chunks with the page); the same externals apply to it.
+  worker: { format: 'es', rollupOptions: { external: [/^node:/, 'pngjs'] } },
   server: { host: '127.0.0.1' },
   preview: { host: '127.0.0.1' },
 });
