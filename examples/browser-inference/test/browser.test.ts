@@ -5,7 +5,8 @@
  *  - a short fine-tune on a bundled mini-VTAB task in the worker reaches the accuracy stated here, can be
  *    cancelled, classifies a new image, and its downloaded adapter scores the same test accuracy, with the same
  *    predictions, under `peft eval` in Node,
- *  - adapter files load in the page, and a tampered one is refused with the base-fingerprint error.
+ *  - adapter files load in the page, and a tampered one is refused with the base-fingerprint error,
+ *  - images dropped per class train a model that then names its classes, and a run can be cancelled.
  * Skipped with a printed reason when /usr/bin/chromium is missing (`apt-get install -y chromium`).
  */
 import { execFileSync } from 'node:child_process';
@@ -291,6 +292,45 @@ it.skipIf(!hasChromium)(
       /loaded|refused/.test(document.getElementById('adapter-status')?.textContent ?? ''),
     );
     expect(await page.textContent('#adapter-status')).toMatch(/refused: .*base weights differ.*fingerprint/);
+  },
+);
+
+it.skipIf(!hasChromium)(
+  'trains on images dropped per class and classifies with the class names',
+  async () => {
+    // Two classes of the user's own images: orientation's 0–22.5° and 90–112.5° bars, 25 each (5 held out each).
+    const list = readFileSync(join(root, '.cache/tasks', FINE_TUNE.task, 'train800.txt'), 'utf8')
+      .trim()
+      .split('\n');
+    const imagesOf = (label: number) =>
+      list
+        .map((line) => line.split(' '))
+        .filter(([, l]) => Number(l) === label)
+        .slice(0, 25)
+        .map(([path]) => join(root, '.cache/tasks', FINE_TUNE.task, path as string));
+    await page.selectOption('#task', 'user');
+    const boxes = page.locator('#user-classes .class-box');
+    await boxes.nth(0).locator('input:not([type=file])').fill('flat');
+    await boxes.nth(0).locator('input[type=file]').setInputFiles(imagesOf(0));
+    await boxes.nth(1).locator('input:not([type=file])').fill('upright');
+    await boxes.nth(1).locator('input[type=file]').setInputFiles(imagesOf(4));
+    expect(await boxes.nth(1).textContent()).toContain('25 images');
+    await page.selectOption('#method', 'linear');
+    await page.fill('#epochs', '2');
+    await page.click('#train');
+    await page.waitForSelector('#train-result[data-state]', { state: 'attached', timeout: 120_000 });
+    expect(
+      await page.getAttribute('#train-result', 'data-state'),
+      (await page.textContent('#progress')) ?? '',
+    ).toBe('trained');
+    // No test split for the user's images: nothing is claimed about test accuracy.
+    expect(await page.getAttribute('#train-result', 'data-top1')).toBeNull();
+    await page.setInputFiles('#file', imagesOf(0)[0] as string);
+    await page.waitForSelector('#result[data-label], #result[data-error]', {
+      state: 'attached',
+      timeout: 30_000,
+    });
+    expect(await page.textContent('#result')).toMatch(/: (flat|upright) \(the model trained here/);
   },
 );
 
