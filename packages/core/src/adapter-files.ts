@@ -174,17 +174,20 @@ function adapterNameMap(model: PeftModel): Map<string, ParameterEntry> {
   return new Map(adapterEntries(model).map((e) => [adapterTensorName(model, e), e]));
 }
 
-/** An adapter as bytes: what `saveAdapter` writes (and what a browser can offer for download). */
+/** An adapter as the two files `saveAdapter` writes, in memory (`serializeAdapter`). */
 export interface SerializedAdapter {
-  /** The parsed `adapter_config.json`. */
-  readonly config: AdapterConfig;
-  /** `adapter_config.json`'s text. */
-  readonly configText: string;
-  /** `adapter_model.safetensors`'s bytes. */
-  readonly weights: Uint8Array;
+  /** The parsed contents of `adapter_config.json`. */
+  config: AdapterConfig;
+  /** The text of `adapter_config.json`. */
+  configText: string;
+  /** The bytes of `adapter_model.safetensors`. */
+  weights: Uint8Array;
 }
 
-/** The two adapter files of `model`, in memory. */
+/**
+ * The two adapter files of `model` in memory — what `saveAdapter` writes and what a browser offers for download;
+ * `loadAdapterFromBytes` reads them back.
+ */
 export function serializeAdapter(model: PeftModel): SerializedAdapter {
   const artifacts = model.artifacts();
   const named = [...adapterNameMap(model)];

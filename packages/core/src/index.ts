@@ -51,6 +51,7 @@ export {
   serializeAdapter,
 } from './adapter-files.js';
 export type { FileSetFs } from './file-set.js';
+export * from './adapter-bytes.js';
 
 // Runtime: tensors, backends, randomness, errors, version.
 export * from './tf.js';

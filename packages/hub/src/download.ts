@@ -134,7 +134,7 @@ async function transferOnce(
   let written = start;
   try {
     if (!response.body) throw new Interrupted('the server sent no body');
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
       if (written + chunk.length > spec.size) {
         await rm(incomplete, { force: true });
         throw new PeftError(

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { type FileSetFs, PeftError, type PeftModel, type Seed, tf } from '@peftjs/core';
 import { readFileSet, writeFileSet } from '@peftjs/core/internal';
 import {
@@ -164,6 +163,8 @@ function reviveMetrics(metrics: EvalMetrics | null): EvalMetrics | null {
 
 /** Reads and cross-checks the two checkpoint files of `dir` (the current generation, see `writeFileSet`). */
 export async function readCheckpoint(dir: string, fs?: FileSetFs): Promise<CheckpointContents> {
+  // node:path loads on use, so browsers can bundle train() (they never read checkpoints).
+  const { join } = await import('node:path');
   const jsonPath = join(dir, CHECKPOINT_JSON);
   const tensorsPath = join(dir, CHECKPOINT_TENSORS);
   let files: Map<string, Uint8Array | null>;

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { invalidOption, type PeftModel } from '@peftjs/core';
 import type { TrainingData } from './data.js';
 import type { EvalMetrics } from './evaluate.js';
@@ -96,6 +95,8 @@ export async function vtabProtocol(
   const { candidates = [{}], selectEpochs = true, checkpointDir, onStage, release, ...base } = options;
   if (candidates.length === 0) invalidOption('candidates', candidates, 'a non-empty array');
   const free = release ?? ((model: PeftModel) => model.dispose());
+  // node:path loads only when checkpoints are written, so the protocol also runs in browsers.
+  const join = checkpointDir !== undefined ? (await import('node:path')).join : undefined;
   const trials: VtabTrial[] = [];
   let chosen: { candidate: number; epochs: number; valTop1: number } | null = null;
   for (const [i, candidate] of candidates.entries()) {
@@ -110,7 +111,9 @@ export async function vtabProtocol(
           ...candidate,
           selection: 'val',
           restoreBest: false,
-          ...(checkpointDir !== undefined ? { checkpointDir: join(checkpointDir, `select-${i}`) } : {}),
+          ...(checkpointDir !== undefined && join
+            ? { checkpointDir: join(checkpointDir, `select-${i}`) }
+            : {}),
         },
       );
       trials.push({ candidate: i, best: result.best, history: result.history });
@@ -135,7 +138,7 @@ export async function vtabProtocol(
         ...candidates[selected.candidate],
         selection: 'val',
         stopAfterEpochs: selected.epochs,
-        ...(checkpointDir !== undefined ? { checkpointDir: join(checkpointDir, 'final') } : {}),
+        ...(checkpointDir !== undefined && join ? { checkpointDir: join(checkpointDir, 'final') } : {}),
       },
     );
     return { selection: 'val', trials, selected, final, test: final.final.test as EvalMetrics, model };
