@@ -7,6 +7,8 @@ import {
   type BackendChoice,
   type PeftModel,
   type PeftPlugin,
+  PeftError,
+  backboneFingerprint,
   createPeftModel,
   initBackend,
   loadAdapter,
@@ -67,7 +69,32 @@ export async function loadBase(config: RunConfig, ctx: CommandContext): Promise<
     hub: { progress: progressBar(ctx.err) },
   });
   if (base.hub) applyPretrainedNormalization(config, base.hub, ctx.progress);
+  if (config.model.fingerprint !== undefined) {
+    try {
+      baseFingerprint(base.model, config);
+    } catch (error) {
+      base.model.dispose();
+      throw error;
+    }
+  }
   return base;
+}
+
+/**
+ * The backbone's fingerprint (sha256 over every backbone weight, as adapter files record it), checked against
+ * `model.fingerprint` when the config pins one: the precondition a run proves before it trains.
+ */
+export function baseFingerprint(vit: VisionTransformer, config: RunConfig): string {
+  const fingerprint = backboneFingerprint(vit);
+  const pinned = config.model.fingerprint;
+  if (pinned !== undefined && fingerprint !== pinned) {
+    throw new PeftError(
+      'WEIGHTS_MISMATCH',
+      `${config.model.weights}: backbone fingerprint ${fingerprint} is not the pinned ${pinned} ` +
+        '(option "model.fingerprint"); refusing to run on other weights',
+    );
+  }
+  return fingerprint;
 }
 
 /** The method's plugins from the resolved (already parsed) method options. */
@@ -107,6 +134,8 @@ interface Fitted {
   readonly model: PeftModel;
   readonly result: TrainResult;
   readonly histories: { label: string; history: TrainResult['history'] }[];
+  /** What the protocol chose on val200 (vtab, select): the epoch count and its validation top-1. */
+  readonly validation?: { readonly top1: number | null; readonly bestEpoch: number; readonly epochs: number };
 }
 
 /**
@@ -122,7 +151,7 @@ async function fitModel(
   const { config } = run;
   const onEvent: TrainOptions['onEvent'] = (event) => {
     progress.trainEvent(event, config.train.epochs);
-    void folder.log({ ...event });
+    return folder.log({ ...event });
   };
   let prepareOn: ImageDataset = data.select;
   const makeModel = async (): Promise<PeftModel> => {
@@ -137,15 +166,42 @@ async function fitModel(
     return model;
   };
   const options = trainOptions(run, onEvent);
-  if (config.train.protocol !== 'vtab') {
+  const protocol = config.train.protocol;
+  if (protocol === 'single' || protocol === 'refit') {
     prepareOn = data.trainval;
+    const model = await makeModel();
+    // refit: vtab's final stage — no validation split, the schedule stopped after stopAfterEpochs; the test
+    // split is evaluated once, by the caller.
+    const splits =
+      protocol === 'single'
+        ? { train: data.trainval, val: data.val, test: data.test }
+        : { train: data.trainval };
+    const result = await train(model, splits, {
+      ...options,
+      ...(protocol === 'refit' ? { selection: 'val' as const } : {}),
+      checkpointDir: folder.path('checkpoints'),
+    });
+    return {
+      model,
+      result,
+      histories: [{ label: protocol === 'refit' ? 'refit' : 'train', history: result.history }],
+    };
+  }
+  if (protocol === 'select') {
     const model = await makeModel();
     const result = await train(
       model,
-      { train: data.trainval, val: data.val, test: data.test },
-      { ...options, checkpointDir: folder.path('checkpoints') },
+      { train: data.select, val: data.val },
+      { ...options, selection: 'val', checkpointDir: folder.path('checkpoints') },
     );
-    return { model, result, histories: [{ label: 'train', history: result.history }] };
+    const best = result.best;
+    progress.line(`selection: best val200 top-1 ${formatTop1(best.metric)} at epoch ${best.epoch} (0-based)`);
+    return {
+      model,
+      result,
+      histories: [{ label: 'select', history: result.history }],
+      validation: { top1: best.metric, bestEpoch: best.epoch, epochs: best.epoch + 1 },
+    };
   }
   const outcome = await vtabProtocol(
     makeModel,
@@ -168,8 +224,25 @@ async function fitModel(
     history: trial.history,
   }));
   histories.push({ label: 'final', history: outcome.final.history });
-  return { model: outcome.model, result: outcome.final, histories };
+  const { selected } = outcome;
+  const bestEpoch = selected.epochs - 1;
+  progress.line(
+    `selection chose ${selected.epochs} epoch(s) (best val200 top-1 ${formatTop1(selected.valTop1)}); final fit on train+val`,
+  );
+  return {
+    model: outcome.model,
+    result: outcome.final,
+    histories,
+    validation: {
+      top1: Number.isFinite(selected.valTop1) ? selected.valTop1 : null,
+      bestEpoch,
+      epochs: selected.epochs,
+    },
+  };
 }
+
+const formatTop1 = (top1: number | null) =>
+  top1 === null || !Number.isFinite(top1) ? 'n/a' : `${(top1 * 100).toFixed(2)} %`;
 
 /** `peft train --dry-run`: the resolved config and the parameter report, nothing trained. */
 function dryRun(run: ResolvedRun, vit: VisionTransformer, numClasses: number, ctx: CommandContext): void {
@@ -192,7 +265,7 @@ export async function trainCommand(
   ctx: CommandContext,
   options: { dryRun: boolean },
 ): Promise<void> {
-  const { config, method } = run;
+  const { config } = run;
   const started = performance.now();
   const { backend, base } = await openRun(run, ctx);
   const vit = base.model;
@@ -213,7 +286,29 @@ export async function trainCommand(
   }
   const data = { ...buildRunData(config, vit.config, splits), backbone: vit };
   const folder = new RunFolder(config.out);
-  await folder.create();
+  await folder.create('peft train');
+  try {
+    await trainInFolder(run, ctx, { backend, base, data, folder, started });
+  } finally {
+    await folder.close();
+  }
+}
+
+/** `peft train` once its data is checked and its folder locked: fit, test once, write the run's files. */
+async function trainInFolder(
+  run: ResolvedRun,
+  ctx: CommandContext,
+  state: {
+    backend: BackendChoice;
+    base: LoadedVit;
+    data: RunData;
+    folder: RunFolder;
+    started: number;
+  },
+): Promise<void> {
+  const { config, method } = run;
+  const { backend, base, data, folder, started } = state;
+  const vit = base.model;
   const progress = ctx.progress;
   const selection = config.train.protocol === 'vtab' ? 'val' : config.train.selection;
   await folder.writeJson(
@@ -228,16 +323,28 @@ export async function trainCommand(
       weights: { path: base.hub?.pinned ?? config.model.weights ?? '', layout: base.layout },
     }),
   );
-  const { model, result, histories } = await fitModel(run, data, folder, progress);
-  const test = await evaluate(model, data.test, { batchSize: config.train.batchSize });
+  // The precondition every number rests on: the base is the one loaded (and the pinned one, when pinned).
+  const fingerprint = baseFingerprint(vit, config);
+  const fitted = await fitModel(run, data, folder, progress);
+  const { model, result } = fitted;
   try {
+    // The selection protocol never reads the test split.
+    const test =
+      config.train.protocol === 'select'
+        ? null
+        : await evaluate(model, data.test, { batchSize: config.train.batchSize });
     await saveAdapter(model, folder.path('adapter'));
-    const written = await writeResults(run, folder, { model, result, histories }, test, {
+    const written = await writeResults(run, folder, fitted, test, {
       backend: backend.backend,
+      kernels: describeKernels(backend),
+      fingerprint,
       wallSeconds: (performance.now() - started) / 1000,
     });
+    const scored = test
+      ? `test top-1 ${(test.top1 * 100).toFixed(2)} % (${test.count} images, selection: ${result.selection})`
+      : `val200 top-1 ${formatTop1(fitted.validation?.top1 ?? null)} at epoch ${fitted.validation?.bestEpoch} (the test split was not read)`;
     ctx.out.write(
-      `test top-1 ${(test.top1 * 100).toFixed(2)} % (${test.count} images, selection: ${result.selection})\n` +
+      `${scored}\n` +
         `trainable parameters ${written.trainable.toLocaleString('en-US')} ` +
         `(${written.trainableWithoutHead.toLocaleString('en-US')} without head)\n` +
         `run folder ${folder.dir}\n`,
@@ -247,20 +354,27 @@ export async function trainCommand(
   }
 }
 
+/** The backend and the kernels it runs, in words (recorded with every result). */
+function describeKernels(choice: BackendChoice): string {
+  return `${choice.backend}${choice.native.installed ? ` + native ${choice.native.isa} kernels` : ''}`;
+}
+
 /** predictions.jsonl, results.json and report.md (with the method's own lines and figures) of a trained run. */
 async function writeResults(
   run: ResolvedRun,
   folder: RunFolder,
   fitted: Fitted,
-  test: EvalMetrics,
-  facts: { backend: string; wallSeconds: number },
+  test: EvalMetrics | null,
+  facts: { backend: string; kernels: string; fingerprint: string; wallSeconds: number },
 ): Promise<{ trainable: number; trainableWithoutHead: number }> {
   const { config, method } = run;
   const { model, result, histories } = fitted;
-  await folder.writeFile(
-    'predictions.jsonl',
-    `${test.predictions.map((p, i) => JSON.stringify({ index: i, predicted: p })).join('\n')}\n`,
-  );
+  if (test) {
+    await folder.writeFile(
+      'predictions.jsonl',
+      `${test.predictions.map((p, i) => JSON.stringify({ index: i, predicted: p })).join('\n')}\n`,
+    );
+  }
   const report = model.parameterReport();
   const parameters = {
     total: report.total,
@@ -271,16 +385,25 @@ async function writeResults(
   await folder.writeJson('results.json', {
     method: config.method.name,
     ...(methodReport ? { methodReport: methodReport.fields } : {}),
+    protocol: config.train.protocol,
     selection: result.selection,
     ...(result.selectionWarning ? { selectionWarning: result.selectionWarning } : {}),
-    test: {
-      top1: test.top1,
-      top5: test.top5,
-      count: test.count,
-      perClass: test.perClass,
-      confusion: test.confusion,
-    },
+    ...(fitted.validation ? { validation: fitted.validation } : {}),
+    epochsTrained: result.epochsCompleted,
+    ...(test
+      ? {
+          test: {
+            top1: test.top1,
+            top5: test.top5,
+            count: test.count,
+            perClass: test.perClass,
+            confusion: test.confusion,
+          },
+        }
+      : {}),
     parameters,
+    base: { fingerprint: facts.fingerprint },
+    backend: { name: facts.backend, kernels: facts.kernels },
     wallSeconds: facts.wallSeconds,
   });
   await writeReport(folder, {
@@ -290,6 +413,7 @@ async function writeResults(
     histories,
     result,
     test,
+    ...(fitted.validation ? { validation: fitted.validation } : {}),
     ...(methodReport ? { methodReport } : {}),
     ...facts,
   });
@@ -377,9 +501,13 @@ export async function prepareCommand(run: ResolvedRun, ctx: CommandContext): Pro
     await model.prepare(asPrepareData(data.trainval, config.train.batchSize));
     const files = method.prepare ? await method.prepare.outputs(model, config.method.options) : [];
     const folder = new RunFolder(config.out);
-    await folder.create();
-    await folder.writeJson('artifacts.json', model.artifacts());
-    for (const file of files) await folder.writeFile(file.name, file.data);
+    await folder.create('peft prepare');
+    try {
+      await folder.writeJson('artifacts.json', model.artifacts());
+      for (const file of files) await folder.writeFile(file.name, file.data);
+    } finally {
+      await folder.close();
+    }
     ctx.out.write(
       [
         ...files.map((f) => `${folder.path(f.name)}: ${f.description}`),

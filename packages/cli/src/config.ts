@@ -176,6 +176,15 @@ function refuse(
 export interface ConfigSources {
   /** A YAML or JSON config file. */
   readonly file?: string;
+  /**
+   * A config already in memory instead of a file (a sweep's job): its value, the name errors give it, and the
+   * folder module paths in `method.name` are relative to.
+   */
+  readonly config?: {
+    readonly value: Record<string, unknown>;
+    readonly source: string;
+    readonly baseDir: string;
+  };
   /** `--section.key=value` flags: each deep-merges into what the file says. */
   readonly flags?: readonly (readonly [string, unknown])[];
 }
@@ -226,12 +235,18 @@ function methodName(raw: Mapping, flags: readonly (readonly [string, unknown])[]
  * preset it came from, unknown keys with a did-you-mean.
  */
 export async function resolveRunConfig(sources: ConfigSources): Promise<ResolvedRun> {
-  const raw = sources.file ? await readConfigFile(sources.file) : {};
+  const raw = sources.config
+    ? (structuredClone(sources.config.value) as Mapping)
+    : sources.file
+      ? await readConfigFile(sources.file)
+      : {};
   const flags = sources.flags ?? [];
-  const method = await resolveMethod(methodName(raw, flags), methodBaseDir(sources.file));
+  const baseDir = sources.config?.baseDir ?? methodBaseDir(sources.file);
+  const method = await resolveMethod(methodName(raw, flags), baseDir);
   // Layers from the bottom up; a later layer's source wins for the paths it sets.
   const layers: [path: string, value: unknown, source: string][] = [];
-  if (sources.file) layers.push(['', raw, sources.file]);
+  const origin = sources.config?.source ?? sources.file;
+  if (origin) layers.push(['', raw, origin]);
   for (const [path, value] of flags) {
     checkFlagPath(path, method);
     mergeAt(raw, path.split('.'), value);

@@ -13,6 +13,7 @@ import { UsageError } from './errors.js';
 import { configHelp } from './help.js';
 import { DEFAULT_METHOD, methodBaseDir, resolveMethod } from './methods.js';
 import { type Output, Progress } from './progress.js';
+import { sweepCommand } from './sweep/command.js';
 
 /** Process exit codes `runCli` returns. */
 export const EXIT = {
@@ -97,6 +98,20 @@ const COMMANDS: Record<string, CommandSpec> = {
     flags: { config: 'run config file', iters: 'timed iterations (default 5)' },
     config: true,
   },
+  sweep: {
+    summary: 'run a grid of peft train jobs (tasks × methods × options × seeds) with a protocol, then report',
+    usage:
+      'peft sweep --config sweep.yaml [--workers N] [--out DIR] [--results FILE] [--dry-run] [--report-only]',
+    flags: {
+      config: 'sweep file (YAML or JSON; see docs/guides/sweeps.md)',
+      workers: 'jobs at once on this machine (default: the number of cores)',
+      out: 'folder of the run folders (default sweeps/<name>)',
+      results: 'results file, JSON lines (default <out>/results.jsonl)',
+      'dry-run': 'print the jobs that would run now, run nothing',
+      'report-only': 'write the report from the results file, run nothing',
+    },
+    config: false,
+  },
   'data check': {
     summary: 'check every split: files exist and decode, labels in range, no duplicates, none empty',
     usage: 'peft data check --config run.yaml',
@@ -118,6 +133,9 @@ interface ParsedArgs {
   flags: Record<string, unknown>;
 }
 
+/** Flags that take no value: `--dry-run file.png` leaves `file.png` positional. */
+const SWITCHES = new Set(['help', 'dry-run', 'report-only']);
+
 /** `cmd [sub] --flag value --flag=value --switch positional…`. */
 function parseArgs(argv: readonly string[]): ParsedArgs {
   const positional: string[] = [];
@@ -133,7 +151,7 @@ function parseArgs(argv: readonly string[]): ParsedArgs {
         flags[body.slice(0, eq)] = parseFlagValue(body.slice(eq + 1));
       } else {
         const next = argv[i + 1];
-        if (next !== undefined && !next.startsWith('--') && body !== 'help' && body !== 'dry-run') {
+        if (next !== undefined && !next.startsWith('--') && !SWITCHES.has(body)) {
           flags[body] = parseFlagValue(next);
           i++;
         } else {
@@ -217,6 +235,24 @@ export async function runCli(argv: readonly string[], io: { out: Output; err: Ou
     if (!spec.config && configFlags.length > 0) {
       const [key] = configFlags[0] as [string, unknown];
       throw new UsageError(`unknown flag --${key}${didYouMean(key, [...own])}`);
+    }
+    if (parsed.command === 'sweep') {
+      const workers = parsed.flags.workers;
+      if (workers !== undefined && (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1))
+        throw new UsageError(`--workers must be a positive integer; got ${JSON.stringify(workers)}`);
+      const failed = await sweepCommand(
+        {
+          file: flagString(parsed.flags, 'config', true) as string,
+          ...(parsed.flags.out !== undefined ? { out: String(parsed.flags.out) } : {}),
+          ...(parsed.flags.results !== undefined ? { results: String(parsed.flags.results) } : {}),
+          ...(typeof workers === 'number' ? { workers } : {}),
+          dryRun: parsed.flags['dry-run'] === true,
+          reportOnly: parsed.flags['report-only'] === true,
+        },
+        io.out,
+        io.err,
+      );
+      return failed > 0 ? EXIT.failure : EXIT.ok;
     }
     if (parsed.command === 'inspect') {
       const file = parsed.positional[0];

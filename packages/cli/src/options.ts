@@ -39,6 +39,13 @@ const MODEL_SECTION = z.strictObject({
     .max(0.99)
     .default(0)
     .describe('stochastic depth rate of the last block (the SHIP code uses 0.1)'),
+  fingerprint: z
+    .string()
+    .regex(/^sha256:[0-9a-f]{64}$/)
+    .optional()
+    .describe(
+      'refuse to run unless the loaded backbone has this fingerprint (sha256:…, as results.json and adapter files record)',
+    ),
   maxNpzMb: z
     .number()
     .positive()
@@ -102,11 +109,13 @@ const DATA_SECTION = z.strictObject({
 
 const TRAIN_SECTION = TRAIN_OPTIONS.omit({ seed: true }).extend({
   protocol: z
-    .enum(['vtab', 'single'])
+    .enum(['vtab', 'single', 'select', 'refit'])
     .default('vtab')
     .describe(
-      'vtab: choose epochs on val200 (train800), refit on train800val200, test once (selection, resume, ' +
-        'stopAfterEpochs and restoreBest then do not apply); single: train on train+val, select on val',
+      'vtab: choose epochs on val200 (train800), refit on train800val200, test once (selection, ' +
+        'stopAfterEpochs and restoreBest then do not apply); single: train on train+val, select on val; ' +
+        "select: vtab's selection stage alone (train800, scored on val200, the test split never read); " +
+        "refit: vtab's final stage alone (train800val200 for stopAfterEpochs of the epochs-long schedule, test once)",
     ),
 });
 

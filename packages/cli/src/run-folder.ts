@@ -1,9 +1,10 @@
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import type { BackendChoice, JsonObject, MethodReport } from '@peftjs/core';
-import { writeFileAtomic } from '@peftjs/core/internal';
+import { type BackendChoice, type JsonObject, type MethodReport, PeftError } from '@peftjs/core';
+import { recoverFileSet, writeFileAtomic } from '@peftjs/core/internal';
+import { lockFolder } from './lock.js';
 import type { EpochRecord, TrainResult } from '@peftjs/train';
 import { lineChart, renderPng } from './plots.js';
 
@@ -37,24 +38,52 @@ export function machineDescription(): string {
   return `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
 }
 
-/** The files of one run: manifest.json, log.jsonl, checkpoints/, adapter/, report.md and plots. */
+/**
+ * The files of one run: manifest.json, log.jsonl, checkpoints/, adapter/, report.md and plots. The command that
+ * writes it holds the folder's lock (`create` … `close`), so two commands never interleave in one folder.
+ */
 export class RunFolder {
+  private release: (() => Promise<void>) | null = null;
+
   constructor(readonly dir: string) {}
 
-  async create(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+  /**
+   * Takes the folder's lock (refused, naming the other process, while one holds it) and tidies what an interrupted
+   * command left: a save switched halfway is finished, stale temporary files are removed.
+   */
+  async create(command: string): Promise<void> {
+    this.release = await lockFolder(this.dir, command);
+    try {
+      await recoverFileSet(this.dir);
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+  }
+
+  /** Releases the folder's lock. */
+  async close(): Promise<void> {
+    await this.release?.();
+    this.release = null;
   }
 
   path(...parts: string[]): string {
     return join(this.dir, ...parts);
   }
 
-  /** One JSON object per line; appended as events arrive. */
+  /**
+   * Appends one JSON object as a line of log.jsonl and resolves once it is written; a failed write (a full disk)
+   * rejects with an error naming the file, so the command stops with it instead of losing the log.
+   */
   async log(record: Record<string, unknown>): Promise<void> {
-    await appendFile(
-      this.path('log.jsonl'),
-      `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`,
-    );
+    const path = this.path('log.jsonl');
+    try {
+      await appendFile(path, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+    } catch (error) {
+      throw new PeftError('IO_FAILED', `could not write ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
   }
 
   async writeJson(name: string, value: unknown): Promise<void> {
@@ -111,10 +140,15 @@ export async function writeReport(
     parameters: { total: number; trainable: number; trainableWithoutHead: number };
     histories: { label: string; history: readonly EpochRecord[] }[];
     result: TrainResult;
-    test: { top1: number; top5: number | null; count: number };
+    /** Null for the selection protocol, which never reads the test split. */
+    test: { top1: number; top5: number | null; count: number } | null;
+    /** What the protocol chose on validation (vtab, select). */
+    validation?: { top1: number | null; bestEpoch: number; epochs: number };
     methodReport?: MethodReport;
     wallSeconds: number;
     backend: string;
+    kernels: string;
+    fingerprint: string;
   },
 ): Promise<void> {
   const losses = input.histories.flatMap(({ label, history }) =>
@@ -145,11 +179,19 @@ export async function writeReport(
   const lines = [
     `# ${input.title}`,
     '',
-    `- method: **${input.method}**; backend: ${input.backend}; wall time ${input.wallSeconds.toFixed(1)} s; ${machineDescription()}`,
+    `- method: **${input.method}**; backend: ${input.kernels}; wall time ${input.wallSeconds.toFixed(1)} s; ${machineDescription()}`,
+    `- base fingerprint: \`${input.fingerprint}\` (checked before training)`,
     `- parameters: total ${input.parameters.total.toLocaleString('en-US')}, trainable ${input.parameters.trainable.toLocaleString('en-US')}, ` +
       `trainable without head ${input.parameters.trainableWithoutHead.toLocaleString('en-US')}`,
     `- model selection: **${r.selection}**${r.selectionWarning ? ` — ${r.selectionWarning}` : ''}`,
-    `- test: top-1 **${(input.test.top1 * 100).toFixed(2)} %**${input.test.top5 === null ? '' : `, top-5 ${(input.test.top5 * 100).toFixed(2)} %`} on ${input.test.count} images (evaluated once)`,
+    ...(input.validation
+      ? [
+          `- protocol: chose **${input.validation.epochs} epoch(s)** on val200 (best val top-1 ${input.validation.top1 === null ? 'n/a' : `${(input.validation.top1 * 100).toFixed(2)} %`} at epoch ${input.validation.bestEpoch + 1})`,
+        ]
+      : []),
+    input.test
+      ? `- test: top-1 **${(input.test.top1 * 100).toFixed(2)} %**${input.test.top5 === null ? '' : `, top-5 ${(input.test.top5 * 100).toFixed(2)} %`} on ${input.test.count} images (evaluated once)`
+      : '- test: not evaluated (the selection protocol never reads the test split)',
     ...(input.methodReport?.lines ?? []).map((line) => `- ${line}`),
     '',
     ...plots,

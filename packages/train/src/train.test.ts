@@ -289,7 +289,9 @@ describe('training on a tiny ViT (MNIST)', () => {
       { train: trainSplit(), val: valSplit(), test },
       {
         ...options,
-        onEvent: (e) => events.push(e),
+        onEvent: (e) => {
+          events.push(e);
+        },
       },
     );
     expect(test.calls).toBe(1);

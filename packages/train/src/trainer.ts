@@ -57,8 +57,11 @@ export interface TrainRuntimeOptions {
   checkpointDir?: string;
   /** Checked before every step; an abort throws `signal.reason` (the last epoch-end checkpoint stays valid). */
   signal?: AbortSignal;
-  /** Receives progress events synchronously (see `TrainEvent`). */
-  onEvent?: (event: TrainEvent) => void;
+  /**
+   * Receives progress events in order (see `TrainEvent`). Training waits for a returned promise, so a listener that
+   * writes the events somewhere (a log file) stops the run with its error when a write fails, instead of losing it.
+   */
+  onEvent?: (event: TrainEvent) => void | Promise<void>;
 }
 
 /** What `train` returns. */
@@ -203,7 +206,9 @@ export async function train(
 ): Promise<TrainResult> {
   const started = performance.now();
   const elapsed = () => performance.now() - started;
-  const emit = (event: TrainEvent) => options.onEvent?.(event);
+  const emit = async (event: TrainEvent): Promise<void> => {
+    await options.onEvent?.(event);
+  };
   const { decayFilter, checkpointDir: dir, signal, onEvent: _onEvent, ...json } = options;
   const parsed = parseOptions(TRAIN_OPTIONS, json, 'train');
   const run = fingerprint(parsed, splits.train?.size ?? 0);
@@ -243,7 +248,7 @@ export async function train(
     signal?.throwIfAborted();
     if (parsed.resume && dir !== undefined) {
       st = await resumeFrom(dir, model, optimizer, run);
-      emit({ type: 'resume', epoch: st.epochsCompleted, step: st.globalStep, dir });
+      await emit({ type: 'resume', epoch: st.epochsCompleted, step: st.globalStep, dir });
     }
     for (let epoch = st.epochsCompleted; epoch < stopAt; epoch++) {
       await trainEpoch(epoch);
@@ -261,7 +266,7 @@ export async function train(
   async function trainEpoch(epoch: number): Promise<void> {
     const epochStart = performance.now();
     const epochLr = schedule.unit === 'epoch' ? schedule.lrAt(epoch) : schedule.lrAt(st.globalStep);
-    emit({ type: 'epoch-start', epoch, lr: epochLr, steps: stepsPerEpoch, elapsedMs: elapsed() });
+    await emit({ type: 'epoch-start', epoch, lr: epochLr, steps: stepsPerEpoch, elapsedMs: elapsed() });
     let steps = 0;
     let lossSum = 0;
     const partSums: Record<string, number> = {};
@@ -291,7 +296,7 @@ export async function train(
           { epoch, step: st.globalStep, loss: error.loss },
         );
       }
-      emit({
+      await emit({
         type: 'step',
         epoch,
         step: st.globalStep,
@@ -316,7 +321,15 @@ export async function train(
       elapsedMs: performance.now() - epochStart,
     };
     st.history.push(record);
-    emit({ type: 'epoch-end', epoch, lr: epochLr, loss: record.loss, parts, steps, elapsedMs: elapsed() });
+    await emit({
+      type: 'epoch-end',
+      epoch,
+      lr: epochLr,
+      loss: record.loss,
+      parts,
+      steps,
+      elapsedMs: elapsed(),
+    });
   }
 
   async function evaluateEpoch(epoch: number): Promise<void> {
@@ -329,7 +342,7 @@ export async function train(
       if (!data || (split === 'test' && run.selection !== 'max-test-over-epochs')) continue;
       const metrics = await evaluate(model, data, { batchSize: evalBatchSize });
       results[split] = metrics;
-      emit({ type: 'eval', epoch, split, metrics: summarize(metrics), elapsedMs: elapsed() });
+      await emit({ type: 'eval', epoch, split, metrics: summarize(metrics), elapsedMs: elapsed() });
     }
     st.history[index] = {
       ...record,
@@ -366,7 +379,7 @@ export async function train(
       );
     }
     st.savedEpochs = st.epochsCompleted;
-    emit({ type: 'checkpoint', epoch, dir: directory, elapsedMs: elapsed() });
+    await emit({ type: 'checkpoint', epoch, dir: directory, elapsedMs: elapsed() });
   }
 
   async function finish(): Promise<TrainResult> {
@@ -383,7 +396,7 @@ export async function train(
     } else if (st.bestMetrics) {
       final.test = st.bestMetrics;
     }
-    emit({ type: 'done', best, epochsCompleted: st.epochsCompleted, elapsedMs: elapsed() });
+    await emit({ type: 'done', best, epochsCompleted: st.epochsCompleted, elapsedMs: elapsed() });
     return {
       selection: run.selection,
       ...(run.selection === 'max-test-over-epochs' ? { selectionWarning: TEST_SELECTION_WARNING } : {}),

@@ -66,7 +66,9 @@ export function recordOf(job: Job, outcome: JobOutcome): SweepRecord {
     status: 'done',
     metrics: {
       ...(r.test ? { testTop1: r.test.top1 } : {}),
-      ...(r.selection ? { valTop1: r.selection.valTop1, bestEpoch: r.selection.bestEpoch } : {}),
+      ...(r.validation
+        ? { valTop1: r.validation.top1 ?? Number.NaN, bestEpoch: r.validation.bestEpoch }
+        : {}),
     },
     ...(r.base ? { baseFingerprint: r.base.fingerprint } : {}),
     ...(r.backend ? { backend: r.backend.kernels ?? r.backend.name } : {}),

@@ -40,8 +40,8 @@ export type JobOutcome =
 export interface RunResults {
   /** Test metrics (refit and plain runs). */
   readonly test?: { readonly top1: number };
-  /** The selection stage (select runs): best validation top-1 and its 0-based epoch. */
-  readonly selection?: { readonly valTop1: number; readonly bestEpoch: number };
+  /** What the run chose on validation (select and vtab runs): best top-1 and its 0-based epoch. */
+  readonly validation?: { readonly top1: number | null; readonly bestEpoch: number };
   /** Fingerprint of the base the run started from, checked before training. */
   readonly base?: { readonly fingerprint: string };
   /** Backend and kernels. */

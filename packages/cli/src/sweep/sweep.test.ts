@@ -52,7 +52,7 @@ class FakeRunner implements JobRunner {
       status: 'done',
       results: {
         ...(protocol === 'select'
-          ? { selection: { valTop1: score, bestEpoch: 3 } }
+          ? { validation: { top1: score, bestEpoch: 3 } }
           : { test: { top1: score - 0.01 * Number(job.seed) } }),
         base: { fingerprint: 'sha256:base' },
         backend: { name: 'wasm', kernels: 'wasm + native' },
