@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Job } from './plan.js';
 
 /**
@@ -56,9 +57,14 @@ export interface PeftCommand {
   readonly args: readonly string[];
 }
 
-/** This process's own `peft` (same Node flags: works from source with tsx as from the built binary). */
+/**
+ * The `peft` binary of this package, started like this process (same Node and flags), whatever started the
+ * leader: from source (`src/bin.ts` under tsx) or built (`dist/bin.js`, beside the bundle this code is in).
+ */
 export function selfCommand(): PeftCommand {
-  return { executable: process.execPath, args: [...process.execArgv, process.argv[1] as string] };
+  const fromSource = import.meta.url.endsWith('.ts');
+  const bin = fileURLToPath(new URL(fromSource ? '../bin.ts' : './bin.js', import.meta.url));
+  return { executable: process.execPath, args: [...process.execArgv, bin] };
 }
 
 /** Runs `peft train` for one job in `runsDir/<id>` with its config; the shared part of every runner. */
