@@ -26,6 +26,15 @@ if (!args.includes('--report-only')) {
   }
 }
 process.exitCode = await runCli(
-  ['sweep', '--config', SWEEP, '--out', '.cache/sweeps/mini-vtab', '--results', 'docs/results.jsonl', ...args],
+  [
+    'sweep',
+    '--config',
+    SWEEP,
+    '--out',
+    '.cache/sweeps/mini-vtab',
+    '--results',
+    'docs/results.jsonl',
+    ...args,
+  ],
   { out: streamOutput(process.stdout), err: streamOutput(process.stderr) },
 );

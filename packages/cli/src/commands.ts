@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type LoadedVit, type VisionTransformer, loadVit } from '@peftjs/backbone';
@@ -22,6 +23,7 @@ import {
   type TrainOptions,
   type TrainResult,
   type VtabOptions,
+  checkpointExists,
   evaluate,
   train,
   vtabProtocol,
@@ -112,7 +114,7 @@ function trainOptions(run: ResolvedRun, onEvent: TrainOptions['onEvent']): VtabO
 }
 
 function vtabOptions(options: TrainOptions): VtabOptions {
-  const { selection: _s, resume: _r, stopAfterEpochs: _a, restoreBest: _b, ...rest } = options;
+  const { selection: _s, stopAfterEpochs: _a, restoreBest: _b, ...rest } = options;
   return rest;
 }
 
@@ -167,6 +169,9 @@ async function fitModel(
   };
   const options = trainOptions(run, onEvent);
   const protocol = config.train.protocol;
+  // Resume continues from the folder's checkpoint when there is one; a run that never saved one starts over.
+  const checkpoints = folder.path('checkpoints');
+  const resume = config.train.resume && (await checkpointExists(checkpoints));
   if (protocol === 'single' || protocol === 'refit') {
     prepareOn = data.trainval;
     const model = await makeModel();
@@ -179,7 +184,8 @@ async function fitModel(
     const result = await train(model, splits, {
       ...options,
       ...(protocol === 'refit' ? { selection: 'val' as const } : {}),
-      checkpointDir: folder.path('checkpoints'),
+      checkpointDir: checkpoints,
+      resume,
     });
     return {
       model,
@@ -192,7 +198,7 @@ async function fitModel(
     const result = await train(
       model,
       { train: data.select, val: data.val },
-      { ...options, selection: 'val', checkpointDir: folder.path('checkpoints') },
+      { ...options, selection: 'val', checkpointDir: checkpoints, resume },
     );
     const best = result.best;
     progress.line(`selection: best val200 top-1 ${formatTop1(best.metric)} at epoch ${best.epoch} (0-based)`);
@@ -208,7 +214,7 @@ async function fitModel(
     { train800: data.select, val200: data.val, train800val200: data.trainval, test: data.test },
     {
       ...vtabOptions(options),
-      checkpointDir: folder.path('checkpoints'),
+      checkpointDir: checkpoints,
       onStage: (stage) => {
         prepareOn = stage.phase === 'final' ? data.trainval : data.select;
         progress.line(
@@ -288,6 +294,11 @@ export async function trainCommand(
   const folder = new RunFolder(config.out);
   await folder.create('peft train');
   try {
+    if (!config.train.resume && existsSync(folder.path('manifest.json'))) {
+      throw new UsageError(
+        `${folder.dir} already holds a run: pass --train.resume=true to continue it, or choose another --out`,
+      );
+    }
     await trainInFolder(run, ctx, { backend, base, data, folder, started });
   } finally {
     await folder.close();

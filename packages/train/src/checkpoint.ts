@@ -9,6 +9,7 @@ import {
 } from '@peftjs/core/safetensors';
 import type { EvalMetrics } from './evaluate.js';
 import type { Optimizer, OptimizerKind } from './optimizers.js';
+import type { RunIdentity } from './identity.js';
 import type { BestRecord, EpochRecord, RunFingerprint } from './types.js';
 
 /**
@@ -58,6 +59,8 @@ export interface CheckpointInfo {
   readonly hasBestParams: boolean;
   /** The run options; resuming with different ones throws `INVALID_OPTION` naming the first that differs. */
   readonly options: RunFingerprint;
+  /** The model and data the run trained; resuming another throws `CHECKPOINT_INVALID` naming what differs. */
+  readonly identity?: RunIdentity;
 }
 
 /** A checkpoint read back by `readCheckpoint`. */
@@ -159,6 +162,12 @@ export async function writeCheckpoint(
 function reviveMetrics(metrics: EvalMetrics | null): EvalMetrics | null {
   // JSON turns NaN (classes without examples) into null.
   return metrics && { ...metrics, perClass: metrics.perClass.map((x) => (x === null ? Number.NaN : x)) };
+}
+
+/** Whether `dir` holds a checkpoint (its current generation has a `checkpoint.json`). */
+export async function checkpointExists(dir: string): Promise<boolean> {
+  const files = await readFileSet(dir, [CHECKPOINT_JSON]);
+  return files.get(CHECKPOINT_JSON) !== null;
 }
 
 /** Reads and cross-checks the two checkpoint files of `dir` (the current generation, see `writeFileSet`). */

@@ -1,5 +1,6 @@
 import { invalidOption, PeftError, Rng, requirePositiveInt, type Seed, tf } from '@peftjs/core';
 import type { Tensor1D, Tensor4D } from '@peftjs/core';
+import { Sha256 } from '@peftjs/core/internal';
 
 /** What `TrainingData.batches` is asked for. */
 export interface BatchOptions {
@@ -35,6 +36,11 @@ export interface TrainingData {
   readonly numClasses: number;
   /** One pass over the data in the order `options` determines. */
   batches(options: BatchOptions): AsyncIterable<Batch>;
+  /**
+   * A digest of the examples (and their preprocessing), recorded by checkpoints so that a resumed run refuses
+   * other data; data without one cannot be told apart on resume.
+   */
+  fingerprint?(): string;
 }
 
 /** Number of batches `batches` yields for `size` examples. */
@@ -69,9 +75,19 @@ export function arrayData(
       invalidOption(`labels[${i}]`, label, `a class index in [0, ${numClasses})`);
     }
   }
+  let digest: string | null = null;
   return {
     size,
     numClasses,
+    fingerprint() {
+      if (digest === null) {
+        const hash = new Sha256().update(`${h}x${w}x${c};${numClasses};`);
+        hash.update(new Uint8Array(labels.buffer, labels.byteOffset, labels.byteLength));
+        hash.update(new Uint8Array(images.buffer, images.byteOffset, images.byteLength));
+        digest = hash.hex();
+      }
+      return digest;
+    },
     async *batches(options: BatchOptions) {
       const batchSize = requirePositiveInt('batchSize', options.batchSize);
       const order = options.shuffle

@@ -39,6 +39,7 @@ export {
   CHECKPOINT_TENSORS,
   type CheckpointContents,
   type CheckpointInfo,
+  checkpointExists,
   readCheckpoint,
 } from './checkpoint.js';
 export { type ResolvedTrainOptions, TRAIN_OPTIONS } from './options.js';

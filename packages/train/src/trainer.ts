@@ -13,6 +13,7 @@ import { type EvalMetrics, evaluate, summarize } from './evaluate.js';
 import { createOptimizer, type DecayFilter, type Optimizer } from './optimizers.js';
 import { type ResolvedTrainOptions, TRAIN_OPTIONS } from './options.js';
 import { constantSchedule, type LrSchedule, stepCosineSchedule, timmCosineSchedule } from './schedules.js';
+import { type RunIdentity, checkIdentity, runIdentity } from './identity.js';
 import { NonFiniteLossError, trainStep } from './step.js';
 import {
   type BestRecord,
@@ -155,10 +156,12 @@ async function resumeFrom(
   model: PeftModel,
   optimizer: Optimizer,
   run: RunFingerprint,
+  identity: RunIdentity,
 ): Promise<RunState> {
   const { info, file } = await readCheckpoint(dir);
   const problem = mismatch(info.options, run, dir);
   if (problem) throw new PeftError('INVALID_OPTION', problem);
+  checkIdentity(info.identity, identity, dir);
   const params = tensorsWithPrefix(file, 'param/');
   const expected = model.registry.trainableEntries().map((e) => e.name);
   for (const name of expected) {
@@ -213,6 +216,8 @@ export async function train(
   const parsed = parseOptions(TRAIN_OPTIONS, json, 'train');
   const run = fingerprint(parsed, splits.train?.size ?? 0);
   checkSplits(model, splits, run.selection);
+  // Recorded by checkpoints (and checked on resume) only: hashing the base is not free.
+  const identity = dir !== undefined ? runIdentity(model, splits) : null;
   const stopAt = Math.min(run.epochs, parsed.stopAfterEpochs ?? run.epochs);
   const evalBatchSize = parsed.evalBatchSize ?? run.batchSize;
   const checkpointEvery = parsed.checkpointEvery;
@@ -247,7 +252,7 @@ export async function train(
   try {
     signal?.throwIfAborted();
     if (parsed.resume && dir !== undefined) {
-      st = await resumeFrom(dir, model, optimizer, run);
+      st = await resumeFrom(dir, model, optimizer, run, identity as RunIdentity);
       await emit({ type: 'resume', epoch: st.epochsCompleted, step: st.globalStep, dir });
     }
     for (let epoch = st.epochsCompleted; epoch < stopAt; epoch++) {
@@ -369,6 +374,7 @@ export async function train(
       best: st.best,
       bestMetrics: st.bestMetrics,
       options: run,
+      ...(identity ? { identity } : {}),
     };
     const { nonFinite } = await writeCheckpoint(directory, model, optimizer, info, st.bestParams);
     if (nonFinite !== null) {

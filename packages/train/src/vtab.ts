@@ -1,6 +1,7 @@
 import { invalidOption, type PeftModel } from '@peftjs/core';
 import type { TrainingData } from './data.js';
 import type { EvalMetrics } from './evaluate.js';
+import { checkpointExists } from './checkpoint.js';
 import { type TrainOptions, type TrainResult, train } from './trainer.js';
 import type { BestRecord, EpochRecord } from './types.js';
 
@@ -41,6 +42,11 @@ export interface VtabOptions
   selectEpochs?: boolean;
   /** Checkpoints of each run go to `select-<i>/` and `final/` under this directory. */
   checkpointDir?: string;
+  /**
+   * Continue an interrupted protocol from `checkpointDir`: each run with a checkpoint resumes from it (a finished
+   * run just reloads its result), the others start; every resumed run must match its checkpoint (see `train`).
+   */
+  resume?: boolean;
   /** Called when a run starts (events of every run go to the same `onEvent`). */
   onStage?: (stage: VtabStage) => void;
   /** Frees a selection-stage model; default `model.dispose()`. */
@@ -92,11 +98,25 @@ export async function vtabProtocol(
   splits: VtabSplits,
   options: VtabOptions,
 ): Promise<VtabResult> {
-  const { candidates = [{}], selectEpochs = true, checkpointDir, onStage, release, ...base } = options;
+  const {
+    candidates = [{}],
+    selectEpochs = true,
+    checkpointDir,
+    onStage,
+    release,
+    resume,
+    ...base
+  } = options;
   if (candidates.length === 0) invalidOption('candidates', candidates, 'a non-empty array');
   const free = release ?? ((model: PeftModel) => model.dispose());
   // node:path loads only when checkpoints are written, so the protocol also runs in browsers.
   const join = checkpointDir !== undefined ? (await import('node:path')).join : undefined;
+  /** Where run `name` checkpoints, and whether it resumes (asked for, and a checkpoint is there). */
+  const stageDir = async (name: string) => {
+    if (checkpointDir === undefined || !join) return {};
+    const dir = join(checkpointDir, name);
+    return { checkpointDir: dir, resume: resume === true && (await checkpointExists(dir)) };
+  };
   const trials: VtabTrial[] = [];
   let chosen: { candidate: number; epochs: number; valTop1: number } | null = null;
   for (const [i, candidate] of candidates.entries()) {
@@ -111,9 +131,7 @@ export async function vtabProtocol(
           ...candidate,
           selection: 'val',
           restoreBest: false,
-          ...(checkpointDir !== undefined && join
-            ? { checkpointDir: join(checkpointDir, `select-${i}`) }
-            : {}),
+          ...(await stageDir(`select-${i}`)),
         },
       );
       trials.push({ candidate: i, best: result.best, history: result.history });
@@ -138,7 +156,7 @@ export async function vtabProtocol(
         ...candidates[selected.candidate],
         selection: 'val',
         stopAfterEpochs: selected.epochs,
-        ...(checkpointDir !== undefined && join ? { checkpointDir: join(checkpointDir, 'final') } : {}),
+        ...(await stageDir('final')),
       },
     );
     return { selection: 'val', trials, selected, final, test: final.final.test as EvalMetrics, model };

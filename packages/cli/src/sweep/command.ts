@@ -111,8 +111,7 @@ async function writeReport(
   path: string,
   command: string,
 ): Promise<void> {
-  const records = (await results.read()) as Map<string, SweepRecord>;
-  const report = buildReport(spec, plan, records, results.path);
+  const report = buildReport(spec, plan, results.path);
   const facts = [
     `Sweep \`${spec.name}\`: ${plan.jobs.length} jobs known, results in \`${results.path}\`; regenerate with \`${command}\`.`,
     `Machine of this report: ${machineDescription()}; written ${new Date().toISOString()}.`,

@@ -78,13 +78,12 @@ export function recordOf(job: Job, outcome: JobOutcome): SweepRecord {
 
 function progressOf(
   plan: SweepPlan,
-  records: ReadonlyMap<string, JobRecord>,
   running: number,
   capacity: number,
   seconds: number[],
   finished?: SweepRecord,
 ): SweepProgress {
-  const known = plan.jobs.map((j) => records.get(j.id));
+  const known = plan.jobs.map((j) => plan.records.get(j.id));
   const done = known.filter((r) => r?.status === 'done').length;
   const failed = known.filter((r) => r?.status === 'failed').length;
   const remaining = plan.jobs.length - done - failed + plan.pending;
@@ -110,7 +109,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
   const inFlight = new Map<string, Promise<{ job: Job; outcome: JobOutcome }>>();
   const seconds: number[] = [];
   let plan = await planSweep(spec, records, resolve);
-  options.onProgress?.(progressOf(plan, records, 0, runner.capacity, seconds));
+  options.onProgress?.(progressOf(plan, 0, runner.capacity, seconds));
   for (;;) {
     if (!options.signal?.aborted) {
       for (const job of plan.ready) {
@@ -143,7 +142,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
     records.set(job.id, record);
     if (outcome.status === 'done') seconds.push(outcome.seconds);
     plan = await planSweep(spec, records, resolve);
-    options.onProgress?.(progressOf(plan, records, inFlight.size, runner.capacity, seconds, record));
+    options.onProgress?.(progressOf(plan, inFlight.size, runner.capacity, seconds, record));
   }
   return plan;
 }

@@ -4,6 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Job } from './plan.js';
+import type { JsonMap } from './spec.js';
 
 /**
  * How a sweep's jobs run. The leader starts at most `capacity` jobs at once and gets each one's outcome; where
@@ -76,7 +77,9 @@ export async function runJobProcess(
   const dir = join(runsDir, job.id);
   await mkdir(dir, { recursive: true });
   const configPath = join(dir, 'job.json');
-  await writeFile(configPath, `${JSON.stringify({ ...job.resolved, out: dir }, null, 2)}\n`);
+  // A job that was interrupted continues from its run folder's checkpoint (resume does not change what it computes).
+  const train = { ...(job.resolved.train as JsonMap), resume: true };
+  await writeFile(configPath, `${JSON.stringify({ ...job.resolved, out: dir, train }, null, 2)}\n`);
   const started = performance.now();
   const log = createWriteStream(join(dir, 'output.log'));
   let tail = '';

@@ -35,6 +35,8 @@ export interface JobRecord {
   readonly metrics?: JobMetrics;
   /** Why it failed (the run's own error message). */
   readonly error?: string;
+  /** The resolved config the job ran (absent in hand-made records). */
+  readonly config?: JsonMap;
 }
 
 /** The numbers a run reports (`results.json`). */
@@ -84,6 +86,8 @@ export interface SweepPlan {
   }[];
   /** Jobs not yet known because they wait for a selection (refits), for progress estimates. */
   readonly pending: number;
+  /** The record that counts for each job with one, by job id (see `planSweep`). */
+  readonly records: ReadonlyMap<string, JobRecord>;
 }
 
 /** Turns a raw config into the fully resolved one (the CLI's config resolution); refuses invalid configs. */
@@ -117,12 +121,73 @@ function rawConfig(spec: SweepSpec, group: Group, seed: Json, point: JsonMap, st
   return setPaths(config, stage);
 }
 
-/** Plans the sweep from its records (latest record per id wins). */
+/** Every leaf of a JSON object by dotted path (arrays are leaves). */
+function leaves(value: JsonMap, prefix = '', out = new Map<string, string>()): Map<string, string> {
+  for (const [key, v] of Object.entries(value)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) leaves(v, path, out);
+    else out.set(path, canonicalJson(v));
+  }
+  return out;
+}
+
+/**
+ * Whether a record written by an earlier version of the schema ran `current`: every option it recorded has the
+ * same value now, and every option added since is at its default (an added option's default keeps the old
+ * behaviour, as the schemas promise). Options removed since make it incompatible.
+ */
+export function compatibleConfig(stored: JsonMap, current: JsonMap, defaults: JsonMap): boolean {
+  const before = leaves(stored);
+  const now = leaves(current);
+  const fallback = leaves(defaults);
+  for (const [path, value] of before) if (now.get(path) !== value) return false;
+  for (const [path, value] of now) {
+    if (!before.has(path) && fallback.get(path) !== value) return false;
+  }
+  return true;
+}
+
+/**
+ * Plans the sweep from its records (latest record per id wins). A job counts as done when a record has its id,
+ * or — after the run-config schema gained options — when a record of the same stage, task, seed and candidate ran
+ * a compatible config (`compatibleConfig`), so a long sweep survives upgrades without re-running anything.
+ */
 export async function planSweep(
   spec: SweepSpec,
   records: ReadonlyMap<string, JobRecord>,
   resolve: Resolver,
 ): Promise<SweepPlan> {
+  const matched = new Map<string, JobRecord>();
+  const byStage = new Map<string, JobRecord[]>();
+  const stageKey = (r: Pick<JobRecord, 'phase' | 'task' | 'seed' | 'variant' | 'point'>) =>
+    canonicalJson([r.phase, r.task, r.seed, r.variant, r.point]);
+  for (const record of records.values()) {
+    const key = stageKey(record);
+    byStage.set(key, [...(byStage.get(key) ?? []), record]);
+  }
+  const defaultsByMethod = new Map<string, JsonMap>();
+  const defaultsFor = async (config: JsonMap): Promise<JsonMap> => {
+    const name = String((config.method as JsonMap | undefined)?.name ?? '');
+    let defaults = defaultsByMethod.get(name);
+    if (!defaults) {
+      defaults = await resolve(name ? { method: { name } } : {});
+      defaultsByMethod.set(name, defaults);
+    }
+    return defaults;
+  };
+  const recordFor = async (job: Job): Promise<JobRecord | undefined> => {
+    const direct = records.get(job.id);
+    if (direct) return direct;
+    for (const candidate of byStage.get(stageKey(job)) ?? []) {
+      if (
+        candidate.config &&
+        compatibleConfig(candidate.config, job.resolved, await defaultsFor(job.resolved))
+      ) {
+        return candidate;
+      }
+    }
+    return undefined;
+  };
   const cache = new Map<string, Job>();
   const makeJob = async (
     group: Group,
@@ -184,7 +249,8 @@ export async function planSweep(
       selections.push(await makeJob(group, 'select', selectSeed, point, { 'train.protocol': 'select' }));
     }
     jobs.push(...selections);
-    const results = selections.map((j) => records.get(j.id));
+    const results: (JobRecord | undefined)[] = [];
+    for (const j of selections) results.push(await recordFor(j));
     const failed = results.find((r) => r?.status === 'failed');
     if (failed) {
       blocked.push({
@@ -221,5 +287,16 @@ export async function planSweep(
     seen.add(job.id);
     unique.push(job);
   }
-  return { jobs: unique, ready: unique.filter((j) => !records.has(j.id)), choices, blocked, pending };
+  for (const job of unique) {
+    const record = await recordFor(job);
+    if (record) matched.set(job.id, record);
+  }
+  return {
+    jobs: unique,
+    ready: unique.filter((j) => !matched.has(j.id)),
+    choices,
+    blocked,
+    pending,
+    records: matched,
+  };
 }

@@ -65,13 +65,10 @@ function checkFingerprints(spec: SweepSpec, records: readonly SweepRecord[], sou
 }
 
 /** Builds the report data; throws when a record cannot prove its base. */
-export function buildReport(
-  spec: SweepSpec,
-  plan: SweepPlan,
-  records: ReadonlyMap<string, SweepRecord>,
-  source: string,
-): SweepReport {
-  const relevant = plan.jobs.map((j) => records.get(j.id)).filter((r): r is SweepRecord => r !== undefined);
+export function buildReport(spec: SweepSpec, plan: SweepPlan, source: string): SweepReport {
+  const relevant = plan.jobs
+    .map((j) => plan.records.get(j.id) as SweepRecord | undefined)
+    .filter((r): r is SweepRecord => r !== undefined);
   const fingerprint = checkFingerprints(spec, relevant, source);
   const tasks = spec.axes.tasks ?? [];
   const groups = Object.entries(spec.report.groups ?? { all: tasks }).map(
@@ -88,7 +85,7 @@ export function buildReport(
         .map((seed) =>
           jobs.find((j) => scored(j) && j.task === task && canonicalJson(j.seed) === canonicalJson(seed)),
         )
-        .map((j) => (j ? records.get(j.id)?.metrics?.testTop1 : undefined))
+        .map((j) => (j ? (plan.records.get(j.id) as SweepRecord | undefined)?.metrics?.testTop1 : undefined))
         .filter((v): v is number => v !== undefined);
       if (values.length > 0) byTask.set(task, values);
     }
@@ -98,7 +95,9 @@ export function buildReport(
         : Number.NaN,
     );
     const overall = groupMeans.some(Number.isNaN) ? Number.NaN : mean(groupMeans);
-    const mine = jobs.map((j) => records.get(j.id)).filter((r): r is SweepRecord => r !== undefined);
+    const mine = jobs
+      .map((j) => plan.records.get(j.id) as SweepRecord | undefined)
+      .filter((r): r is SweepRecord => r !== undefined);
     rows.push({
       row,
       label: spec.methods[row]?.label ?? row,

@@ -114,7 +114,7 @@ describe('sweeps', () => {
     expect(again.starts.size).toBe(0);
     const records = (await results.read()) as Map<string, SweepRecord>;
     expect(records.size).toBe(plan.jobs.length);
-    const report = buildReport(spec, plan, records, 'full.jsonl');
+    const report = buildReport(spec, plan, 'full.jsonl');
     const md = reportMarkdown(spec, report, []);
     // ship on a: test = 0.75 − 0.01·seed over seeds 1 and 2.
     expect(md).toMatch(/\| ship \| 2 \| 73\.5 ± 0\.5 \| 78\.5 ± 0\.5 \| 76\.0 \| 76\.0 \|/);
@@ -152,12 +152,7 @@ describe('sweeps', () => {
     const plan = await runSweep(spec, { runner, results, resolve });
     expect([...runner.starts.values()].every((n) => n === 1)).toBe(true);
     expect(plan.blocked.map((b) => `${b.row}/${b.task}`)).toEqual(['linear/b']);
-    const report = buildReport(
-      spec,
-      plan,
-      (await results.read()) as Map<string, SweepRecord>,
-      'failing.jsonl',
-    );
+    const report = buildReport(spec, plan, 'failing.jsonl');
     expect(reportMarkdown(spec, report, [])).toMatch(
       /failed: linear on b, seed 1 \(select\): bad data at list\.txt:3/,
     );
@@ -166,16 +161,41 @@ describe('sweeps', () => {
   it('the report refuses a record without the base fingerprint or with another one', async () => {
     const results = new ResultsFile(join(dir, 'full.jsonl'));
     const records = (await results.read()) as Map<string, SweepRecord>;
-    const plan = await planSweep(spec, records, resolve);
     const [id, record] = [...records].find(([, r]) => r.phase === 'refit') as [string, SweepRecord];
+    const planWith = (r: SweepRecord) => planSweep(spec, new Map([...records, [id, r]]), resolve);
     const { baseFingerprint: _drop, ...without } = record;
-    expect(() =>
-      buildReport(spec, plan, new Map([...records, [id, without as SweepRecord]]), 'r.jsonl'),
-    ).toThrow(/has no base fingerprint; refusing to report it/);
+    const withoutPlan = await planWith(without as SweepRecord);
+    expect(() => buildReport(spec, withoutPlan, 'r.jsonl')).toThrow(
+      /has no base fingerprint; refusing to report it/,
+    );
     const other = { ...record, baseFingerprint: 'sha256:other' };
-    expect(() => buildReport(spec, plan, new Map([...records, [id, other]]), 'r.jsonl')).toThrow(
+    const otherPlan = await planWith(other);
+    expect(() => buildReport(spec, otherPlan, 'r.jsonl')).toThrow(
       /started from base sha256:other, not sha256:base/,
     );
+  });
+
+  it('a record from before an option was added still counts, unless the new option is off its default', async () => {
+    const results = new ResultsFile(join(dir, 'full.jsonl'));
+    const records = (await results.read()) as Map<string, SweepRecord>;
+    // The schema gains train.dropLast (default true): the stored configs lack it.
+    const withDropLast = (dropLast: boolean) => async (config: JsonMap) => {
+      const resolved = await resolve(config);
+      const train = { dropLast: true, ...((resolved.train as JsonMap | undefined) ?? {}) };
+      if (getPath(config, 'train.dropLast') === undefined) train.dropLast = true;
+      return { ...resolved, train: dropLast ? train : { ...train, dropLast: false } };
+    };
+    const same = await planSweep(spec, records, withDropLast(true));
+    expect(same.ready).toHaveLength(0);
+    expect(same.records.size).toBe(records.size);
+    const changed = await planSweep(spec, records, async (config) => {
+      const resolved = await withDropLast(true)(config);
+      // A user now sets it off in the sweep file: other runs, so nothing counts.
+      return config.seed !== undefined
+        ? { ...resolved, train: { ...(resolved.train as JsonMap), dropLast: false } }
+        : resolved;
+    });
+    expect(changed.records.size).toBe(0);
   });
 
   it('a record torn by a crash is ignored on reading and cut before the next append', async () => {

@@ -4,6 +4,7 @@
  * here may change in any release.
  */
 export { writeFileAtomic } from '../atomic-write.js';
+export { Sha256 } from '../sha256.js';
 export { ADAPTER_FORMAT, ADAPTER_FORMAT_VERSION } from '../adapter-files.js';
 export {
   type FileSetOptions,
