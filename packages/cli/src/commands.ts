@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type LoadedVit, type VisionTransformer, loadVit } from '@peftjs/backbone';
 import {
@@ -17,6 +17,7 @@ import {
   tf,
 } from '@peftjs/core';
 import { type ImageDataset, asPrepareData, decodeImage, formatProblem, normalize } from '@peftjs/data';
+import { readFileSet, writeFileSet } from '@peftjs/core/internal';
 import { progressBar } from '@peftjs/hub';
 import {
   type EvalMetrics,
@@ -538,10 +539,20 @@ export async function exportCommand(
 ): Promise<void> {
   await backendFor(run.config, ctx);
   const adapterDir = join(options.run, 'adapter');
+  const target = await stat(options.to).catch(() => null);
+  if (target && !target.isDirectory()) {
+    throw new UsageError(
+      `--to ${options.to} exists and is not a folder; name a folder to export the adapter into`,
+    );
+  }
   const model = await modelFromAdapter(run, adapterDir, ctx);
   model.dispose();
-  await mkdir(options.to, { recursive: true });
-  for (const file of [ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE])
-    await copyFile(join(adapterDir, file), join(options.to, file));
+  // The generation just verified, written as one: a crash leaves the previous export or this one.
+  const names = [ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE];
+  const files = await readFileSet(adapterDir, names);
+  await writeFileSet(
+    options.to,
+    names.map((name) => ({ name, data: files.get(name) as Uint8Array })),
+  );
   ctx.out.write(`exported ${adapterDir} → ${options.to} (verified: loads on ${run.config.model.weights})\n`);
 }

@@ -292,7 +292,12 @@ export async function runCli(argv: readonly string[], io: { out: Output; err: Ou
         });
         return EXIT.ok;
       case 'bench':
-        await benchCommand(run, ctx, { iters: Number(parsed.flags.iters ?? 5) });
+        {
+          const iters = parsed.flags.iters ?? 5;
+          if (typeof iters !== 'number' || !Number.isInteger(iters) || iters < 1)
+            throw new UsageError(`--iters must be a positive integer; got ${JSON.stringify(iters)}`);
+          await benchCommand(run, ctx, { iters });
+        }
         return EXIT.ok;
       case 'data check':
         return (await dataCheckCommand(run.config, ctx)) ? EXIT.ok : EXIT.failure;
