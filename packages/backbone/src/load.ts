@@ -1,6 +1,7 @@
 import { PeftError, type Seed, type VitConfig } from '@peftjs/core';
 import { type HostTensor, parseSafetensors } from '@peftjs/core/safetensors';
 import { validateVitConfig } from '@peftjs/core/backbone';
+import { readRegularFile } from '@peftjs/core/internal';
 import { assertFiniteTensors } from './io/finite.js';
 import type { HubOptions, ResolvedWeights } from '@peftjs/hub';
 import { isWeightsReference } from '@peftjs/hub/reference';
@@ -190,9 +191,8 @@ export function vitFromTensors(
 
 async function readWeights(path: string, name: string): Promise<Uint8Array> {
   try {
-    // Imported lazily so that browser bundles of this package never pull in node:fs.
-    const { readFile } = await import('node:fs/promises');
-    return await readFile(path);
+    // Only a regular file is read (never /dev/zero or a FIFO); node:fs loads on use, so browser bundles never pull it.
+    return await readRegularFile(path, Number.POSITIVE_INFINITY, () => '');
   } catch (error) {
     throw new PeftError('IO_FAILED', `cannot read weights file ${name}: ${(error as Error).message}`, {
       cause: error,

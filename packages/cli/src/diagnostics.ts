@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import {
   type VisionTransformer,
   detectLayout,
@@ -8,6 +7,7 @@ import {
   toTimmStateDict,
 } from '@peftjs/backbone';
 import { type Tensor4D, createPeftModel, tf } from '@peftjs/core';
+import { readRegularFile } from '@peftjs/core/internal';
 import { type HostTensor, parseSafetensors } from '@peftjs/core/safetensors';
 import { formatProblem } from '@peftjs/data';
 import { type CommandContext, loadBase, methodPlugins, openRun, preparing } from './commands.js';
@@ -29,7 +29,7 @@ export async function inspectCommand(
   const resolved = await resolveWeightsArgument(file, ctx, { describe: true });
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(resolved.path);
+    bytes = await readRegularFile(resolved.path, Number.POSITIVE_INFINITY, () => '');
   } catch (error) {
     throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
   }

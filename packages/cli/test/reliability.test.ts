@@ -182,6 +182,18 @@ describe('run folders that survive', () => {
     );
   });
 
+  it('reads weights only from regular files: /dev/zero and a folder are refused at once', async () => {
+    const inspected = await peft('inspect', '/dev/zero');
+    expect(inspected.code).toBe(EXIT.usage);
+    expect(inspected.err).toMatch(/\/dev\/zero: a character device, not a regular file/);
+    const trained = await peft('train', '--config', config, '--model.weights=/dev/zero', '--dry-run');
+    expect(trained.code).toBe(EXIT.failure);
+    expect(trained.err).toMatch(/cannot read weights file \/dev\/zero: a character device, not a regular file/);
+    const folder = await peft('train', '--config', config, `--model.weights=${dir}`, '--dry-run');
+    expect(folder.code).toBe(EXIT.failure);
+    expect(folder.err).toMatch(/a directory, not a regular file/);
+  });
+
   it('refuses export --to an existing file, and bench --iters 0', async () => {
     const run = join(dir, 'vtab-whole');
     const file = join(dir, 'a-file');

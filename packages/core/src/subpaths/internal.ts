@@ -5,6 +5,7 @@
  */
 export { writeFileAtomic } from '../atomic-write.js';
 export { Sha256 } from '../sha256.js';
+export { FileRefused, kindOf, readRegularFile } from '../regular-file.js';
 export { ADAPTER_FORMAT, ADAPTER_FORMAT_VERSION } from '../adapter-files.js';
 export {
   type FileSetOptions,
