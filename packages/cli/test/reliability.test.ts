@@ -188,7 +188,9 @@ describe('run folders that survive', () => {
     expect(inspected.err).toMatch(/\/dev\/zero: a character device, not a regular file/);
     const trained = await peft('train', '--config', config, '--model.weights=/dev/zero', '--dry-run');
     expect(trained.code).toBe(EXIT.failure);
-    expect(trained.err).toMatch(/cannot read weights file \/dev\/zero: a character device, not a regular file/);
+    expect(trained.err).toMatch(
+      /cannot read weights file \/dev\/zero: a character device, not a regular file/,
+    );
     const folder = await peft('train', '--config', config, `--model.weights=${dir}`, '--dry-run');
     expect(folder.code).toBe(EXIT.failure);
     expect(folder.err).toMatch(/a directory, not a regular file/);
