@@ -147,6 +147,162 @@ export function compatibleConfig(stored: JsonMap, current: JsonMap, defaults: Js
   return true;
 }
 
+/** Finds the record that counts for a job: its own, or a compatible one from before a schema change. */
+class RecordMatcher {
+  private readonly byStage = new Map<string, JobRecord[]>();
+  private readonly defaults = new Map<string, JsonMap>();
+
+  constructor(
+    private readonly records: ReadonlyMap<string, JobRecord>,
+    private readonly resolve: Resolver,
+  ) {
+    for (const record of records.values()) {
+      const key = RecordMatcher.stageKey(record);
+      this.byStage.set(key, [...(this.byStage.get(key) ?? []), record]);
+    }
+  }
+
+  private static stageKey(r: Pick<JobRecord, 'phase' | 'task' | 'seed' | 'variant' | 'point'>): string {
+    return canonicalJson([r.phase, r.task, r.seed, r.variant, r.point]);
+  }
+
+  /** The run-config defaults of a config's method (resolved once per method). */
+  private async defaultsFor(config: JsonMap): Promise<JsonMap> {
+    const name = String((config.method as JsonMap | undefined)?.name ?? '');
+    let defaults = this.defaults.get(name);
+    if (!defaults) {
+      defaults = await this.resolve(name ? { method: { name } } : {});
+      this.defaults.set(name, defaults);
+    }
+    return defaults;
+  }
+
+  async recordFor(job: Job): Promise<JobRecord | undefined> {
+    const direct = this.records.get(job.id);
+    if (direct) return direct;
+    for (const candidate of this.byStage.get(RecordMatcher.stageKey(job)) ?? []) {
+      if (
+        candidate.config &&
+        compatibleConfig(candidate.config, job.resolved, await this.defaultsFor(job.resolved))
+      ) {
+        return candidate;
+      }
+    }
+    return undefined;
+  }
+}
+
+/** The plan under construction: jobs in priority order, selections made, groups that cannot finish. */
+class Planner {
+  readonly jobs: Job[] = [];
+  readonly choices: Choice[] = [];
+  readonly blocked: { row: string; task: string | null; reason: string }[] = [];
+  pending = 0;
+  private readonly cache = new Map<string, Job>();
+  private readonly seeds: Json[];
+
+  constructor(
+    private readonly spec: SweepSpec,
+    private readonly resolve: Resolver,
+    readonly matcher: RecordMatcher,
+  ) {
+    this.seeds = spec.axes.seeds ?? [null];
+  }
+
+  /** The job of one stage of a group (resolved once per distinct raw config). */
+  private async job(group: Group, phase: JobPhase, seed: Json, point: JsonMap, stage: JsonMap): Promise<Job> {
+    const config = rawConfig(this.spec, group, seed, point, stage);
+    const key = canonicalJson(config);
+    let job = this.cache.get(key);
+    if (!job) {
+      const resolved = await this.resolve(config);
+      job = { ...group, phase, seed, point, config, resolved, id: jobId(resolved) };
+      this.cache.set(key, job);
+    }
+    return job;
+  }
+
+  private gridOf(group: Group): Record<string, Json[]> {
+    const protocol = this.spec.protocol;
+    return this.spec.methods[group.row]?.grid ?? (protocol.name === 'vtab' ? protocol.grid : {});
+  }
+
+  /** Protocol `none`: every seed × candidate runs once. */
+  async planPlain(group: Group): Promise<void> {
+    for (const seed of this.seeds) {
+      for (const point of cartesian(this.gridOf(group)))
+        this.jobs.push(await this.job(group, 'run', seed, point, {}));
+    }
+  }
+
+  /** Options a row takes from its parent row's choice on the same task and variant; null while it has none. */
+  private inherited(group: Group): JsonMap | null {
+    const inherit = this.spec.methods[group.row]?.inherit;
+    if (!inherit) return {};
+    const { from, paths } = inherit;
+    const parent = this.choices.find(
+      (c) => c.row === from && c.task === group.task && sameVariant(c.variant, group.variant),
+    );
+    if (!parent) {
+      if (this.blocked.some((b) => b.row === from && b.task === group.task)) {
+        this.blocked.push({ ...group, reason: `row "${from}" could not choose` });
+      }
+      this.pending += cartesian(this.gridOf(group)).length + this.seeds.length;
+      return null;
+    }
+    const values: JsonMap = {};
+    for (const path of paths) {
+      if (!(path in parent.point))
+        throw new Error(`methods.${group.row}.inherit: row "${from}" did not choose "${path}"`);
+      values[path] = parent.point[path] as Json;
+    }
+    return values;
+  }
+
+  /** Protocol `vtab`: the selection runs on one seed, then (once all are done) a refit per seed. */
+  async planVtab(group: Group, protocol: Extract<SweepSpec['protocol'], { name: 'vtab' }>): Promise<void> {
+    const inherited = this.inherited(group);
+    if (inherited === null) return;
+    // Inherited paths are fixed by the parent's choice, not searched again.
+    const ownGrid = Object.fromEntries(
+      Object.entries(this.gridOf(group)).filter(([path]) => !(path in inherited)),
+    );
+    const candidates = cartesian(ownGrid).map((p) => ({ ...p, ...inherited }));
+    const selectSeed = protocol.selectSeed ?? (this.seeds[0] as Json);
+    const results: (JobRecord | undefined)[] = [];
+    for (const point of candidates) {
+      const job = await this.job(group, 'select', selectSeed, point, { 'train.protocol': 'select' });
+      this.jobs.push(job);
+      results.push(await this.matcher.recordFor(job));
+    }
+    const failed = results.find((r) => r?.status === 'failed');
+    if (failed) {
+      this.blocked.push({
+        ...group,
+        reason: `selection run ${failed.id} failed: ${failed.error ?? 'unknown error'}`,
+      });
+      return;
+    }
+    if (results.some((r) => r === undefined)) {
+      this.pending += this.seeds.length;
+      return;
+    }
+    let best = 0;
+    for (const [i, r] of results.entries()) {
+      if ((r?.metrics?.valTop1 ?? -1) > (results[best]?.metrics?.valTop1 ?? -1)) best = i;
+    }
+    const chosen = results[best] as JobRecord;
+    const epochs = protocol.selectEpochs ? (chosen.metrics?.bestEpoch ?? 0) + 1 : null;
+    const point = candidates[best] as JsonMap;
+    this.choices.push({ ...group, point, valTop1: chosen.metrics?.valTop1 ?? Number.NaN, epochs });
+    const stage: JsonMap = {
+      'train.protocol': 'refit',
+      ...(epochs !== null ? { 'train.stopAfterEpochs': epochs } : {}),
+    };
+    for (const seed of this.seeds) this.jobs.push(await this.job(group, 'refit', seed, point, stage));
+  }
+}
+
 /**
  * Plans the sweep from its records (latest record per id wins). A job counts as done when a record has its id,
  * or — after the run-config schema gained options — when a record of the same stage, task, seed and candidate ran
@@ -157,146 +313,27 @@ export async function planSweep(
   records: ReadonlyMap<string, JobRecord>,
   resolve: Resolver,
 ): Promise<SweepPlan> {
-  const matched = new Map<string, JobRecord>();
-  const byStage = new Map<string, JobRecord[]>();
-  const stageKey = (r: Pick<JobRecord, 'phase' | 'task' | 'seed' | 'variant' | 'point'>) =>
-    canonicalJson([r.phase, r.task, r.seed, r.variant, r.point]);
-  for (const record of records.values()) {
-    const key = stageKey(record);
-    byStage.set(key, [...(byStage.get(key) ?? []), record]);
-  }
-  const defaultsByMethod = new Map<string, JsonMap>();
-  const defaultsFor = async (config: JsonMap): Promise<JsonMap> => {
-    const name = String((config.method as JsonMap | undefined)?.name ?? '');
-    let defaults = defaultsByMethod.get(name);
-    if (!defaults) {
-      defaults = await resolve(name ? { method: { name } } : {});
-      defaultsByMethod.set(name, defaults);
-    }
-    return defaults;
-  };
-  const recordFor = async (job: Job): Promise<JobRecord | undefined> => {
-    const direct = records.get(job.id);
-    if (direct) return direct;
-    for (const candidate of byStage.get(stageKey(job)) ?? []) {
-      if (
-        candidate.config &&
-        compatibleConfig(candidate.config, job.resolved, await defaultsFor(job.resolved))
-      ) {
-        return candidate;
-      }
-    }
-    return undefined;
-  };
-  const cache = new Map<string, Job>();
-  const makeJob = async (
-    group: Group,
-    phase: JobPhase,
-    seed: Json,
-    point: JsonMap,
-    stage: JsonMap,
-  ): Promise<Job> => {
-    const config = rawConfig(spec, group, seed, point, stage);
-    const key = canonicalJson(config);
-    let job = cache.get(key);
-    if (!job) {
-      const resolved = await resolve(config);
-      job = { ...group, phase, seed, point, config, resolved, id: jobId(resolved) };
-      cache.set(key, job);
-    }
-    return job;
-  };
-  const seeds = spec.axes.seeds ?? [null];
-  const jobs: Job[] = [];
-  const choices: Choice[] = [];
-  const blocked: { row: string; task: string | null; reason: string }[] = [];
-  let pending = 0;
+  const planner = new Planner(spec, resolve, new RecordMatcher(records, resolve));
   const protocol = spec.protocol;
   for (const group of groups(spec)) {
-    const row = spec.methods[group.row];
-    const grid = row?.grid ?? (protocol.name === 'vtab' ? protocol.grid : {});
-    if (protocol.name === 'none') {
-      for (const seed of seeds) {
-        for (const point of cartesian(grid)) jobs.push(await makeJob(group, 'run', seed, point, {}));
-      }
-      continue;
-    }
-    // Inherited options come from the parent row's choice on the same task and variant.
-    const inherited: JsonMap = {};
-    if (row?.inherit) {
-      const { from, paths } = row.inherit;
-      const parent = choices.find(
-        (c) => c.row === from && c.task === group.task && sameVariant(c.variant, group.variant),
-      );
-      if (!parent) {
-        const parentBlocked = blocked.some((b) => b.row === from && b.task === group.task);
-        if (parentBlocked) blocked.push({ ...group, reason: `row "${from}" could not choose` });
-        pending += cartesian(grid).length + seeds.length;
-        continue;
-      }
-      for (const path of paths) {
-        if (!(path in parent.point))
-          throw new Error(`methods.${group.row}.inherit: row "${from}" did not choose "${path}"`);
-        inherited[path] = parent.point[path] as Json;
-      }
-    }
-    const selectSeed = protocol.selectSeed ?? (seeds[0] as Json);
-    // Inherited paths are fixed by the parent's choice, not searched again.
-    const ownGrid = Object.fromEntries(Object.entries(grid).filter(([path]) => !(path in inherited)));
-    const candidates = cartesian(ownGrid).map((p) => ({ ...p, ...inherited }));
-    const selections: Job[] = [];
-    for (const point of candidates) {
-      selections.push(await makeJob(group, 'select', selectSeed, point, { 'train.protocol': 'select' }));
-    }
-    jobs.push(...selections);
-    const results: (JobRecord | undefined)[] = [];
-    for (const j of selections) results.push(await recordFor(j));
-    const failed = results.find((r) => r?.status === 'failed');
-    if (failed) {
-      blocked.push({
-        ...group,
-        reason: `selection run ${failed.id} failed: ${failed.error ?? 'unknown error'}`,
-      });
-      continue;
-    }
-    if (results.some((r) => r === undefined)) {
-      pending += seeds.length;
-      continue;
-    }
-    let best = 0;
-    for (const [i, r] of results.entries()) {
-      if ((r?.metrics?.valTop1 ?? -1) > (results[best]?.metrics?.valTop1 ?? -1)) best = i;
-    }
-    const chosen = results[best] as JobRecord;
-    const epochs = protocol.selectEpochs ? (chosen.metrics?.bestEpoch ?? 0) + 1 : null;
-    const point = candidates[best] as JsonMap;
-    choices.push({ ...group, point, valTop1: chosen.metrics?.valTop1 ?? Number.NaN, epochs });
-    for (const seed of seeds) {
-      const stage: JsonMap = {
-        'train.protocol': 'refit',
-        ...(epochs !== null ? { 'train.stopAfterEpochs': epochs } : {}),
-      };
-      jobs.push(await makeJob(group, 'refit', seed, point, stage));
-    }
+    if (protocol.name === 'none') await planner.planPlain(group);
+    else await planner.planVtab(group, protocol);
   }
   // Two rows can share a job (a row that fixes SHIP's λ at a value SHIP also tried): keep its first occurrence.
-  const seen = new Set<string>();
-  const unique: Job[] = [];
-  for (const job of jobs) {
-    if (seen.has(job.id)) continue;
-    seen.add(job.id);
-    unique.push(job);
-  }
+  const unique = [...new Map(planner.jobs.map((job) => [job.id, job] as const)).keys()].map(
+    (id) => planner.jobs.find((job) => job.id === id) as Job,
+  );
+  const matched = new Map<string, JobRecord>();
   for (const job of unique) {
-    const record = await recordFor(job);
+    const record = await planner.matcher.recordFor(job);
     if (record) matched.set(job.id, record);
   }
   return {
     jobs: unique,
     ready: unique.filter((j) => !matched.has(j.id)),
-    choices,
-    blocked,
-    pending,
+    choices: planner.choices,
+    blocked: planner.blocked,
+    pending: planner.pending,
     records: matched,
   };
 }
