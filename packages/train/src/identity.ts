@@ -16,13 +16,25 @@ export interface RunIdentity {
   /** Fingerprint of the backbone (sha256 over its weights). */
   readonly base: string;
   /** Every plugin in run order: factory type, name and full options. */
-  readonly plugins: readonly { readonly type: string; readonly name: string; readonly options: JsonObject }[];
+  readonly plugins: readonly {
+    /** Factory type the plugin was built from. */
+    readonly type: string;
+    /** The plugin's name in the model. */
+    readonly name: string;
+    /** Its full, resolved options. */
+    readonly options: JsonObject;
+  }[];
   /** What each plugin's data pass recorded. */
   readonly artifacts: Readonly<Record<string, JsonObject>>;
   /** Classes of the head. */
   readonly numClasses: number;
   /** Fingerprints of the training and validation data (null when the data cannot tell). */
-  readonly data: { readonly train: string | null; readonly val: string | null };
+  readonly data: {
+    /** Fingerprint of the training split. */
+    readonly train: string | null;
+    /** Fingerprint of the validation split. */
+    readonly val: string | null;
+  };
 }
 
 /** The identity of a run of `model` on `splits`. */

@@ -42,6 +42,7 @@ export {
   checkpointExists,
   readCheckpoint,
 } from './checkpoint.js';
+export { type RunIdentity } from './identity.js';
 export { type ResolvedTrainOptions, TRAIN_OPTIONS } from './options.js';
 export {
   type TrainOptions,
