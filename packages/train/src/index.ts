@@ -32,6 +32,7 @@ export {
   type EvaluateOptions,
   evaluate,
   type MetricSummary,
+  type RankedPrediction,
   summarize,
 } from './evaluate.js';
 export {
