@@ -20,7 +20,7 @@ function formatter(low: number, high: number): (v: number) => string {
 }
 
 /** Every `step`-th block index is labelled so that labels never overlap. */
-const labelStep = (layers: number, cell: number) => Math.max(1, Math.ceil(14 / cell));
+const labelStep = (cell: number) => Math.max(1, Math.ceil(14 / cell));
 
 /**
  * The affinity matrix as a figure a person can read (SVG text, no rasteriser needed, so it also runs in browsers):
@@ -59,7 +59,7 @@ export function affinityHeatmapSvg(
       );
     }
   }
-  const step = labelStep(layers, cell);
+  const step = labelStep(cell);
   for (let i = 0; i < layers; i += step) {
     const centre = i * cell + cell / 2;
     out.push(
