@@ -5,15 +5,15 @@ import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
   type BackendChoice,
+  type FitOutcome,
   type PeftModel,
   type PeftPlugin,
   createPeftModel,
   initBackend,
   loadAdapter,
   saveAdapter,
-  tf,
 } from '@peftjs/core';
-import { type ImageDataset, asPrepareData, decodeImage, formatProblem, normalize } from '@peftjs/data';
+import { type ImageDataset, asPrepareData, formatProblem } from '@peftjs/data';
 import { progressBar } from '@peftjs/hub';
 import {
   type EvalMetrics,
@@ -24,29 +24,41 @@ import {
   train,
   vtabProtocol,
 } from '@peftjs/train';
+import { type DataCounts, applyDataLimits } from './checks.js';
 import type { ResolvedRun } from './config.js';
 import {
   type RunData as SplitData,
+  type RunSplits,
   buildRunData,
   checkRunSplits,
-  inputLimits,
   readRunSplits,
 } from './data-source.js';
 import { applyPretrainedNormalization, checkReference } from './hub-weights.js';
 import { UsageError } from './errors.js';
+import { fitReference } from './fit-reference.js';
 import { adapterFactories } from './methods.js';
 import type { RunConfig } from './options.js';
+import { TOP_CLASSES, predictionRows } from './predictions.js';
 import type { Output, Progress } from './progress.js';
 import { RunFolder, manifest, writeReport } from './run-folder.js';
+import { methodFileData } from './plots.js';
+import { announceRun, recipeReport } from './run-notes.js';
 
 export interface CommandContext {
   readonly out: Output;
   readonly err: Output;
   readonly progress: Progress;
+  /** `--verbose`: the backend choice with every skipped backend, and tfjs's own notices. */
+  readonly verbose?: boolean;
 }
 
+/** Starts the configured backend; what was chosen and skipped is printed with `--verbose` only. */
 export async function backendFor(config: RunConfig, ctx: CommandContext): Promise<BackendChoice> {
-  return initBackend({ prefer: config.backend, log: (line) => ctx.progress.line(line) });
+  return initBackend({
+    prefer: config.backend,
+    log: ctx.verbose ? (line) => ctx.progress.line(line) : false,
+    ...(ctx.verbose ? { debug: true } : {}),
+  });
 }
 
 /**
@@ -59,6 +71,7 @@ export async function loadBase(config: RunConfig, ctx: CommandContext): Promise<
       'option "model.weights" is required (a .safetensors or .npz file, or hf:<org>/<repo> / timm:<model>)',
     );
   checkReference(config.model.weights);
+  const phase = ctx.progress.phase(`loading ${config.model.weights}`);
   const base = await loadVit(config.model.weights, {
     dropPathRate: config.model.dropPathRate,
     maxNpzBytes: Math.max(1, Math.floor(config.model.maxNpzMb * 2 ** 20)),
@@ -66,6 +79,8 @@ export async function loadBase(config: RunConfig, ctx: CommandContext): Promise<
     ...(config.model.layerNormEps !== undefined ? { layerNormEps: config.model.layerNormEps } : {}),
     hub: { progress: progressBar(ctx.err) },
   });
+  const { depth, dim, imageSize, patchSize } = base.model.config;
+  phase.end(`ViT depth ${depth}, width ${dim}, ${imageSize.join('×')} images, patch ${patchSize}`);
   if (base.hub) applyPretrainedNormalization(config, base.hub, ctx.progress);
   return base;
 }
@@ -94,19 +109,21 @@ export async function openRun(
   run: ResolvedRun,
   ctx: CommandContext,
 ): Promise<{ backend: BackendChoice; base: LoadedVit }> {
-  for (const warning of run.warnings) ctx.progress.line(`note: ${warning}`);
+  announceRun(run, ctx.progress);
   const backend = await backendFor(run.config, ctx);
   return { backend, base: await loadBase(run.config, ctx) };
 }
 
 /** The run's datasets and the backbone every model of the run shares. */
-type RunData = SplitData & { readonly backbone: VisionTransformer };
+export type RunData = SplitData & { readonly backbone: VisionTransformer };
 
 /** What a training protocol leaves: the final model, its result and the history of every run. */
-interface Fitted {
+export interface Fitted {
   readonly model: PeftModel;
   readonly result: TrainResult;
   readonly histories: { label: string; history: TrainResult['history'] }[];
+  /** What a method that fits without training (`fit`) decided. */
+  readonly fit?: FitOutcome;
 }
 
 /**
@@ -120,6 +137,7 @@ async function fitModel(
   progress: Progress,
 ): Promise<Fitted> {
   const { config } = run;
+  if (run.method.fit) return fitReference(run, data, progress);
   const onEvent: TrainOptions['onEvent'] = (event) => {
     progress.trainEvent(event, config.train.epochs);
     void folder.log({ ...event });
@@ -131,8 +149,9 @@ async function fitModel(
       numClasses: data.numClasses,
     });
     if (preparing(model).length > 0) {
-      progress.line(`preparing ${preparing(model).join(', ')} on ${prepareOn.size} images`);
+      const phase = progress.phase(`preparing ${preparing(model).join(', ')} on ${prepareOn.size} images`);
       await model.prepare(asPrepareData(prepareOn, config.train.batchSize));
+      phase.end();
     }
     return model;
   };
@@ -186,22 +205,57 @@ function dryRun(run: ResolvedRun, vit: VisionTransformer, numClasses: number, ct
   }
 }
 
+/** The name of a split's source for messages: its list file, or the IDX images file. */
+function splitLabel(source: RunSplits['sources'][keyof RunSplits['sources']]): string {
+  return 'samples' in source ? (source.file ?? source.name) : `${source.files.images} (IDX)`;
+}
+
+const sizeOf = (source: RunSplits['sources'][keyof RunSplits['sources']]) =>
+  'samples' in source ? source.samples.length : source.count;
+
+/**
+ * What the split lists say about the run, before any image is decoded: the method's data-bound options capped or
+ * refused (`applyDataLimits`), and with `train.dropLast` how many images each epoch skips.
+ */
+function fitToData(run: ResolvedRun, splits: RunSplits, progress: Progress): ResolvedRun {
+  const trained = [splits.sources.select, splits.sources.trainval];
+  const smallest = trained.reduce((a, b) => (sizeOf(b) < sizeOf(a) ? b : a));
+  const counts: DataCounts = {
+    trainImages: sizeOf(smallest),
+    trainSplit: `${splitLabel(smallest)}: ${sizeOf(smallest)} images`,
+    numClasses: splits.numClasses,
+  };
+  const fitted = applyDataLimits(run, counts);
+  const { batchSize, dropLast } = fitted.run.config.train;
+  const notes = [...fitted.notes];
+  if (dropLast && !run.method.fit) {
+    const skips = trained.map((s) => `${sizeOf(s) % batchSize} of ${sizeOf(s)} (${splitLabel(s)})`);
+    notes.push(
+      `train.dropLast: each epoch skips the last partial batch of ${batchSize}: ${skips.join(', then ')} images; ` +
+        '--train.dropLast=false trains on all of them',
+    );
+  }
+  for (const note of notes) progress.line(`note: ${note}`);
+  return fitted.run;
+}
+
 /** `peft train`: check data → build model → prepare (data pass) → train and select → test once → files. */
 export async function trainCommand(
-  run: ResolvedRun,
+  resolved: ResolvedRun,
   ctx: CommandContext,
   options: { dryRun: boolean },
 ): Promise<void> {
-  const { config, method } = run;
   const started = performance.now();
-  const { backend, base } = await openRun(run, ctx);
+  const { backend, base } = await openRun(resolved, ctx);
   const vit = base.model;
-  const splits = await readRunSplits(config, vit.config);
+  const splits = await readRunSplits(resolved.config, vit.config);
+  const run = fitToData(resolved, splits, ctx.progress);
+  const { config, method } = run;
   if (options.dryRun) {
     dryRun(run, vit, splits.numClasses, ctx);
     return;
   }
-  const problems = await checkRunSplits(config, vit.config, splits);
+  const problems = await checkRunSplits(config, vit.config, splits, ctx.progress);
   if (problems.length > 0) {
     throw new Error(
       `data check failed with ${problems.length} problem(s); nothing was trained:\n` +
@@ -216,25 +270,43 @@ export async function trainCommand(
   await folder.create();
   const progress = ctx.progress;
   const selection = config.train.protocol === 'vtab' ? 'val' : config.train.selection;
-  await folder.writeJson(
-    'manifest.json',
-    manifest({
+  const recipe = recipeReport(run);
+  const trainedOn = ['vtab', 'single'].includes(config.train.protocol)
+    ? [splits.sources.select, splits.sources.val].map((s) => ('samples' in s ? s.name : splitLabel(s)))
+    : undefined;
+  await folder.writeJson('manifest.json', {
+    ...manifest({
       config,
       method: { name: method.name, version: method.version },
       warnings: run.warnings,
       backend,
-      data: { ...data.description, normalization: config.data.normalization },
+      data: {
+        ...data.description,
+        normalization: config.data.normalization,
+        ...(splits.classNames ? { classNames: splits.classNames } : {}),
+      },
       selection,
       weights: { path: base.hub?.pinned ?? config.model.weights ?? '', layout: base.layout },
     }),
-  );
-  const { model, result, histories } = await fitModel(run, data, folder, progress);
-  const test = await evaluate(model, data.test, { batchSize: config.train.batchSize });
+    ...(recipe ? { recipe } : {}),
+    ...(trainedOn ? { trainedOn } : {}),
+  });
+  const fitted = await fitModel(run, data, folder, progress);
+  const { model, result } = fitted;
   try {
+    const phase = progress.phase(`testing on ${splitLabel(splits.sources.test)} (${data.test.size} images)`);
+    const test = await evaluate(model, data.test, {
+      batchSize: config.train.evalBatchSize ?? config.train.batchSize,
+      topK: TOP_CLASSES,
+      onBatch: (done, total) => phase.tick(done, total),
+    });
+    phase.end(`top-1 ${(test.top1 * 100).toFixed(2)} %`);
     await saveAdapter(model, folder.path('adapter'));
-    const written = await writeResults(run, folder, { model, result, histories }, test, {
+    const written = await writeResults(run, folder, fitted, test, {
       backend: backend.backend,
       wallSeconds: (performance.now() - started) / 1000,
+      testSource: splits.sources.test,
+      ...(splits.classNames ? { classNames: splits.classNames } : {}),
     });
     ctx.out.write(
       `test top-1 ${(test.top1 * 100).toFixed(2)} % (${test.count} images, selection: ${result.selection})\n` +
@@ -253,14 +325,17 @@ async function writeResults(
   folder: RunFolder,
   fitted: Fitted,
   test: EvalMetrics,
-  facts: { backend: string; wallSeconds: number },
+  facts: {
+    backend: string;
+    wallSeconds: number;
+    testSource: RunSplits['sources']['test'];
+    classNames?: readonly string[];
+  },
 ): Promise<{ trainable: number; trainableWithoutHead: number }> {
   const { config, method } = run;
   const { model, result, histories } = fitted;
-  await folder.writeFile(
-    'predictions.jsonl',
-    `${test.predictions.map((p, i) => JSON.stringify({ index: i, predicted: p })).join('\n')}\n`,
-  );
+  const rows = predictionRows(test, facts.testSource, facts.classNames);
+  await folder.writeFile('predictions.jsonl', `${rows.map((row) => JSON.stringify(row)).join('\n')}\n`);
   const report = model.parameterReport();
   const parameters = {
     total: report.total,
@@ -268,11 +343,13 @@ async function writeResults(
     trainableWithoutHead: report.trainableWithoutHead,
   };
   const methodReport = method.report ? await method.report(model, config.method.options) : undefined;
+  const recipe = recipeReport(run);
   await folder.writeJson('results.json', {
     method: config.method.name,
     ...(methodReport ? { methodReport: methodReport.fields } : {}),
     selection: result.selection,
     ...(result.selectionWarning ? { selectionWarning: result.selectionWarning } : {}),
+    ...(fitted.fit ? { fit: fitted.fit } : {}),
     test: {
       top1: test.top1,
       top5: test.top5,
@@ -281,8 +358,19 @@ async function writeResults(
       confusion: test.confusion,
     },
     parameters,
+    ...(recipe ? { recipe } : {}),
     wallSeconds: facts.wallSeconds,
   });
+  const fitLine = fitted.fit
+    ? [
+        `fitted without training: chose ${JSON.stringify(fitted.fit.chosen)} on val (` +
+          fitted.fit.candidates
+            .map((c) => `${JSON.stringify(c.setting)} ${(c.valTop1 * 100).toFixed(1)} %`)
+            .join(', ') +
+          `), then fitted on ${fitted.fit.fittedOn} images`,
+      ]
+    : [];
+  const recipeLine = run.recipe ? [`recipe: ${run.recipe.source} (${run.recipe.reason})`] : [];
   await writeReport(folder, {
     title: `${config.method.name} on ${config.data.task ?? config.data.root}`,
     method: config.method.name,
@@ -291,12 +379,15 @@ async function writeResults(
     result,
     test,
     ...(methodReport ? { methodReport } : {}),
-    ...facts,
+    extraLines: [...recipeLine, ...fitLine],
+    backend: facts.backend,
+    wallSeconds: facts.wallSeconds,
   });
   return parameters;
 }
 
-async function modelFromAdapter(
+/** The run's base weights with the adapter in `adapterDir` loaded on them. */
+export async function modelFromAdapter(
   run: ResolvedRun,
   adapterDir: string,
   ctx: CommandContext,
@@ -305,81 +396,36 @@ async function modelFromAdapter(
   return loadAdapter(base.model, adapterDir, { factories: adapterFactories(run.method) });
 }
 
-/** `peft eval`: a saved adapter on a split (default test). */
-export async function evalCommand(
-  run: ResolvedRun,
-  ctx: CommandContext,
-  options: { adapter: string; split: 'test' | 'val' | 'trainval' },
-): Promise<void> {
-  const { config } = run;
-  await backendFor(config, ctx);
-  const model = await modelFromAdapter(run, options.adapter, ctx);
-  const splits = await readRunSplits(config, model.config);
-  const data = buildRunData(config, model.config, splits);
-  const dataset =
-    options.split === 'val' ? data.val : options.split === 'trainval' ? data.trainval : data.test;
-  const metrics = await evaluate(model, dataset, { batchSize: config.train.batchSize });
-  model.dispose();
-  ctx.out.write(
-    `${JSON.stringify({ split: options.split, top1: metrics.top1, top5: metrics.top5, count: metrics.count, predictions: metrics.predictions })}\n`,
-  );
-}
-
-/** `peft predict`: labels for image files. */
-export async function predictCommand(
-  run: ResolvedRun,
-  ctx: CommandContext,
-  options: { adapter: string; images: string[] },
-): Promise<void> {
-  if (options.images.length === 0) throw new UsageError('peft predict needs at least one image path');
-  const { config } = run;
-  await backendFor(config, ctx);
-  const model = await modelFromAdapter(run, options.adapter, ctx);
-  const [h, w] = model.config.imageSize;
-  const channels = model.config.channels as 1 | 3;
-  for (const path of options.images) {
-    const pixels = normalize(
-      await decodeImage(path, { size: [h, w], channels, limits: inputLimits(config) }),
-      config.data.normalization,
-      channels,
-    );
-    const probs = tf.tidy(() => tf.softmax(model.predict(tf.tensor4d(pixels, [1, h, w, channels]))));
-    const values = Array.from(probs.dataSync());
-    probs.dispose();
-    const label = values.indexOf(Math.max(...values));
-    ctx.out.write(`${JSON.stringify({ image: path, label, probability: values[label] })}\n`);
-  }
-  model.dispose();
-}
-
 /**
  * `peft prepare` (also `peft hierarchy` and `peft prototypes`): the method's data pass alone — the model `peft
  * train` fits last (same seed, the train+val split, the same batches) is built and prepared, and the method's
  * outputs describe it (for SHIP: the hierarchy, its heatmap and the prototype bank); `artifacts.json` holds every
  * plugin's recorded artifacts.
  */
-export async function prepareCommand(run: ResolvedRun, ctx: CommandContext): Promise<void> {
-  const { config, method } = run;
-  const names = methodPlugins(run)
+export async function prepareCommand(resolved: ResolvedRun, ctx: CommandContext): Promise<void> {
+  const names = methodPlugins(resolved)
     .filter((p) => p.prepare)
     .map((p) => p.name);
   if (names.length === 0)
-    throw new UsageError(`method "${method.name}" has no data pass: nothing to prepare`);
-  const { base } = await openRun(run, ctx);
-  const splits = await readRunSplits(config, base.model.config);
+    throw new UsageError(`method "${resolved.method.name}" has no data pass: nothing to prepare`);
+  const { base } = await openRun(resolved, ctx);
+  const splits = await readRunSplits(resolved.config, base.model.config);
+  const run = fitToData(resolved, splits, ctx.progress);
+  const { config, method } = run;
   const data = buildRunData(config, base.model.config, splits);
   const model = createPeftModel(base.model, methodPlugins(run), {
     seed: config.seed,
     numClasses: data.numClasses,
   });
   try {
-    ctx.progress.line(`preparing ${names.join(', ')} on ${data.trainval.size} images`);
+    const phase = ctx.progress.phase(`preparing ${names.join(', ')} on ${data.trainval.size} images`);
     await model.prepare(asPrepareData(data.trainval, config.train.batchSize));
+    phase.end();
     const files = method.prepare ? await method.prepare.outputs(model, config.method.options) : [];
     const folder = new RunFolder(config.out);
     await folder.create();
     await folder.writeJson('artifacts.json', model.artifacts());
-    for (const file of files) await folder.writeFile(file.name, file.data);
+    for (const file of files) await folder.writeFile(file.name, await methodFileData(file.data));
     ctx.out.write(
       [
         ...files.map((f) => `${folder.path(f.name)}: ${f.description}`),

@@ -49,7 +49,7 @@ export function affinityHeatmapSvg(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
     `<text x="${left + size / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(options.title ?? 'Layer affinity')}</text>`,
-    `<text x="${left + size / 2}" y="40" text-anchor="middle" fill="#444">mean cosine similarity of block outputs; ${bounds.length} ${bounds.length === 1 ? 'hierarchy' : 'hierarchies'}, starts ${bounds.join(', ')}</text>`,
+    `<text x="${left + size / 2}" y="40" text-anchor="middle" fill="#444">mean cosine similarity of the blocks' outputs</text>`,
   ];
   for (let i = 0; i < layers; i++) {
     for (let j = 0; j < layers; j++) {
@@ -89,7 +89,7 @@ export function affinityHeatmapSvg(
   const legendY = top + size + 58;
   out.push(
     `<line x1="${left}" y1="${legendY - 4}" x2="${left + 24}" y2="${legendY - 4}" stroke="${red}" stroke-width="2"/>`,
-    `<text x="${left + 30}" y="${legendY}">hierarchy: blocks that share prompts (boundary before each start)</text>`,
+    `<text x="${left + 30}" y="${legendY}">${bounds.length} ${bounds.length === 1 ? 'hierarchy' : 'hierarchies'} (blocks sharing prompts), starts ${bounds.join(', ')}</text>`,
   );
   const barX = left + size + barGap;
   const stops = Array.from({ length: 11 }, (_, s) => s / 10);
