@@ -27,22 +27,29 @@ const isMapping = (value: unknown): value is Mapping =>
 export class Provenance {
   private readonly sources = new Map<string, ConfigSource>();
 
-  /** Records `source` for `path` and every path below it in `value` (`''`: a whole config's keys). */
+  /**
+   * Records `source` for every value `value` sets at or below `path` (`''`: a whole config). Only values are
+   * recorded, not the sections holding them: a file that sets `train.lr` says nothing about `train.epochs`.
+   */
   record(path: string, value: unknown, source: ConfigSource): void {
-    if (path !== '') this.sources.set(path, source);
-    if (isMapping(value)) {
+    if (isMapping(value) && Object.keys(value).length > 0) {
       for (const [key, child] of Object.entries(value))
         this.record(path ? `${path}.${key}` : key, child, source);
+    } else if (path !== '') {
+      this.sources.set(path, source);
     }
   }
 
-  /** The layer `path` (or its closest recorded ancestor) came from; undefined for a schema default. */
+  /** The layer that set `path` (or the value holding it, e.g. an array); undefined for a schema default. */
   sourceOf(path: string): ConfigSource | undefined {
     for (let p = path; p !== ''; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
       const found = this.sources.get(p);
       if (found !== undefined) return found;
     }
-    return undefined;
+    // A section (an unknown key holding a mapping): the layer of the latest value inside it.
+    let inside: ConfigSource | undefined;
+    for (const [recorded, source] of this.sources) if (recorded.startsWith(`${path}.`)) inside = source;
+    return inside;
   }
 
   /** Where `path` came from, as a message prefix: `--train.lr`, `run.yaml:12`, `recipe …`, or `default`. */
