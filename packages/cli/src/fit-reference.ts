@@ -21,7 +21,7 @@ export async function fitReference(run: ResolvedRun, data: RunData, progress: Pr
   try {
     const batch = config.train.evalBatchSize ?? config.train.batchSize;
     const phase = progress.phase(
-      `fitting ${run.method.name} (${fit.summary}): ${data.select.size} + ${data.val.size} images, then ${data.trainval.size}`,
+      `fitting ${run.method.name} on ${data.select.size} images, choosing on ${data.val.size}, then on ${data.trainval.size}`,
     );
     const outcome = await fit.fit(
       model,

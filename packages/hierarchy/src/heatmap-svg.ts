@@ -39,7 +39,7 @@ export function affinityHeatmapSvg(
   const size = layers * cell;
   const [left, top, barGap, barWidth] = [64, 52, 24, 16];
   const width = left + size + barGap + barWidth + 64;
-  const height = top + size + 92;
+  const height = top + size + 104;
   const values = affinity.flat();
   const low = Math.min(...values);
   const high = Math.max(...values);
@@ -89,7 +89,8 @@ export function affinityHeatmapSvg(
   const legendY = top + size + 58;
   out.push(
     `<line x1="${left}" y1="${legendY - 4}" x2="${left + 24}" y2="${legendY - 4}" stroke="${red}" stroke-width="2"/>`,
-    `<text x="${left + 30}" y="${legendY}">${bounds.length} ${bounds.length === 1 ? 'hierarchy' : 'hierarchies'} (blocks sharing prompts), starts ${bounds.join(', ')}</text>`,
+    `<text x="${left + 30}" y="${legendY}">${bounds.length} ${bounds.length === 1 ? 'hierarchy' : 'hierarchies'} (blocks sharing prompts)</text>`,
+    `<text x="${left + 30}" y="${legendY + 16}">starts ${bounds.join(', ')}</text>`,
   );
   const barX = left + size + barGap;
   const stops = Array.from({ length: 11 }, (_, s) => s / 10);

@@ -66,7 +66,8 @@ describe('affinityHeatmapSvg', () => {
     for (const i of [0, 1, 2, 3]) expect(svg).toContain(`text-anchor="end">${i}</text>`);
     expect(svg.match(/>block<\/text>/g)).toHaveLength(2);
     expect(svg).toContain('Layer affinity (τ = 0.9)');
-    expect(svg).toContain('2 hierarchies (blocks sharing prompts), starts 0, 2');
+    expect(svg).toContain('2 hierarchies (blocks sharing prompts)</text>');
+    expect(svg).toContain('>starts 0, 2</text>');
     // Colour bar from the minimum to the maximum, labelled.
     for (const v of ['0.20', '0.60', '1.00']) expect(svg).toContain(`>${v}</text>`);
     expect(svg).toContain('>affinity</text>');
