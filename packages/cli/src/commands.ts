@@ -271,7 +271,8 @@ export async function trainCommand(
   const progress = ctx.progress;
   const selection = config.train.protocol === 'vtab' ? 'val' : config.train.selection;
   const recipe = recipeReport(run);
-  const trainedOn = ['vtab', 'single'].includes(config.train.protocol)
+  // The protocols whose final model trains on the validation split too (vtab's and refit's final fit, single).
+  const trainedOn = ['vtab', 'single', 'refit'].includes(config.train.protocol)
     ? [splits.sources.select, splits.sources.val].map((s) => ('samples' in s ? s.name : splitLabel(s)))
     : undefined;
   await folder.writeJson('manifest.json', {

@@ -248,3 +248,16 @@ describe('an unknown section', () => {
     );
   });
 });
+
+describe('a config in memory', () => {
+  it('is one layer like a file, named by its source in errors', async () => {
+    const { config } = await resolveRunConfig({
+      config: { value: { train: { lr: 0.02 } }, source: 'sweep job 3', baseDir: dir },
+      flags: [['train.epochs', 2]],
+    });
+    expect(config.train).toMatchObject({ lr: 0.02, epochs: 2 });
+    expect(
+      await refusal({ config: { value: { train: { lr: -1 } }, source: 'sweep job 3', baseDir: dir } }),
+    ).toMatch(/^sweep job 3: option "train\.lr": /);
+  });
+});

@@ -203,6 +203,15 @@ export interface ConfigSources {
   readonly base?: { readonly config: Mapping; readonly label: string };
   /** A YAML or JSON config file. */
   readonly file?: string;
+  /**
+   * A config already in memory instead of a file (a sweep's job): its value, the name errors give it, and the
+   * folder module paths in `method.name` are relative to.
+   */
+  readonly config?: {
+    readonly value: Record<string, unknown>;
+    readonly source: string;
+    readonly baseDir: string;
+  };
   /** `--section.key=value` flags: each deep-merges into what the file says. */
   readonly flags?: readonly (readonly [string, unknown])[];
 }
@@ -264,9 +273,9 @@ function methodName(raw: Mapping): string {
 }
 
 /** The method `method.name` names; a refusal names where the name came from (`--method.name`, `run.yaml:3`). */
-async function methodOf(raw: Mapping, provenance: Provenance, file: string | undefined) {
+async function methodOf(raw: Mapping, provenance: Provenance, baseDir: string) {
   try {
-    return await resolveMethod(methodName(raw), methodBaseDir(file));
+    return await resolveMethod(methodName(raw), baseDir);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     const where = provenance.describe('method.name');
@@ -306,6 +315,10 @@ export async function resolveRunConfig(sources: ConfigSources): Promise<Resolved
   if (doc && sources.file) {
     for (const [key, value] of Object.entries(doc.mapping)) mergeAt(raw, [key], value);
     layers.push(['', doc.mapping, { kind: 'file', label: sources.file, lineOf: doc.lineOf }]);
+  } else if (sources.config) {
+    const value = structuredClone(sources.config.value) as Mapping;
+    for (const [key, child] of Object.entries(value)) mergeAt(raw, [key], child);
+    layers.push(['', value, { kind: 'file', label: sources.config.source }]);
   }
   const flags = sources.flags ?? [];
   const userLayers = new Provenance();
@@ -315,7 +328,7 @@ export async function resolveRunConfig(sources: ConfigSources): Promise<Resolved
     layers.push([path, value, { kind: 'flag', label: `--${path}` }]);
     userLayers.record(path, value, { kind: 'flag', label: `--${path}` });
   }
-  const method = await methodOf(raw, userLayers, sources.file);
+  const method = await methodOf(raw, userLayers, sources.config?.baseDir ?? methodBaseDir(sources.file));
   for (const [path] of flags) checkFlagPath(path, method);
   const first = checkOptions(RUN_CONFIG, raw);
   if (!first.ok) refuse(first.problems, '', userLayers, method);
