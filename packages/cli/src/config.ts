@@ -199,8 +199,13 @@ function refuse(
 
 /** Where a run config comes from: a base config (a run folder's), a file, then flags (`[path, value]` in order). */
 export interface ConfigSources {
-  /** A config beneath the file and flags, e.g. the `config` of a run folder's manifest.json, and its label. */
-  readonly base?: { readonly config: Mapping; readonly label: string };
+  /** A config beneath the file and flags, e.g. the `config` of a run folder's manifest.json. */
+  readonly base?: {
+    /** The config's keys. */
+    readonly config: Record<string, unknown>;
+    /** What errors call it (`runs/x/manifest.json`). */
+    readonly label: string;
+  };
   /** A YAML or JSON config file. */
   readonly file?: string;
   /**
@@ -208,8 +213,11 @@ export interface ConfigSources {
    * folder module paths in `method.name` are relative to.
    */
   readonly config?: {
+    /** The config's keys. */
     readonly value: Record<string, unknown>;
+    /** What errors call it. */
     readonly source: string;
+    /** The folder module paths in `method.name` are relative to. */
     readonly baseDir: string;
   };
   /** `--section.key=value` flags: each deep-merges into what the file says. */
@@ -227,7 +235,17 @@ export interface AppliedRecipe {
   /** Recipe values the run uses, by dotted path. */
   readonly applied: Readonly<Record<string, unknown>>;
   /** Recipe values something above it replaced, by dotted path, with what replaced them. */
-  readonly overridden: Readonly<Record<string, { readonly value: unknown; readonly by: string }>>;
+  readonly overridden: Readonly<
+    Record<
+      string,
+      {
+        /** The value the run uses instead. */
+        readonly value: unknown;
+        /** Where it came from (`--train.lr`, `run.yaml:4`, `preset vtab:dtd`). */
+        readonly by: string;
+      }
+    >
+  >;
 }
 
 /** A run config resolved against its method. */

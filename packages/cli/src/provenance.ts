@@ -8,6 +8,7 @@ export type SourceKind = 'flag' | 'file' | 'manifest' | 'preset' | 'recipe' | 'd
 
 /** One layer of a config: its kind, its label and, for files, how to find a key's line. */
 export interface ConfigSource {
+  /** What kind of layer it is. */
   readonly kind: SourceKind;
   /** `--train.lr`, `run.yaml`, `runs/x/manifest.json`, `preset vtab:dtd`, `recipe models/x.recipe.json`. */
   readonly label: string;

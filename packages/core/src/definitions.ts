@@ -115,12 +115,20 @@ export interface FitData {
   readonly trainval: PrepareData;
 }
 
+/** One setting a `fit` tried, with its score. */
+export interface FitCandidate {
+  /** The setting (e.g. `{ "k": 5 }`). */
+  readonly setting: JsonObject;
+  /** Its top-1 on the validation split, in [0, 1]. */
+  readonly valTop1: number;
+}
+
 /** What `MethodFit.fit` decided, for results.json and the report. */
 export interface FitOutcome {
   /** The chosen setting (e.g. `{ "k": 5 }`). */
   readonly chosen: JsonObject;
-  /** Every candidate with its validation top-1 in [0, 1], in the order tried. */
-  readonly candidates: readonly { readonly setting: JsonObject; readonly valTop1: number }[];
+  /** Every candidate with its validation top-1, in the order tried. */
+  readonly candidates: readonly FitCandidate[];
   /** Images the final model was fitted on (`trainval.size`). */
   readonly fittedOn: number;
 }
