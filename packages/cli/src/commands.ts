@@ -71,16 +71,21 @@ export async function loadBase(config: RunConfig, ctx: CommandContext): Promise<
       'option "model.weights" is required (a .safetensors or .npz file, or hf:<org>/<repo> / timm:<model>)',
     );
   checkReference(config.model.weights);
-  const phase = ctx.progress.phase(`loading ${config.model.weights}`);
-  const base = await loadVit(config.model.weights, {
-    dropPathRate: config.model.dropPathRate,
-    maxNpzBytes: Math.max(1, Math.floor(config.model.maxNpzMb * 2 ** 20)),
-    ...(config.model.heads !== undefined ? { heads: config.model.heads } : {}),
-    ...(config.model.layerNormEps !== undefined ? { layerNormEps: config.model.layerNormEps } : {}),
-    hub: { progress: progressBar(ctx.err) },
-  });
-  const { depth, dim, imageSize, patchSize } = base.model.config;
-  phase.end(`ViT depth ${depth}, width ${dim}, ${imageSize.join('×')} images, patch ${patchSize}`);
+  const weights = config.model.weights;
+  const base = await ctx.progress.timed(
+    `loading ${weights}`,
+    () =>
+      loadVit(weights, {
+        dropPathRate: config.model.dropPathRate,
+        maxNpzBytes: Math.max(1, Math.floor(config.model.maxNpzMb * 2 ** 20)),
+        ...(config.model.heads !== undefined ? { heads: config.model.heads } : {}),
+        ...(config.model.layerNormEps !== undefined ? { layerNormEps: config.model.layerNormEps } : {}),
+        hub: { progress: progressBar(ctx.err) },
+      }),
+    ({ model }) =>
+      `ViT depth ${model.config.depth}, width ${model.config.dim}, ${model.config.imageSize.join('×')} images, ` +
+      `patch ${model.config.patchSize}`,
+  );
   if (base.hub) applyPretrainedNormalization(config, base.hub, ctx.progress);
   return base;
 }
@@ -149,9 +154,9 @@ async function fitModel(
       numClasses: data.numClasses,
     });
     if (preparing(model).length > 0) {
-      const phase = progress.phase(`preparing ${preparing(model).join(', ')} on ${prepareOn.size} images`);
-      await model.prepare(asPrepareData(prepareOn, config.train.batchSize));
-      phase.end();
+      await progress.timed(`preparing ${preparing(model).join(', ')} on ${prepareOn.size} images`, () =>
+        model.prepare(asPrepareData(prepareOn, config.train.batchSize)),
+      );
     }
     return model;
   };
@@ -295,13 +300,16 @@ export async function trainCommand(
   const fitted = await fitModel(run, data, folder, progress);
   const { model, result } = fitted;
   try {
-    const phase = progress.phase(`testing on ${splitLabel(splits.sources.test)} (${data.test.size} images)`);
-    const test = await evaluate(model, data.test, {
-      batchSize: config.train.evalBatchSize ?? config.train.batchSize,
-      topK: TOP_CLASSES,
-      onBatch: (done, total) => phase.tick(done, total),
-    });
-    phase.end(`top-1 ${(test.top1 * 100).toFixed(2)} %`);
+    const test = await progress.timed(
+      `testing on ${splitLabel(splits.sources.test)} (${data.test.size} images)`,
+      (phase) =>
+        evaluate(model, data.test, {
+          batchSize: config.train.evalBatchSize ?? config.train.batchSize,
+          topK: TOP_CLASSES,
+          onBatch: (done, total) => phase.tick(done, total),
+        }),
+      (metrics) => `top-1 ${(metrics.top1 * 100).toFixed(2)} %`,
+    );
     await saveAdapter(model, folder.path('adapter'));
     const written = await writeResults(run, folder, fitted, test, {
       backend: backend.backend,
@@ -419,9 +427,9 @@ export async function prepareCommand(resolved: ResolvedRun, ctx: CommandContext)
     numClasses: data.numClasses,
   });
   try {
-    const phase = ctx.progress.phase(`preparing ${names.join(', ')} on ${data.trainval.size} images`);
-    await model.prepare(asPrepareData(data.trainval, config.train.batchSize));
-    phase.end();
+    await ctx.progress.timed(`preparing ${names.join(', ')} on ${data.trainval.size} images`, () =>
+      model.prepare(asPrepareData(data.trainval, config.train.batchSize)),
+    );
     const files = method.prepare ? await method.prepare.outputs(model, config.method.options) : [];
     const folder = new RunFolder(config.out);
     await folder.create();

@@ -199,7 +199,10 @@ function refuse(
 
 /** Where a run config comes from: a base config (a run folder's), a file, then flags (`[path, value]` in order). */
 export interface ConfigSources {
-  /** A config beneath the file and flags, e.g. the `config` of a run folder's manifest.json. */
+  /**
+   * A complete config beneath the file and flags, e.g. the `config` of a run folder's manifest.json (no recipe is
+   * looked up under it: it was applied when that config was resolved).
+   */
   readonly base?: {
     /** The config's keys. */
     readonly config: Record<string, unknown>;
@@ -350,11 +353,14 @@ export async function resolveRunConfig(sources: ConfigSources): Promise<Resolved
   for (const [path] of flags) checkFlagPath(path, method);
   const first = checkOptions(RUN_CONFIG, raw);
   if (!first.ok) refuse(first.problems, '', userLayers, method);
-  const found = await findRecipe(
-    first.value.model.recipe,
-    first.value.model.weights,
-    userLayers.describe('model.recipe'),
-  );
+  // A run folder's config is already complete: its recipe was applied when the run was resolved.
+  const found = sources.base
+    ? null
+    : await findRecipe(
+        first.value.model.recipe,
+        first.value.model.weights,
+        userLayers.describe('model.recipe'),
+      );
   const recipe = found ? recipeLayer(found.recipe, method.name) : {};
   const warnings: string[] = [];
   const name = first.value.preset;

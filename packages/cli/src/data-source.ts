@@ -165,16 +165,22 @@ export async function checkRunSplits(
 ): Promise<DataProblem[]> {
   const problems: DataProblem[] = [];
   for (const split of data.lists) {
-    const phase = progress?.phase(`checking ${split.file ?? split.name} (${split.samples.length} images)`);
-    const result = await checkSplit(split, {
-      numClasses: data.numClasses,
-      decode: true,
-      imageSize: model.imageSize,
-      channels: model.channels as 1 | 3,
-      limits: inputLimits(config),
-      ...(phase ? { onProgress: (done: number, total: number) => phase.tick(done, total) } : {}),
-    });
-    phase?.end(result.ok ? 'ok' : `${result.problems.length} problem(s)`);
+    const check = (onProgress?: (done: number, total: number) => void) =>
+      checkSplit(split, {
+        numClasses: data.numClasses,
+        decode: true,
+        imageSize: model.imageSize,
+        channels: model.channels as 1 | 3,
+        limits: inputLimits(config),
+        ...(onProgress ? { onProgress } : {}),
+      });
+    const result = progress
+      ? await progress.timed(
+          `checking ${split.file ?? split.name} (${split.samples.length} images)`,
+          (phase) => check((done, total) => phase.tick(done, total)),
+          (r) => (r.ok ? 'ok' : `${r.problems.length} problem(s)`),
+        )
+      : await check();
     problems.push(...result.problems);
   }
   if (config.data.format === 'idx') {

@@ -1,9 +1,11 @@
-import { createPeftModel } from '@peftjs/core';
+import { type FitOutcome, createPeftModel } from '@peftjs/core';
 import { asPrepareData } from '@peftjs/data';
 import type { TrainResult } from '@peftjs/train';
 import type { Fitted, RunData } from './commands.js';
 import type { ResolvedRun } from './config.js';
 import type { Progress } from './progress.js';
+
+const bestOf = (outcome: FitOutcome) => Math.max(...outcome.candidates.map((c) => c.valTop1));
 
 /**
  * A method that fits without gradient steps (`fit`, e.g. the kNN reference) in place of `train()`: a fresh model,
@@ -20,20 +22,21 @@ export async function fitReference(run: ResolvedRun, data: RunData, progress: Pr
   });
   try {
     const batch = config.train.evalBatchSize ?? config.train.batchSize;
-    const phase = progress.phase(
+    const outcome = await progress.timed(
       `fitting ${run.method.name} on ${data.select.size} images, choosing on ${data.val.size}, then on ${data.trainval.size}`,
+      () =>
+        fit.fit(
+          model,
+          {
+            select: asPrepareData(data.select, batch),
+            val: asPrepareData(data.val, batch),
+            trainval: asPrepareData(data.trainval, batch),
+          },
+          config.method.options,
+        ),
+      (o) => `chose ${JSON.stringify(o.chosen)} (val top-1 ${(bestOf(o) * 100).toFixed(2)} %)`,
     );
-    const outcome = await fit.fit(
-      model,
-      {
-        select: asPrepareData(data.select, batch),
-        val: asPrepareData(data.val, batch),
-        trainval: asPrepareData(data.trainval, batch),
-      },
-      config.method.options,
-    );
-    const best = Math.max(...outcome.candidates.map((c) => c.valTop1));
-    phase.end(`chose ${JSON.stringify(outcome.chosen)} (val top-1 ${(best * 100).toFixed(2)} %)`);
+    const best = bestOf(outcome);
     const result: TrainResult = {
       selection: 'val',
       best: { epoch: 0, metric: best, split: 'val' },

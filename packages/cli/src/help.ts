@@ -30,12 +30,19 @@ export function optionLines(rows: readonly OptionRow[]): string[] {
   });
 }
 
-/** The run options a command reads: every one, or those under these paths (`model`, `train.batchSize`). */
+/**
+ * The run options a command reads: every one, or those under these paths (`model`, `train.batchSize`), except those
+ * under a path written with a leading `!` (`!model.dropPathRate`).
+ */
 export type OptionScope = 'all' | readonly string[];
+
+const under = (path: string, prefix: string) => path === prefix || path.startsWith(`${prefix}.`);
 
 /** Whether option `path` is within `scope`. */
 export function inScope(path: string, scope: OptionScope): boolean {
-  return scope === 'all' || scope.some((p) => path === p || path.startsWith(`${p}.`));
+  if (scope === 'all') return true;
+  const excluded = scope.filter((p) => p.startsWith('!')).map((p) => p.slice(1));
+  return scope.some((p) => !p.startsWith('!') && under(path, p)) && !excluded.some((p) => under(path, p));
 }
 
 /**

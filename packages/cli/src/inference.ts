@@ -35,12 +35,15 @@ export async function evalCommand(
     const data = buildRunData(config, model.config, splits);
     const dataset =
       options.split === 'val' ? data.val : options.split === 'trainval' ? data.trainval : data.test;
-    const phase = ctx.progress.phase(`evaluating ${options.split} (${dataset.size} images)`);
-    const metrics = await evaluate(model, dataset, {
-      batchSize: config.train.evalBatchSize ?? config.train.batchSize,
-      onBatch: (done, total) => phase.tick(done, total),
-    });
-    phase.end(`top-1 ${(metrics.top1 * 100).toFixed(2)} %`);
+    const metrics = await ctx.progress.timed(
+      `evaluating ${options.split} (${dataset.size} images)`,
+      (phase) =>
+        evaluate(model, dataset, {
+          batchSize: config.train.evalBatchSize ?? config.train.batchSize,
+          onBatch: (done, total) => phase.tick(done, total),
+        }),
+      (m) => `top-1 ${(m.top1 * 100).toFixed(2)} %`,
+    );
     const { top1, top5, count, predictions } = metrics;
     ctx.out.write(`${JSON.stringify({ split: options.split, top1, top5, count, predictions })}\n`);
   } finally {

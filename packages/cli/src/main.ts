@@ -35,8 +35,11 @@ interface CommandSpec {
   readonly options: OptionScope | null;
 }
 
-/** What a saved adapter needs: its base weights, the backend, and the method only when it comes from a module. */
-const ADAPTER_OPTIONS = ['backend', 'model', 'method.name'];
+/**
+ * What a saved adapter needs: its base weights (not their training-only settings), the backend, and the method only
+ * when it comes from a module.
+ */
+const ADAPTER_OPTIONS = ['backend', 'model', '!model.dropPathRate', '!model.recipe', 'method.name'];
 /** What evaluating or predicting reads besides: the data and the evaluation batch. */
 const DATA_OPTIONS = ['data', 'train.batchSize', 'train.evalBatchSize'];
 

@@ -93,4 +93,24 @@ describe('Progress phases', () => {
       vi.useRealTimers();
     }
   });
+
+  it('timed: ends with the result, or stops silently when the work throws', async () => {
+    vi.useFakeTimers();
+    try {
+      const log: string[] = [];
+      const progress = new Progress({ isTTY: false, write: (text) => log.push(text) });
+      expect(await progress.timed('adding', async () => 2 + 2, (sum) => `${sum}`)).toBe(4);
+      expect(log).toEqual([expect.stringMatching(/^adding: 4 \(\d+\.\d s\)\n$/)]);
+      log.length = 0;
+      await expect(
+        progress.timed('loading', async () => {
+          throw new Error('no such file');
+        }),
+      ).rejects.toThrow('no such file');
+      vi.advanceTimersByTime(5000);
+      expect(log).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });

@@ -22,6 +22,8 @@ export interface Phase {
   tick(done: number, total: number): void;
   /** Ends the phase with a short result (`ok`, `3,000 images`); the elapsed time is added. */
   end(result?: string): void;
+  /** Stops the phase without a result line (it failed; its error is reported elsewhere). */
+  cancel(): void;
 }
 
 /**
@@ -74,7 +76,35 @@ export class Progress {
         const seconds = ((performance.now() - started) / 1000).toFixed(1);
         this.line(`${label}: ${result ?? 'done'} (${seconds} s)`);
       },
+      cancel: () => {
+        clearTimeout(timer);
+        if (this.lastLine) {
+          this.out.write('\n');
+          this.lastLine = '';
+        }
+      },
     };
+  }
+
+  /**
+   * Runs `work` as a phase (see `phase`): ended with `result(value)` when it succeeds; when it throws, the phase
+   * stops without a word (the error says what happened) and the error propagates.
+   */
+  async timed<T>(
+    label: string,
+    work: (phase: Phase) => Promise<T>,
+    result?: (value: T) => string,
+  ): Promise<T> {
+    const phase = this.phase(label);
+    let value: T;
+    try {
+      value = await work(phase);
+    } catch (error) {
+      phase.cancel();
+      throw error;
+    }
+    phase.end(result?.(value));
+    return value;
   }
 
   /** Renders training events. */
