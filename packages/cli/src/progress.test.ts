@@ -99,7 +99,13 @@ describe('Progress phases', () => {
     try {
       const log: string[] = [];
       const progress = new Progress({ isTTY: false, write: (text) => log.push(text) });
-      expect(await progress.timed('adding', async () => 2 + 2, (sum) => `${sum}`)).toBe(4);
+      expect(
+        await progress.timed(
+          'adding',
+          async () => 2 + 2,
+          (sum) => `${sum}`,
+        ),
+      ).toBe(4);
       expect(log).toEqual([expect.stringMatching(/^adding: 4 \(\d+\.\d s\)\n$/)]);
       log.length = 0;
       await expect(
