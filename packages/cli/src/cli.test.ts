@@ -399,6 +399,30 @@ describe('peft command line, end to end on a VTAB-1k-layout task made from MNIST
     }
   });
 
+  it('fits defaults to the data before decoding it: prototypes capped, dropped images counted', async () => {
+    const plain = join(dir, 'defaults.yaml');
+    await writeFile(plain, (await readFile(config, 'utf8')).replace(/ {2}options: .*\n/, ''));
+    const dry = await peft(
+      'train',
+      '--config',
+      plain,
+      '--dry-run',
+      '--train.dropLast=true',
+      '--train.batchSize=16',
+    );
+    expect(dry.code, dry.err).toBe(EXIT.ok);
+    expect(dry.err).toMatch(
+      /note: method\.options\.hierarchy\.prototypes 200 \(default\) capped at 40: k-means needs an image per prototype and the smallest training split has 40 \(.*train800\.txt: 40 images\)/,
+    );
+    expect(dry.err).toMatch(
+      /note: train\.dropLast: each epoch skips the last partial batch of 16: 8 of 40 \(.*train800\.txt\), then 12 of 60 \(.*train800val200\.txt\) images/,
+    );
+    const json = JSON.parse(dry.out.slice(0, dry.out.lastIndexOf('}') + 1)) as {
+      config: { method: { options: { hierarchy: { prototypes: number } } } };
+    };
+    expect(json.config.method.options.hierarchy.prototypes).toBe(40);
+  });
+
   it('refuses a warm-up as long as the run before reading any data, and names the flags', async () => {
     const missing = join(dir, 'no-such-folder');
     const refused = await peft(
