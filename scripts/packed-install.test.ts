@@ -102,6 +102,7 @@ const EXPECTED_EXPORTS: Record<string, readonly string[]> = {
   '@peftjs/native/kernel-names': ['FUSED_KERNELS'],
   '@peftjs/pml': ['promptMatchingLoss', 'PML_PLUGIN'],
   '@peftjs/prompts': ['shipPrompts', 'SHIP_PROMPTS_PLUGIN'],
+  '@peftjs/references': ['knn', 'scratch', 'KNN_METHOD', 'SCRATCH_METHOD', 'REFERENCE_METHODS'],
   '@peftjs/ship': ['ship', 'SHIP_METHOD', 'shipVtabPreset', 'SHIP_PLUGIN_FACTORIES'],
   '@peftjs/train': ['AdamW', 'evaluate', 'createOptimizer', 'train', 'TRAIN_OPTIONS'],
 };

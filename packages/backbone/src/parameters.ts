@@ -1,4 +1,4 @@
-import { type Tensor, type VitConfig, tf, vitGeometry } from '@peftjs/core';
+import { type Rng, type Tensor, type VitConfig, tf, vitGeometry } from '@peftjs/core';
 
 /**
  * The timm parameter table of a ViT, and how each tensor is stored inside PEFT.js.
@@ -74,6 +74,26 @@ export function vitParameterSpecs(config: VitConfig, options: { head?: boolean }
     );
   }
   return specs;
+}
+
+/**
+ * timm's random initialisation of one ViT tensor, in timm / PyTorch layout (`spec.torchShape`): trunc-normal(0.02)
+ * linear weights and position embedding, N(0, 1e-6) class token, PyTorch's Conv2d default U(±1/√fan_in) for the patch
+ * projection, unit LayerNorm weights, zero biases. `VisionTransformer.create` draws every tensor with it, in
+ * `vitParameterSpecs` order from one stream; `toStorageLayout` turns the values into the stored tensor.
+ */
+export function timmInitialValues(spec: ParameterSpec, config: VitConfig, rng: Rng): Float32Array {
+  const data = new Float32Array(spec.torchShape.reduce((a, b) => a * b, 1));
+  const last = spec.name.split('.').pop();
+  if (spec.name === 'cls_token') rng.fillNormal(data, 0, 1e-6);
+  else if (spec.name === 'pos_embed') rng.fillTruncatedNormal(data, 0.02);
+  else if (spec.name.startsWith('patch_embed.')) {
+    const bound = 1 / Math.sqrt(config.channels * config.patchSize * config.patchSize);
+    rng.fillUniform(data, -bound, bound);
+  } else if (spec.name.includes('norm')) data.fill(last === 'weight' ? 1 : 0);
+  else if (last === 'weight') rng.fillTruncatedNormal(data, 0.02);
+  // Linear biases stay zero.
+  return data;
 }
 
 /** Shape of a parameter as PEFT.js stores it. */

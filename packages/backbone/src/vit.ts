@@ -32,7 +32,13 @@ import {
   dropPathRateAt,
   validateVitConfig,
 } from '@peftjs/core/backbone';
-import { type ParameterSpec, toStorageLayout, toTorchLayout, vitParameterSpecs } from './parameters.js';
+import {
+  type ParameterSpec,
+  timmInitialValues,
+  toStorageLayout,
+  toTorchLayout,
+  vitParameterSpecs,
+} from './parameters.js';
 
 interface RowInputs {
   h: Tensor3D;
@@ -86,19 +92,7 @@ export class VisionTransformer implements PeftBackbone {
     const rng = new Rng(options.seed ?? 0).split('vit-init');
     const registry = new ParameterRegistry();
     for (const spec of vitParameterSpecs(config)) {
-      const size = spec.torchShape.reduce((a, b) => a * b, 1);
-      const data = new Float32Array(size);
-      const last = spec.name.split('.').pop();
-      if (spec.name === 'cls_token') rng.fillNormal(data, 0, 1e-6);
-      else if (spec.name === 'pos_embed') rng.fillTruncatedNormal(data, 0.02);
-      else if (spec.name.startsWith('patch_embed.')) {
-        // PyTorch's Conv2d default: U(±1/√fan_in).
-        const bound = 1 / Math.sqrt(config.channels * config.patchSize * config.patchSize);
-        rng.fillUniform(data, -bound, bound);
-      } else if (spec.name.includes('norm')) data.fill(last === 'weight' ? 1 : 0);
-      else if (last === 'weight') rng.fillTruncatedNormal(data, 0.02);
-      // Linear biases stay zero.
-      registerSpec(registry, spec, tf.tensor(data, [...spec.torchShape]));
+      registerSpec(registry, spec, tf.tensor(timmInitialValues(spec, config, rng), [...spec.torchShape]));
     }
     return new VisionTransformer(config, registry);
   }

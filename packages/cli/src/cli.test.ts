@@ -241,13 +241,220 @@ describe('peft command line, end to end on a VTAB-1k-layout task made from MNIST
     const labels = predicted.out
       .trim()
       .split('\n')
-      .map((l) => (JSON.parse(l) as { label: number }).label);
+      .map((l) => (JSON.parse(l) as { predicted: number }).predicted);
     const fromRun = (await readFile(join(run(), 'predictions.jsonl'), 'utf8'))
       .trim()
       .split('\n')
       .slice(0, 3)
       .map((l) => (JSON.parse(l) as { predicted: number }).predicted);
     expect(labels).toEqual(fromRun);
+  });
+
+  it('evaluates, predicts and exports from the run folder alone, listing what the command line overrides', async () => {
+    const results = JSON.parse(await readFile(join(run(), 'results.json'), 'utf8')) as {
+      test: { top1: number };
+    };
+    const evaluated = await peft('eval', run());
+    expect(evaluated.code, evaluated.err).toBe(EXIT.ok);
+    expect((JSON.parse(evaluated.out) as { top1: number }).top1).toBeCloseTo(results.test.top1, 10);
+    expect(evaluated.err).toContain(`using the config of run ${run()} (manifest.json)\n`);
+    const onCpu = await peft('eval', run(), '--backend=cpu', '--train.lr=0.5');
+    expect(onCpu.code, onCpu.err).toBe(EXIT.ok);
+    expect(onCpu.err).toContain('overridden here: --backend=cpu --train.lr=0.5');
+    expect(onCpu.err).toContain('note: --train.lr does not apply to peft eval: ignored');
+    // The final adapter trained on train800 and val200: its val score is no held-out score, and it says so.
+    const val = await peft('eval', run(), '--split', 'val');
+    expect(val.code, val.err).toBe(EXIT.ok);
+    expect(val.err).toMatch(
+      /note: this adapter is the run's final fit, trained on train800 and val200: its val /,
+    );
+    const exported = await peft('export', run(), '--to', join(dir, 'exported-from-folder'));
+    expect(exported.code, exported.err).toBe(EXIT.ok);
+    expect(existsSync(join(dir, 'exported-from-folder', 'adapter_model.safetensors'))).toBe(true);
+  });
+
+  it('writes predictions with the file, the true label and the most probable classes; peft predict agrees', async () => {
+    const rows = (await readFile(join(run(), 'predictions.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            index: number;
+            path: string;
+            label: number;
+            predicted: number;
+            correct: boolean;
+            top: { class: number; probability: number }[];
+          },
+      );
+    const listed = (await readFile(join(dir, 'vtab', 'mnist', 'test.txt'), 'utf8')).trim().split('\n');
+    expect(rows).toHaveLength(listed.length);
+    rows.forEach((row, i) => {
+      const [file, label] = (listed[i] as string).split(' ');
+      expect(row.path).toBe(join(dir, 'vtab', 'mnist', file as string));
+      expect(row.label).toBe(Number(label));
+      expect(row.top).toHaveLength(5);
+      expect(row.top[0]?.class).toBe(row.predicted);
+      expect(row.correct).toBe(row.predicted === row.label);
+      const probabilities = row.top.map((t) => t.probability);
+      expect([...probabilities].sort((a, b) => b - a)).toEqual(probabilities);
+      expect(probabilities.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(1 + 1e-5);
+    });
+    const images = rows.slice(0, 3).map((r) => r.path);
+    const predicted = await peft('predict', run(), ...images, '--top-k', '3');
+    expect(predicted.code, predicted.err).toBe(EXIT.ok);
+    const lines = predicted.out
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            image: string;
+            predicted: number;
+            label: number;
+            correct: boolean;
+            probability: number;
+            top: unknown[];
+          },
+      );
+    lines.forEach((line, i) => {
+      const row = rows[i] as (typeof rows)[number];
+      expect(line).toMatchObject({
+        image: row.path,
+        predicted: row.predicted,
+        label: row.label,
+        correct: row.correct,
+      });
+      expect(line.top).toHaveLength(3);
+      expect(line.probability).toBeCloseTo(row.top[0]?.probability as number, 4);
+    });
+    const unlisted = join(dir, 'unlisted.png');
+    await writeFile(unlisted, await readFile(images[0] as string));
+    const alone = JSON.parse((await peft('predict', run(), unlisted)).out) as Record<string, unknown>;
+    expect(alone.image).toBe(unlisted);
+    expect(alone).not.toHaveProperty('label');
+  });
+
+  it('gives each command only its own options in --help', async () => {
+    const help = await peft('eval', '--help');
+    expect(help.code).toBe(EXIT.ok);
+    expect(help.out).toMatch(/Usage: peft eval RUN_DIR/);
+    for (const shown of ['--model.weights', '--data.root', '--backend', '--train.evalBatchSize', '--verbose'])
+      expect(help.out).toContain(shown);
+    for (const hidden of ['--train.lr ', '--train.epochs ', '--method.options.', '--seed ', 'Presets of'])
+      expect(help.out).not.toContain(hidden);
+    const exportHelp = (await peft('export', '--help')).out;
+    expect(exportHelp).toContain('--model.weights');
+    expect(exportHelp).not.toContain('--data.root');
+  });
+
+  it('keeps the backend chatter behind --verbose', async () => {
+    const quiet = await peft('eval', run());
+    expect(quiet.err).not.toMatch(/\[peftjs\] backend/);
+    const verbose = await peft('eval', run(), '--verbose');
+    expect(verbose.code, verbose.err).toBe(EXIT.ok);
+    expect(verbose.err).toMatch(/\[peftjs\] backend wasm/);
+  });
+
+  it('gives the reference rows through peft train: pixel kNN (k chosen on val) and the same ViT from scratch', async () => {
+    const plain = join(dir, 'reference.yaml');
+    await writeFile(
+      plain,
+      (await readFile(config, 'utf8')).replace(/method:\n {2}name: ship\n {2}options: .*\n/, ''),
+    );
+    for (const [name, flags] of [
+      ['knn', ['--method.name=knn', '--method.options.k=[1,3]']],
+      ['knn-features', ['--method.name=knn', '--method.options.space=features']],
+      ['scratch', ['--method.name=scratch']],
+    ] as const) {
+      const out = join(dir, name);
+      const trained = await peft('train', '--config', plain, ...flags, `--out=${out}`);
+      expect(trained.code, trained.err).toBe(EXIT.ok);
+      const results = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as {
+        method: string;
+        test: { top1: number; count: number };
+        fit?: { chosen: { k: number }; candidates: { valTop1: number }[] };
+        parameters: { trainable: number; total: number };
+      };
+      expect(results.test.count, name).toBe(40);
+      const rows = (await readFile(join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n');
+      const correct = rows.filter((l) => (JSON.parse(l) as { correct: boolean }).correct).length;
+      expect(results.test.top1, name).toBeCloseTo(correct / 40, 10);
+      if (name === 'scratch') {
+        expect(results.fit).toBeUndefined();
+        // Every weight of the architecture trains, from its random initialisation.
+        expect(results.parameters.trainable).toBe(results.parameters.total);
+      } else {
+        expect(results.parameters.trainable).toBe(0);
+        const best = Math.max(...(results.fit?.candidates.map((c) => c.valTop1) ?? []));
+        expect(
+          results.fit?.candidates[(name === 'knn' ? [1, 3] : [1, 3, 5, 9]).indexOf(results.fit.chosen.k)]
+            ?.valTop1,
+        ).toBe(best);
+      }
+      const evaluated = await peft('eval', out);
+      expect(evaluated.code, evaluated.err).toBe(EXIT.ok);
+      expect((JSON.parse(evaluated.out) as { top1: number }).top1, name).toBeCloseTo(results.test.top1, 10);
+    }
+  });
+
+  it('fits defaults to the data before decoding it: prototypes capped, dropped images counted', async () => {
+    const plain = join(dir, 'defaults.yaml');
+    await writeFile(plain, (await readFile(config, 'utf8')).replace(/ {2}options: .*\n/, ''));
+    const dry = await peft(
+      'train',
+      '--config',
+      plain,
+      '--dry-run',
+      '--train.dropLast=true',
+      '--train.batchSize=16',
+    );
+    expect(dry.code, dry.err).toBe(EXIT.ok);
+    expect(dry.err).toMatch(
+      /note: method\.options\.hierarchy\.prototypes 200 \(default\) capped at 40: k-means needs an image per prototype and the smallest training split has 40 \(.*train800\.txt: 40 images\)/,
+    );
+    expect(dry.err).toMatch(
+      /note: train\.dropLast: each epoch skips the last partial batch of 16: 8 of 40 \(.*train800\.txt\), then 12 of 60 \(.*train800val200\.txt\) images/,
+    );
+    const json = JSON.parse(dry.out.slice(0, dry.out.lastIndexOf('}') + 1)) as {
+      config: { method: { options: { hierarchy: { prototypes: number } } } };
+    };
+    expect(json.config.method.options.hierarchy.prototypes).toBe(40);
+  });
+
+  it('refuses a warm-up as long as the run before reading any data, and names the flags', async () => {
+    const missing = join(dir, 'no-such-folder');
+    const refused = await peft(
+      'train',
+      `--model.weights=${join(missing, 'w.safetensors')}`,
+      `--data.root=${missing}`,
+      '--data.task=x',
+      '--train.epochs=5',
+      '--train.warmupEpochs=5',
+    );
+    // Nothing was read: the missing weights and data would have failed first.
+    expect(refused.code).toBe(EXIT.usage);
+    expect(refused.err).toBe(
+      'peft: train.warmupEpochs = 5 (--train.warmupEpochs) is not below train.epochs = 5 (--train.epochs): the ' +
+        'learning rate would still be warming up when training ends. Lower train.warmupEpochs (e.g. ' +
+        '--train.warmupEpochs=0) or raise train.epochs\n',
+    );
+    const flag = await peft('train', '--config', config, '--train.batchSize=-2');
+    expect(flag.code).toBe(EXIT.usage);
+    expect(flag.err).toMatch(/^peft: --train\.batchSize: option "train\.batchSize": /);
+    const prototypes = await peft(
+      'train',
+      '--config',
+      config,
+      '--method.options.hierarchy.prototypes=500',
+      `--out=${join(dir, 'never')}`,
+    );
+    expect(prototypes.code).toBe(EXIT.usage);
+    expect(prototypes.err).toMatch(
+      /peft: --method\.options\.hierarchy\.prototypes: method\.options\.hierarchy\.prototypes = 500 is more than this data allows \(40\)/,
+    );
+    expect(existsSync(join(dir, 'never'))).toBe(false);
   });
 
   it('benches SHIP with the stand-in artifacts of its data pass, and refuses prepare for a method without one', async () => {

@@ -6,6 +6,7 @@ import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
   type BackendChoice,
+  type FitOutcome,
   type PeftModel,
   type PeftPlugin,
   PeftError,
@@ -14,9 +15,8 @@ import {
   initBackend,
   loadAdapter,
   saveAdapter,
-  tf,
 } from '@peftjs/core';
-import { type ImageDataset, asPrepareData, decodeImage, formatProblem, normalize } from '@peftjs/data';
+import { type ImageDataset, asPrepareData, formatProblem } from '@peftjs/data';
 import { readFileSet, writeFileSet } from '@peftjs/core/internal';
 import { progressBar } from '@peftjs/hub';
 import {
@@ -29,29 +29,41 @@ import {
   train,
   vtabProtocol,
 } from '@peftjs/train';
+import { type DataCounts, applyDataLimits } from './checks.js';
 import type { ResolvedRun } from './config.js';
 import {
   type RunData as SplitData,
+  type RunSplits,
   buildRunData,
   checkRunSplits,
-  inputLimits,
   readRunSplits,
 } from './data-source.js';
 import { applyPretrainedNormalization, checkReference } from './hub-weights.js';
 import { UsageError } from './errors.js';
+import { fitReference } from './fit-reference.js';
 import { adapterFactories } from './methods.js';
 import type { RunConfig } from './options.js';
+import { TOP_CLASSES, predictionRows } from './predictions.js';
 import type { Output, Progress } from './progress.js';
 import { RunFolder, manifest, writeReport } from './run-folder.js';
+import { methodFileData } from './plots.js';
+import { announceRun, recipeReport } from './run-notes.js';
 
 export interface CommandContext {
   readonly out: Output;
   readonly err: Output;
   readonly progress: Progress;
+  /** `--verbose`: the backend choice with every skipped backend, and tfjs's own notices. */
+  readonly verbose?: boolean;
 }
 
+/** Starts the configured backend; what was chosen and skipped is printed with `--verbose` only. */
 export async function backendFor(config: RunConfig, ctx: CommandContext): Promise<BackendChoice> {
-  return initBackend({ prefer: config.backend, log: (line) => ctx.progress.line(line) });
+  return initBackend({
+    prefer: config.backend,
+    log: ctx.verbose ? (line) => ctx.progress.line(line) : false,
+    ...(ctx.verbose ? { debug: true } : {}),
+  });
 }
 
 /**
@@ -64,13 +76,21 @@ export async function loadBase(config: RunConfig, ctx: CommandContext): Promise<
       'option "model.weights" is required (a .safetensors or .npz file, or hf:<org>/<repo> / timm:<model>)',
     );
   checkReference(config.model.weights);
-  const base = await loadVit(config.model.weights, {
-    dropPathRate: config.model.dropPathRate,
-    maxNpzBytes: Math.max(1, Math.floor(config.model.maxNpzMb * 2 ** 20)),
-    ...(config.model.heads !== undefined ? { heads: config.model.heads } : {}),
-    ...(config.model.layerNormEps !== undefined ? { layerNormEps: config.model.layerNormEps } : {}),
-    hub: { progress: progressBar(ctx.err) },
-  });
+  const weights = config.model.weights;
+  const base = await ctx.progress.timed(
+    `loading ${weights}`,
+    () =>
+      loadVit(weights, {
+        dropPathRate: config.model.dropPathRate,
+        maxNpzBytes: Math.max(1, Math.floor(config.model.maxNpzMb * 2 ** 20)),
+        ...(config.model.heads !== undefined ? { heads: config.model.heads } : {}),
+        ...(config.model.layerNormEps !== undefined ? { layerNormEps: config.model.layerNormEps } : {}),
+        hub: { progress: progressBar(ctx.err) },
+      }),
+    ({ model }) =>
+      `ViT depth ${model.config.depth}, width ${model.config.dim}, ${model.config.imageSize.join('×')} images, ` +
+      `patch ${model.config.patchSize}`,
+  );
   if (base.hub) applyPretrainedNormalization(config, base.hub, ctx.progress);
   if (config.model.fingerprint !== undefined) {
     try {
@@ -124,21 +144,23 @@ export async function openRun(
   run: ResolvedRun,
   ctx: CommandContext,
 ): Promise<{ backend: BackendChoice; base: LoadedVit }> {
-  for (const warning of run.warnings) ctx.progress.line(`note: ${warning}`);
+  announceRun(run, ctx.progress);
   const backend = await backendFor(run.config, ctx);
   return { backend, base: await loadBase(run.config, ctx) };
 }
 
 /** The run's datasets and the backbone every model of the run shares. */
-type RunData = SplitData & { readonly backbone: VisionTransformer };
+export type RunData = SplitData & { readonly backbone: VisionTransformer };
 
 /** What a training protocol leaves: the final model, its result and the history of every run. */
-interface Fitted {
+export interface Fitted {
   readonly model: PeftModel;
   readonly result: TrainResult;
   readonly histories: { label: string; history: TrainResult['history'] }[];
   /** What the protocol chose on val200 (vtab, select): the epoch count and its validation top-1. */
   readonly validation?: { readonly top1: number | null; readonly bestEpoch: number; readonly epochs: number };
+  /** What a method that fits without training (`fit`) decided. */
+  readonly fit?: FitOutcome;
 }
 
 /**
@@ -152,6 +174,7 @@ async function fitModel(
   progress: Progress,
 ): Promise<Fitted> {
   const { config } = run;
+  if (run.method.fit) return fitReference(run, data, progress);
   const onEvent: TrainOptions['onEvent'] = (event) => {
     progress.trainEvent(event, config.train.epochs);
     return folder.log({ ...event });
@@ -163,8 +186,9 @@ async function fitModel(
       numClasses: data.numClasses,
     });
     if (preparing(model).length > 0) {
-      progress.line(`preparing ${preparing(model).join(', ')} on ${prepareOn.size} images`);
-      await model.prepare(asPrepareData(prepareOn, config.train.batchSize));
+      await progress.timed(`preparing ${preparing(model).join(', ')} on ${prepareOn.size} images`, () =>
+        model.prepare(asPrepareData(prepareOn, config.train.batchSize)),
+      );
     }
     return model;
   };
@@ -266,22 +290,57 @@ function dryRun(run: ResolvedRun, vit: VisionTransformer, numClasses: number, ct
   }
 }
 
+/** The name of a split's source for messages: its list file, or the IDX images file. */
+function splitLabel(source: RunSplits['sources'][keyof RunSplits['sources']]): string {
+  return 'samples' in source ? (source.file ?? source.name) : `${source.files.images} (IDX)`;
+}
+
+const sizeOf = (source: RunSplits['sources'][keyof RunSplits['sources']]) =>
+  'samples' in source ? source.samples.length : source.count;
+
+/**
+ * What the split lists say about the run, before any image is decoded: the method's data-bound options capped or
+ * refused (`applyDataLimits`), and with `train.dropLast` how many images each epoch skips.
+ */
+function fitToData(run: ResolvedRun, splits: RunSplits, progress: Progress): ResolvedRun {
+  const trained = [splits.sources.select, splits.sources.trainval];
+  const smallest = trained.reduce((a, b) => (sizeOf(b) < sizeOf(a) ? b : a));
+  const counts: DataCounts = {
+    trainImages: sizeOf(smallest),
+    trainSplit: `${splitLabel(smallest)}: ${sizeOf(smallest)} images`,
+    numClasses: splits.numClasses,
+  };
+  const fitted = applyDataLimits(run, counts);
+  const { batchSize, dropLast } = fitted.run.config.train;
+  const notes = [...fitted.notes];
+  if (dropLast && !run.method.fit) {
+    const skips = trained.map((s) => `${sizeOf(s) % batchSize} of ${sizeOf(s)} (${splitLabel(s)})`);
+    notes.push(
+      `train.dropLast: each epoch skips the last partial batch of ${batchSize}: ${skips.join(', then ')} images; ` +
+        '--train.dropLast=false trains on all of them',
+    );
+  }
+  for (const note of notes) progress.line(`note: ${note}`);
+  return fitted.run;
+}
+
 /** `peft train`: check data → build model → prepare (data pass) → train and select → test once → files. */
 export async function trainCommand(
-  run: ResolvedRun,
+  resolved: ResolvedRun,
   ctx: CommandContext,
   options: { dryRun: boolean },
 ): Promise<void> {
-  const { config } = run;
   const started = performance.now();
-  const { backend, base } = await openRun(run, ctx);
+  const { backend, base } = await openRun(resolved, ctx);
   const vit = base.model;
-  const splits = await readRunSplits(config, vit.config);
+  const splits = await readRunSplits(resolved.config, vit.config);
+  const run = fitToData(resolved, splits, ctx.progress);
+  const { config, method } = run;
   if (options.dryRun) {
     dryRun(run, vit, splits.numClasses, ctx);
     return;
   }
-  const problems = await checkRunSplits(config, vit.config, splits);
+  const problems = await checkRunSplits(config, vit.config, splits, ctx.progress);
   if (problems.length > 0) {
     throw new Error(
       `data check failed with ${problems.length} problem(s); nothing was trained:\n` +
@@ -300,7 +359,7 @@ export async function trainCommand(
         `${folder.dir} already holds a run: pass --train.resume=true to continue it, or choose another --out`,
       );
     }
-    await trainInFolder(run, ctx, { backend, base, data, folder, started });
+    await trainInFolder(run, ctx, { backend, base, data, splits, folder, started });
   } finally {
     await folder.close();
   }
@@ -314,27 +373,38 @@ async function trainInFolder(
     backend: BackendChoice;
     base: LoadedVit;
     data: RunData;
+    splits: RunSplits;
     folder: RunFolder;
     started: number;
   },
 ): Promise<void> {
   const { config, method } = run;
-  const { backend, base, data, folder, started } = state;
+  const { backend, base, data, splits, folder, started } = state;
   const vit = base.model;
   const progress = ctx.progress;
   const selection = config.train.protocol === 'vtab' ? 'val' : config.train.selection;
-  await folder.writeJson(
-    'manifest.json',
-    manifest({
+  const recipe = recipeReport(run);
+  // The protocols whose final model trains on the validation split too (vtab's and refit's final fit, single).
+  const trainedOn = ['vtab', 'single', 'refit'].includes(config.train.protocol)
+    ? [splits.sources.select, splits.sources.val].map((s) => ('samples' in s ? s.name : splitLabel(s)))
+    : undefined;
+  await folder.writeJson('manifest.json', {
+    ...manifest({
       config,
       method: { name: method.name, version: method.version },
       warnings: run.warnings,
       backend,
-      data: { ...data.description, normalization: config.data.normalization },
+      data: {
+        ...data.description,
+        normalization: config.data.normalization,
+        ...(splits.classNames ? { classNames: splits.classNames } : {}),
+      },
       selection,
       weights: { path: base.hub?.pinned ?? config.model.weights ?? '', layout: base.layout },
     }),
-  );
+    ...(recipe ? { recipe } : {}),
+    ...(trainedOn ? { trainedOn } : {}),
+  });
   // The precondition every number rests on: the base is the one loaded (and the pinned one, when pinned).
   const fingerprint = baseFingerprint(vit, config);
   const fitted = await fitModel(run, data, folder, progress);
@@ -344,13 +414,24 @@ async function trainInFolder(
     const test =
       config.train.protocol === 'select'
         ? null
-        : await evaluate(model, data.test, { batchSize: config.train.batchSize });
+        : await progress.timed(
+            `testing on ${splitLabel(splits.sources.test)} (${data.test.size} images)`,
+            (phase) =>
+              evaluate(model, data.test, {
+                batchSize: config.train.evalBatchSize ?? config.train.batchSize,
+                topK: TOP_CLASSES,
+                onBatch: (done, total) => phase.tick(done, total),
+              }),
+            (metrics) => `top-1 ${(metrics.top1 * 100).toFixed(2)} %`,
+          );
     await saveAdapter(model, folder.path('adapter'));
     const written = await writeResults(run, folder, fitted, test, {
       backend: backend.backend,
       kernels: describeKernels(backend),
       fingerprint,
       wallSeconds: (performance.now() - started) / 1000,
+      testSource: splits.sources.test,
+      ...(splits.classNames ? { classNames: splits.classNames } : {}),
     });
     const scored = test
       ? `test top-1 ${(test.top1 * 100).toFixed(2)} % (${test.count} images, selection: ${result.selection})`
@@ -377,15 +458,20 @@ async function writeResults(
   folder: RunFolder,
   fitted: Fitted,
   test: EvalMetrics | null,
-  facts: { backend: string; kernels: string; fingerprint: string; wallSeconds: number },
+  facts: {
+    backend: string;
+    kernels: string;
+    fingerprint: string;
+    wallSeconds: number;
+    testSource: RunSplits['sources']['test'];
+    classNames?: readonly string[];
+  },
 ): Promise<{ trainable: number; trainableWithoutHead: number }> {
   const { config, method } = run;
   const { model, result, histories } = fitted;
   if (test) {
-    await folder.writeFile(
-      'predictions.jsonl',
-      `${test.predictions.map((p, i) => JSON.stringify({ index: i, predicted: p })).join('\n')}\n`,
-    );
+    const rows = predictionRows(test, facts.testSource, facts.classNames);
+    await folder.writeFile('predictions.jsonl', `${rows.map((row) => JSON.stringify(row)).join('\n')}\n`);
   }
   const report = model.parameterReport();
   const parameters = {
@@ -394,6 +480,7 @@ async function writeResults(
     trainableWithoutHead: report.trainableWithoutHead,
   };
   const methodReport = method.report ? await method.report(model, config.method.options) : undefined;
+  const recipe = recipeReport(run);
   await folder.writeJson('results.json', {
     method: config.method.name,
     ...(methodReport ? { methodReport: methodReport.fields } : {}),
@@ -401,6 +488,7 @@ async function writeResults(
     selection: result.selection,
     ...(result.selectionWarning ? { selectionWarning: result.selectionWarning } : {}),
     ...(fitted.validation ? { validation: fitted.validation } : {}),
+    ...(fitted.fit ? { fit: fitted.fit } : {}),
     epochsTrained: result.epochsCompleted,
     ...(test
       ? {
@@ -414,10 +502,21 @@ async function writeResults(
         }
       : {}),
     parameters,
+    ...(recipe ? { recipe } : {}),
     base: { fingerprint: facts.fingerprint },
     backend: { name: facts.backend, kernels: facts.kernels },
     wallSeconds: facts.wallSeconds,
   });
+  const fitLine = fitted.fit
+    ? [
+        `fitted without training: chose ${JSON.stringify(fitted.fit.chosen)} on val (` +
+          fitted.fit.candidates
+            .map((c) => `${JSON.stringify(c.setting)} ${(c.valTop1 * 100).toFixed(1)} %`)
+            .join(', ') +
+          `), then fitted on ${fitted.fit.fittedOn} images`,
+      ]
+    : [];
+  const recipeLine = run.recipe ? [`recipe: ${run.recipe.source} (${run.recipe.reason})`] : [];
   await writeReport(folder, {
     title: `${config.method.name} on ${config.data.task ?? config.data.root}`,
     method: config.method.name,
@@ -427,12 +526,17 @@ async function writeResults(
     test,
     ...(fitted.validation ? { validation: fitted.validation } : {}),
     ...(methodReport ? { methodReport } : {}),
-    ...facts,
+    extraLines: [...recipeLine, ...fitLine],
+    backend: facts.backend,
+    kernels: facts.kernels,
+    fingerprint: facts.fingerprint,
+    wallSeconds: facts.wallSeconds,
   });
   return parameters;
 }
 
-async function modelFromAdapter(
+/** The run's base weights with the adapter in `adapterDir` loaded on them. */
+export async function modelFromAdapter(
   run: ResolvedRun,
   adapterDir: string,
   ctx: CommandContext,
@@ -441,82 +545,37 @@ async function modelFromAdapter(
   return loadAdapter(base.model, adapterDir, { factories: adapterFactories(run.method) });
 }
 
-/** `peft eval`: a saved adapter on a split (default test). */
-export async function evalCommand(
-  run: ResolvedRun,
-  ctx: CommandContext,
-  options: { adapter: string; split: 'test' | 'val' | 'trainval' },
-): Promise<void> {
-  const { config } = run;
-  await backendFor(config, ctx);
-  const model = await modelFromAdapter(run, options.adapter, ctx);
-  const splits = await readRunSplits(config, model.config);
-  const data = buildRunData(config, model.config, splits);
-  const dataset =
-    options.split === 'val' ? data.val : options.split === 'trainval' ? data.trainval : data.test;
-  const metrics = await evaluate(model, dataset, { batchSize: config.train.batchSize });
-  model.dispose();
-  ctx.out.write(
-    `${JSON.stringify({ split: options.split, top1: metrics.top1, top5: metrics.top5, count: metrics.count, predictions: metrics.predictions })}\n`,
-  );
-}
-
-/** `peft predict`: labels for image files. */
-export async function predictCommand(
-  run: ResolvedRun,
-  ctx: CommandContext,
-  options: { adapter: string; images: string[] },
-): Promise<void> {
-  if (options.images.length === 0) throw new UsageError('peft predict needs at least one image path');
-  const { config } = run;
-  await backendFor(config, ctx);
-  const model = await modelFromAdapter(run, options.adapter, ctx);
-  const [h, w] = model.config.imageSize;
-  const channels = model.config.channels as 1 | 3;
-  for (const path of options.images) {
-    const pixels = normalize(
-      await decodeImage(path, { size: [h, w], channels, limits: inputLimits(config) }),
-      config.data.normalization,
-      channels,
-    );
-    const probs = tf.tidy(() => tf.softmax(model.predict(tf.tensor4d(pixels, [1, h, w, channels]))));
-    const values = Array.from(probs.dataSync());
-    probs.dispose();
-    const label = values.indexOf(Math.max(...values));
-    ctx.out.write(`${JSON.stringify({ image: path, label, probability: values[label] })}\n`);
-  }
-  model.dispose();
-}
-
 /**
  * `peft prepare` (also `peft hierarchy` and `peft prototypes`): the method's data pass alone — the model `peft
  * train` fits last (same seed, the train+val split, the same batches) is built and prepared, and the method's
  * outputs describe it (for SHIP: the hierarchy, its heatmap and the prototype bank); `artifacts.json` holds every
  * plugin's recorded artifacts.
  */
-export async function prepareCommand(run: ResolvedRun, ctx: CommandContext): Promise<void> {
-  const { config, method } = run;
-  const names = methodPlugins(run)
+export async function prepareCommand(resolved: ResolvedRun, ctx: CommandContext): Promise<void> {
+  const names = methodPlugins(resolved)
     .filter((p) => p.prepare)
     .map((p) => p.name);
   if (names.length === 0)
-    throw new UsageError(`method "${method.name}" has no data pass: nothing to prepare`);
-  const { base } = await openRun(run, ctx);
-  const splits = await readRunSplits(config, base.model.config);
+    throw new UsageError(`method "${resolved.method.name}" has no data pass: nothing to prepare`);
+  const { base } = await openRun(resolved, ctx);
+  const splits = await readRunSplits(resolved.config, base.model.config);
+  const run = fitToData(resolved, splits, ctx.progress);
+  const { config, method } = run;
   const data = buildRunData(config, base.model.config, splits);
   const model = createPeftModel(base.model, methodPlugins(run), {
     seed: config.seed,
     numClasses: data.numClasses,
   });
   try {
-    ctx.progress.line(`preparing ${names.join(', ')} on ${data.trainval.size} images`);
-    await model.prepare(asPrepareData(data.trainval, config.train.batchSize));
+    await ctx.progress.timed(`preparing ${names.join(', ')} on ${data.trainval.size} images`, () =>
+      model.prepare(asPrepareData(data.trainval, config.train.batchSize)),
+    );
     const files = method.prepare ? await method.prepare.outputs(model, config.method.options) : [];
     const folder = new RunFolder(config.out);
     await folder.create('peft prepare');
     try {
       await folder.writeJson('artifacts.json', model.artifacts());
-      for (const file of files) await folder.writeFile(file.name, file.data);
+      for (const file of files) await folder.writeFile(file.name, await methodFileData(file.data));
     } finally {
       await folder.close();
     }

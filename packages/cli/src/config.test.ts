@@ -73,7 +73,7 @@ describe('run configs', () => {
     ];
     for (const [yaml, message] of cases) {
       const path = await file('typo.yaml', `${yaml}\n`);
-      expect(await refusal({ file: path }), yaml).toBe(`${path}: ${message}`);
+      expect(await refusal({ file: path }), yaml).toBe(`${path}:1: ${message}`);
     }
     expect(await refusal({ flags: [['train.epoch', 3]] })).toBe(
       'unknown flag --train.epoch (did you mean "train.epochs"?)',
@@ -93,7 +93,7 @@ describe('run configs', () => {
       const hint = `(did you mean "method.options.${key}"?)`;
       const path = await file('method.yaml', `method: { name: ${method.name}, options: { ${typo}: 1 } }\n`);
       expect(await refusal({ file: path }), method.name).toBe(
-        `${path}: unknown option "method.options.${typo}" ${hint}`,
+        `${path}:1: unknown option "method.options.${typo}" ${hint}`,
       );
       const flags = [
         ['method.name', method.name],
@@ -113,7 +113,7 @@ describe('run configs', () => {
     }
     const nested = await file('nested.yaml', 'method: { options: { pml: { wieght: 1 } } }\n');
     expect(await refusal({ file: nested })).toBe(
-      `${nested}: unknown option "method.options.pml.wieght" (did you mean "method.options.pml.weight"?)`,
+      `${nested}:1: unknown option "method.options.pml.wieght" (did you mean "method.options.pml.weight"?)`,
     );
   });
 
@@ -175,8 +175,11 @@ describe('run configs', () => {
 
   it('name an unknown method with a did-you-mean; exit 2 from the command line', async () => {
     expect(await refusal({ flags: [['method.name', 'lroa']] })).toMatch(
-      /option "method.name": unknown method "lroa" \(did you mean "lora"\?\)/,
+      /^--method\.name: unknown method "lroa" \(did you mean "lora"\?\)/,
     );
+    const path = await file('method-name.yaml', 'seed: 2\nmethod:\n  name: vpt-deep\n');
+    // A name from a file is blamed on its line.
+    expect((await refusal({ file: path })).startsWith(`${path}:3: unknown method "vpt-deep"`)).toBe(true);
     const written: string[] = [];
     const sink: Output = { isTTY: false, write: (text) => written.push(text) };
     const argv = ['train', '--method.options.rnak=4', '--method.name=lora'];
@@ -184,5 +187,77 @@ describe('run configs', () => {
     expect(written).toEqual([
       'peft: unknown flag --method.options.rnak (did you mean "method.options.rank"?)\n',
     ]);
+  });
+});
+
+describe('where a bad value came from', () => {
+  it('names the line of the key in a multi-line config file', async () => {
+    const path = await file('lines.yaml', 'seed: 1\ntrain:\n  lr: 0.01\n  epoch: 3\n');
+    expect(await refusal({ file: path })).toBe(
+      `${path}:4: unknown option "train.epoch" (did you mean "train.epochs"?)`,
+    );
+    const invalid = await file('invalid.yaml', 'train:\n  batchSize: 0\n');
+    expect(await refusal({ file: invalid })).toMatch(
+      new RegExp(`^${invalid.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: option "train\\.batchSize": `),
+    );
+  });
+
+  it('blames a flag, not the config file under it', async () => {
+    const path = await file('base.yaml', SHIP_YAML);
+    expect(await refusal({ file: path, flags: [['train.epochs', 0]] })).toMatch(
+      /^--train\.epochs: option "train\.epochs": /,
+    );
+    expect(await refusal({ file: path, flags: [['method.name', 'lroa']] })).toMatch(
+      /^--method\.name: unknown method "lroa"/,
+    );
+  });
+
+  it('says what is wrong with a flag value that looks like JSON but is not, and how to write it', async () => {
+    const written: string[] = [];
+    const sink: Output = { isTTY: false, write: (text) => written.push(text) };
+    const code = await runCli(['train', '--method.name=vpt', '--method.options={tokens:10}'], {
+      out: sink,
+      err: sink,
+    });
+    expect(code).toBe(EXIT.usage);
+    expect(written.join('')).toMatch(
+      /^peft: --method\.options: '\{tokens:10\}' is not valid JSON \(.*\); write --method\.options='\{"tokens": 10\}' \(keys in double quotes\) or --method\.options\.tokens=10\n$/,
+    );
+    written.length = 0;
+    expect(await runCli(['train', '--train.betas', '[0.9,'], { out: sink, err: sink })).toBe(EXIT.usage);
+    expect(written.join('')).toMatch(/^peft: --train\.betas: '\[0\.9,' is not valid JSON/);
+  });
+
+  it('tells what someone set from what a default supplied', async () => {
+    const path = await file('set.yaml', 'train:\n  lr: 0.01\n');
+    const { provenance } = await resolveRunConfig({ file: path, flags: [['train.epochs', 4]] });
+    expect(provenance.userSet('train.lr')).toBe(true);
+    expect(provenance.userSet('train.epochs')).toBe(true);
+    expect(provenance.userSet('train.batchSize')).toBe(false);
+    expect(provenance.describe('train.lr')).toBe(`${path}:2`);
+    expect(provenance.describe('train.epochs')).toBe('--train.epochs');
+    expect(provenance.describe('train.batchSize')).toBe('default');
+  });
+});
+
+describe('an unknown section', () => {
+  it('is blamed on the file that wrote it', async () => {
+    const path = await file('section.yaml', 'model:\n  weigths:\n    file: x\n');
+    expect(await refusal({ file: path })).toBe(
+      `${path}:2: unknown option "model.weigths" (did you mean "model.weights"?)`,
+    );
+  });
+});
+
+describe('a config in memory', () => {
+  it('is one layer like a file, named by its source in errors', async () => {
+    const { config } = await resolveRunConfig({
+      config: { value: { train: { lr: 0.02 } }, source: 'sweep job 3', baseDir: dir },
+      flags: [['train.epochs', 2]],
+    });
+    expect(config.train).toMatchObject({ lr: 0.02, epochs: 2 });
+    expect(
+      await refusal({ config: { value: { train: { lr: -1 } }, source: 'sweep job 3', baseDir: dir } }),
+    ).toMatch(/^sweep job 3: option "train\.lr": /);
   });
 });

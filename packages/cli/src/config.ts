@@ -10,13 +10,15 @@ import {
   optionRows,
 } from '@peftjs/core';
 import { closestMatch } from '@peftjs/core/internal';
-import { parse as parseYaml } from 'yaml';
+import { LineCounter, isMap, isScalar, parseDocument, type Node as YamlNode } from 'yaml';
 import { UsageError } from './errors.js';
 
 // data-source.ts reads UsageError from here.
 export { UsageError };
 import { DEFAULT_METHOD, methodBaseDir, resolveMethod } from './methods.js';
 import { RUN_CONFIG, type RunConfig } from './options.js';
+import { type ConfigSource, Provenance } from './provenance.js';
+import { findRecipe, leafPaths, recipeLayer, scaleRecipeWarmup } from './recipe.js';
 
 type Mapping = Record<string, unknown>;
 
@@ -26,36 +28,31 @@ const isMapping = (value: unknown): value is Mapping =>
 /** The path below which keys belong to the method's own schema, checked once the method is known. */
 const METHOD_OPTIONS = 'method.options';
 
-/** Parses a flag value: JSON when it parses (numbers, booleans, objects), otherwise the raw string. */
-export function parseFlagValue(raw: string): unknown {
-  try {
-    return JSON.parse(raw);
-  } catch {
-    // Not JSON: a plain string such as a path or an enum value.
-    return raw;
-  }
+/** `{a: 1, b: x}` → `--flag.a=1 --flag.b=x`, when a value looks like an object with unquoted keys. */
+function perKeyHint(flag: string, raw: string): string {
+  const body = /^\{(.*)\}$/s.exec(raw.trim())?.[1];
+  const pairs = body?.split(',').map((pair) => /^\s*"?([\w-]+)"?\s*:\s*(.+?)\s*$/.exec(pair));
+  if (!pairs || pairs.length === 0 || pairs.some((m) => m === null)) return '';
+  const flags = pairs.map((m) => `--${flag}.${m?.[1]}=${m?.[2]}`).join(' ');
+  const json = `{${pairs.map((m) => `"${m?.[1]}": ${m?.[2]}`).join(', ')}}`;
+  return `; write --${flag}='${json}' (keys in double quotes) or ${flags}`;
 }
 
-/** Where each value of a merged config came from: a dotted path → `run.yaml`, `--train.lr`, `preset vtab:dtd`. */
-class Provenance {
-  private readonly sources = new Map<string, string>();
-
-  /** Records `source` for `path` and every path below it in `value`. */
-  record(path: string, value: unknown, source: string): void {
-    this.sources.set(path, source);
-    if (isMapping(value)) {
-      for (const [key, child] of Object.entries(value))
-        this.record(path ? `${path}.${key}` : key, child, source);
+/**
+ * Parses the value of `--flag`: JSON when it parses (numbers, booleans, objects), otherwise the raw string. A value
+ * that starts like a JSON object or array but does not parse is refused, naming the flag and what is wrong.
+ */
+export function parseFlagValue(raw: string, flag = 'option'): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch (error) {
+    if (/^\s*[[{]/.test(raw)) {
+      throw new UsageError(
+        `--${flag}: '${raw}' is not valid JSON (${(error as Error).message})${perKeyHint(flag, raw)}`,
+      );
     }
-  }
-
-  /** The source of `path` or of its closest recorded ancestor. */
-  sourceOf(path: string): string {
-    for (let p = path; p !== ''; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
-      const found = this.sources.get(p);
-      if (found !== undefined) return found;
-    }
-    return 'config';
+    // Not JSON: a plain string such as a path or an enum value.
+    return raw;
   }
 }
 
@@ -72,8 +69,31 @@ function mergeAt(target: Mapping, path: readonly string[], value: unknown): void
   }
 }
 
-/** Reads a YAML or JSON config; duplicate keys are refused in both (JSON is parsed as the YAML subset it is). */
-export async function readConfigFile(path: string): Promise<Mapping> {
+/** A config file read: its mapping and the line of each key. */
+export interface ConfigDocument {
+  /** The parsed mapping. */
+  readonly mapping: Mapping;
+  /** The 1-based line of a dotted path's key, or of its deepest ancestor in the file. */
+  readonly lineOf: (path: string) => number | undefined;
+}
+
+/** The line of `path`'s key in a parsed YAML document (or of its deepest ancestor there). */
+function keyLine(contents: YamlNode | null, lines: LineCounter, path: string): number | undefined {
+  let node: unknown = contents;
+  let line: number | undefined;
+  for (const key of path.split('.')) {
+    if (!isMap(node)) break;
+    const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === key);
+    const range = pair && isScalar(pair.key) ? pair.key.range : undefined;
+    if (!pair || !range) break;
+    line = lines.linePos(range[0]).line;
+    node = pair.value;
+  }
+  return line;
+}
+
+/** Reads a YAML or JSON config with the line of every key; duplicate keys are refused in both. */
+export async function readConfigDocument(path: string): Promise<ConfigDocument> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -81,17 +101,22 @@ export async function readConfigFile(path: string): Promise<Mapping> {
     throw new UsageError(`cannot read config file ${path}: ${(error as Error).message}`);
   }
   const kind = extname(path).toLowerCase() === '.json' ? 'JSON' : 'YAML';
-  let parsed: unknown;
-  try {
-    parsed = parseYaml(text, { uniqueKeys: true, prettyErrors: true });
-  } catch (error) {
-    throw new UsageError(
-      `${path} is not valid ${kind}: ${(error as Error).message.split('\n')[0]?.replace(/:$/, '')}`,
-    );
+  const lines = new LineCounter();
+  // JSON is parsed as the YAML subset it is, so that a duplicate key is an error rather than silently dropped.
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, lineCounter: lines });
+  const error = doc.errors[0];
+  if (error) {
+    throw new UsageError(`${path} is not valid ${kind}: ${error.message.split('\n')[0]?.replace(/:$/, '')}`);
   }
-  if (parsed === null || parsed === undefined) return {};
+  const parsed: unknown = doc.toJS();
+  if (parsed === null || parsed === undefined) return { mapping: {}, lineOf: () => undefined };
   if (!isMapping(parsed)) throw new UsageError(`${path}: the config must be a mapping`);
-  return parsed;
+  return { mapping: parsed, lineOf: (p) => keyLine(doc.contents, lines, p) };
+}
+
+/** Reads a YAML or JSON config file's mapping (see `readConfigDocument`). */
+export async function readConfigFile(path: string): Promise<Mapping> {
+  return (await readConfigDocument(path)).mapping;
 }
 
 /** Every option path of the run config and of the method (sections included), for did-you-mean on flags. */
@@ -152,7 +177,7 @@ function describeProblem(
   method: MethodDefinition | null,
 ): string {
   const path = [prefix, ...problem.path.map(String)].filter(Boolean).join('.');
-  const source = provenance.sourceOf(path);
+  const source = provenance.describe(path);
   if (problem.kind === 'unknown') {
     const near = suggestionFor(problem, prefix, method);
     const hint = near === undefined ? '' : ` (did you mean "${near}"?)`;
@@ -172,8 +197,18 @@ function refuse(
   throw new UsageError(problems.map((p) => describeProblem(p, prefix, provenance, method)).join('\n'));
 }
 
-/** Where a run config comes from: a file, then flags (`[path, value]` in command-line order). */
+/** Where a run config comes from: a base config (a run folder's), a file, then flags (`[path, value]` in order). */
 export interface ConfigSources {
+  /**
+   * A complete config beneath the file and flags, e.g. the `config` of a run folder's manifest.json (no recipe is
+   * looked up under it: it was applied when that config was resolved).
+   */
+  readonly base?: {
+    /** The config's keys. */
+    readonly config: Record<string, unknown>;
+    /** What errors call it (`runs/x/manifest.json`). */
+    readonly label: string;
+  };
   /** A YAML or JSON config file. */
   readonly file?: string;
   /**
@@ -181,12 +216,39 @@ export interface ConfigSources {
    * folder module paths in `method.name` are relative to.
    */
   readonly config?: {
+    /** The config's keys. */
     readonly value: Record<string, unknown>;
+    /** What errors call it. */
     readonly source: string;
+    /** The folder module paths in `method.name` are relative to. */
     readonly baseDir: string;
   };
   /** `--section.key=value` flags: each deep-merges into what the file says. */
   readonly flags?: readonly (readonly [string, unknown])[];
+}
+
+/** The backbone recipe a run config was resolved with (see recipe.ts). */
+export interface AppliedRecipe {
+  /** Where it was read. */
+  readonly source: string;
+  /** Why it applies (`found next to model.weights`). */
+  readonly reason: string;
+  /** The recipe's own description. */
+  readonly description: string;
+  /** Recipe values the run uses, by dotted path. */
+  readonly applied: Readonly<Record<string, unknown>>;
+  /** Recipe values something above it replaced, by dotted path, with what replaced them. */
+  readonly overridden: Readonly<
+    Record<
+      string,
+      {
+        /** The value the run uses instead. */
+        readonly value: unknown;
+        /** Where it came from (`--train.lr`, `run.yaml:4`, `preset vtab:dtd`). */
+        readonly by: string;
+      }
+    >
+  >;
 }
 
 /** A run config resolved against its method. */
@@ -197,6 +259,12 @@ export interface ResolvedRun {
   readonly method: MethodDefinition;
   /** Notes from the applied preset (e.g. an implausible published learning rate). */
   readonly warnings: readonly string[];
+  /** Where every value came from: a flag, a file and line, a manifest, a preset, the recipe, or the default. */
+  readonly provenance: Provenance;
+  /** The backbone recipe underneath the run's own settings, or null (none found, or `model.recipe: none`). */
+  readonly recipe: AppliedRecipe | null;
+  /** Lines worth printing before the run starts (how the recipe was fitted to the run). */
+  readonly notes: readonly string[];
 }
 
 function presetLayer(preset: MethodPreset): Mapping {
@@ -219,60 +287,107 @@ function findPreset(method: MethodDefinition, name: string, source: string): Met
   return preset;
 }
 
-/** `method.name` as the flags (last wins) or the file say, before validation; the default otherwise. */
-function methodName(raw: Mapping, flags: readonly (readonly [string, unknown])[]): string {
-  let name: unknown = isMapping(raw.method) ? raw.method.name : undefined;
-  for (const [path, value] of flags) {
-    if (path === 'method.name') name = value;
-    if (path === 'method' && isMapping(value) && value.name !== undefined) name = value.name;
-  }
+/** `method.name` as the merged layers say, before validation; the default otherwise. */
+function methodName(raw: Mapping): string {
+  const name: unknown = isMapping(raw.method) ? raw.method.name : undefined;
   return typeof name === 'string' && name !== '' ? name : DEFAULT_METHOD;
 }
 
+/** The method `method.name` names; a refusal names where the name came from (`--method.name`, `run.yaml:3`). */
+async function methodOf(raw: Mapping, provenance: Provenance, baseDir: string) {
+  try {
+    return await resolveMethod(methodName(raw), baseDir);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    const where = provenance.describe('method.name');
+    throw new UsageError(`${where}: ${error.message.replace(/^option "method\.name": /, '')}`);
+  }
+}
+
+/** Which recipe values the run uses and which something above the recipe replaced. */
+function recipeUse(layer: Mapping, merged: Mapping, provenance: Provenance) {
+  const applied: Record<string, unknown> = {};
+  const overridden: Record<string, { value: unknown; by: string }> = {};
+  for (const path of leafPaths(layer)) {
+    const value = path
+      .split('.')
+      .reduce<unknown>((node, key) => (isMapping(node) ? node[key] : undefined), merged);
+    if (provenance.kindOf(path) === 'recipe') applied[path] = value;
+    else overridden[path] = { value, by: provenance.describe(path) };
+  }
+  return { applied, overridden };
+}
+
 /**
- * The run config: the file ← flags (deep merge), then the named preset underneath, validated strictly against
- * the run-config schema and the method's own. Every problem is reported at once, each naming the file, flag or
- * preset it came from, unknown keys with a did-you-mean.
+ * The run config, layer over layer: the schema defaults ← the backbone's recipe ← a method preset ← a base config
+ * (a run folder's manifest) ← the file ← flags (deep merges). It is validated strictly against the run-config schema
+ * and the method's own; every problem is reported at once, each naming the flag, file and line, preset or recipe it
+ * came from, unknown keys with a did-you-mean.
  */
 export async function resolveRunConfig(sources: ConfigSources): Promise<ResolvedRun> {
-  const raw = sources.config
-    ? (structuredClone(sources.config.value) as Mapping)
-    : sources.file
-      ? await readConfigFile(sources.file)
-      : {};
-  const flags = sources.flags ?? [];
-  const baseDir = sources.config?.baseDir ?? methodBaseDir(sources.file);
-  const method = await resolveMethod(methodName(raw, flags), baseDir);
+  const doc = sources.file ? await readConfigDocument(sources.file) : null;
+  const raw: Mapping = {};
   // Layers from the bottom up; a later layer's source wins for the paths it sets.
-  const layers: [path: string, value: unknown, source: string][] = [];
-  const origin = sources.config?.source ?? sources.file;
-  if (origin) layers.push(['', raw, origin]);
-  for (const [path, value] of flags) {
-    checkFlagPath(path, method);
-    mergeAt(raw, path.split('.'), value);
-    layers.push([path, value, `--${path}`]);
+  const layers: [path: string, value: unknown, source: ConfigSource][] = [];
+  if (sources.base) {
+    for (const [key, value] of Object.entries(sources.base.config)) mergeAt(raw, [key], value);
+    layers.push(['', sources.base.config, { kind: 'manifest', label: sources.base.label }]);
   }
-  let provenance = new Provenance();
-  for (const [path, value, source] of layers) provenance.record(path, value, source);
+  if (doc && sources.file) {
+    for (const [key, value] of Object.entries(doc.mapping)) mergeAt(raw, [key], value);
+    layers.push(['', doc.mapping, { kind: 'file', label: sources.file, lineOf: doc.lineOf }]);
+  } else if (sources.config) {
+    const value = structuredClone(sources.config.value) as Mapping;
+    for (const [key, child] of Object.entries(value)) mergeAt(raw, [key], child);
+    layers.push(['', value, { kind: 'file', label: sources.config.source }]);
+  }
+  const flags = sources.flags ?? [];
+  const userLayers = new Provenance();
+  for (const [path, value, source] of layers) userLayers.record(path, value, source);
+  for (const [path, value] of flags) {
+    mergeAt(raw, path.split('.'), value);
+    layers.push([path, value, { kind: 'flag', label: `--${path}` }]);
+    userLayers.record(path, value, { kind: 'flag', label: `--${path}` });
+  }
+  const method = await methodOf(raw, userLayers, sources.config?.baseDir ?? methodBaseDir(sources.file));
+  for (const [path] of flags) checkFlagPath(path, method);
   const first = checkOptions(RUN_CONFIG, raw);
-  if (!first.ok) refuse(first.problems, '', provenance, method);
-  let merged = raw;
+  if (!first.ok) refuse(first.problems, '', userLayers, method);
+  // A run folder's config is already complete: its recipe was applied when the run was resolved.
+  const found = sources.base
+    ? null
+    : await findRecipe(
+        first.value.model.recipe,
+        first.value.model.weights,
+        userLayers.describe('model.recipe'),
+      );
+  const recipe = found ? recipeLayer(found.recipe, method.name) : {};
   const warnings: string[] = [];
   const name = first.value.preset;
-  if (name !== null) {
-    const preset = findPreset(method, name, provenance.sourceOf('preset'));
-    merged = presetLayer(preset);
-    for (const [key, value] of Object.entries(raw)) mergeAt(merged, [key], value);
-    const withPreset = new Provenance();
-    withPreset.record('', presetLayer(preset), `preset ${name}`);
-    for (const [path, value, source] of layers) withPreset.record(path, value, source);
-    provenance = withPreset;
-    warnings.push(...(preset.warnings ?? []).map((w) => `preset ${name}: ${w}`));
-  }
+  const preset = name === null ? null : findPreset(method, name, userLayers.describe('preset'));
+  const merged: Mapping = structuredClone(recipe);
+  if (preset) for (const [key, value] of Object.entries(presetLayer(preset))) mergeAt(merged, [key], value);
+  for (const [key, value] of Object.entries(raw)) mergeAt(merged, [key], value);
+  const provenance = new Provenance();
+  if (found) provenance.record('', recipe, { kind: 'recipe', label: `recipe ${found.source}` });
+  if (preset) provenance.record('', presetLayer(preset), { kind: 'preset', label: `preset ${name}` });
+  for (const [path, value, source] of layers) provenance.record(path, value, source);
+  if (preset) warnings.push(...(preset.warnings ?? []).map((w) => `preset ${name}: ${w}`));
+  const notes: string[] = [];
+  const scaled = found ? scaleRecipeWarmup(merged, recipe, provenance) : null;
+  if (scaled) notes.push(scaled);
   const second = checkOptions(RUN_CONFIG, merged);
   if (!second.ok) refuse(second.problems, '', provenance, method);
   const options = checkOptions(method.options, second.value.method.options);
   if (!options.ok) refuse(options.problems, METHOD_OPTIONS, provenance, method);
   const config = { ...second.value, method: { name: second.value.method.name, options: options.value } };
-  return { config, method, warnings };
+  const applied = found
+    ? {
+        source: found.source,
+        reason: found.reason,
+        description: found.recipe.description,
+        ...recipeUse(recipe, merged, provenance),
+      }
+    : null;
+  return { config, method, warnings, provenance, recipe: applied, notes };
 }

@@ -15,6 +15,7 @@ import {
 import type { VitConfig } from '@peftjs/core';
 import { UsageError } from './config.js';
 import type { RunConfig } from './options.js';
+import type { Progress } from './progress.js';
 
 /**
  * The splits of a run. `select`/`val` train and score the choice of epochs (VTAB-1k: train800 / val200);
@@ -60,6 +61,8 @@ export interface RunSplits {
   readonly numClasses: number;
   readonly sources: Record<'select' | 'val' | 'trainval' | 'test', Split | IdxDataset>;
   readonly lists: readonly Split[];
+  /** Class names in label order, when the data has them (image folders: the training split's folders). */
+  readonly classNames?: readonly string[];
 }
 
 /** Reads the split lists (no image is decoded, nothing is validated beyond parsing). */
@@ -77,6 +80,7 @@ export async function readRunSplits(config: RunConfig, model: VitConfig): Promis
   };
   let lists: Split[] = [];
   let numClasses: number;
+  let classNames: readonly string[] | undefined;
   const limits = inputLimits(config);
   const given = data.numClasses !== undefined ? { numClasses: data.numClasses } : {};
   if (data.format === 'vtab') {
@@ -100,6 +104,7 @@ export async function readRunSplits(config: RunConfig, model: VitConfig): Promis
     const trainval: Split = { name: 'train+val', samples: [...train.samples, ...val.samples], numClasses };
     splits = { select: train, val, trainval, test };
     lists = [train, val, test];
+    classNames = train.classes;
   } else {
     const idxOptions = { ...given, limits };
     const train = await idxDataset(join(root, data.trainImages), join(root, data.trainLabels), idxOptions);
@@ -114,7 +119,7 @@ export async function readRunSplits(config: RunConfig, model: VitConfig): Promis
       test,
     };
   }
-  return { numClasses, sources: splits, lists };
+  return { numClasses, sources: splits, lists, ...(classNames ? { classNames } : {}) };
 }
 
 /** Datasets over already-checked splits. */
@@ -148,21 +153,34 @@ export function buildRunData(config: RunConfig, model: VitConfig, splits: RunSpl
   };
 }
 
-/** Checks every split: list splits (files exist and decode, labels in range, no duplicates, not empty), IDX labels. */
+/**
+ * Checks every split: list splits (files exist and decode, labels in range, no duplicates, not empty), IDX labels;
+ * with `progress`, each split is a phase (a bar on a terminal).
+ */
 export async function checkRunSplits(
   config: RunConfig,
   model: VitConfig,
   data: RunSplits,
+  progress?: Progress,
 ): Promise<DataProblem[]> {
   const problems: DataProblem[] = [];
   for (const split of data.lists) {
-    const result = await checkSplit(split, {
-      numClasses: data.numClasses,
-      decode: true,
-      imageSize: model.imageSize,
-      channels: model.channels as 1 | 3,
-      limits: inputLimits(config),
-    });
+    const check = (onProgress?: (done: number, total: number) => void) =>
+      checkSplit(split, {
+        numClasses: data.numClasses,
+        decode: true,
+        imageSize: model.imageSize,
+        channels: model.channels as 1 | 3,
+        limits: inputLimits(config),
+        ...(onProgress ? { onProgress } : {}),
+      });
+    const result = progress
+      ? await progress.timed(
+          `checking ${split.file ?? split.name} (${split.samples.length} images)`,
+          (phase) => check((done, total) => phase.tick(done, total)),
+          (r) => (r.ok ? 'ok' : `${r.problems.length} problem(s)`),
+        )
+      : await check();
     problems.push(...result.problems);
   }
   if (config.data.format === 'idx') {

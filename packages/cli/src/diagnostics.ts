@@ -10,7 +10,7 @@ import { type Tensor4D, createPeftModel, tf } from '@peftjs/core';
 import { readRegularFile } from '@peftjs/core/internal';
 import { type HostTensor, parseSafetensors } from '@peftjs/core/safetensors';
 import { formatProblem } from '@peftjs/data';
-import { type CommandContext, loadBase, methodPlugins, openRun, preparing } from './commands.js';
+import { type CommandContext, backendFor, loadBase, methodPlugins, openRun, preparing } from './commands.js';
 import type { ResolvedRun } from './config.js';
 import { checkRunSplits, readRunSplits } from './data-source.js';
 import { UsageError } from './errors.js';
@@ -141,12 +141,13 @@ export async function benchCommand(
 
 /** `peft data check`: every problem of every split, without training. */
 export async function dataCheckCommand(config: RunConfig, ctx: CommandContext): Promise<boolean> {
-  const base = config.model.weights ? await loadBase(config, ctx) : null;
-  const modelConfig = base?.model.config;
-  if (!modelConfig)
+  if (!config.model.weights)
     throw new UsageError('option "model.weights" is required: images are checked at the model input size');
+  // The backend first, even though only the weights' geometry is used: tfjs then starts quietly.
+  await backendFor(config, ctx);
+  const modelConfig = (await loadBase(config, ctx)).model.config;
   const splits = await readRunSplits(config, modelConfig);
-  const problems = await checkRunSplits(config, modelConfig, splits);
+  const problems = await checkRunSplits(config, modelConfig, splits, ctx.progress);
   if (problems.length === 0) {
     ctx.out.write(
       `data ok: ${splits.lists.map((s) => `${s.name} ${s.samples.length}`).join(', ') || 'IDX files'}\n`,

@@ -20,6 +20,12 @@ function methodSection(method: MethodDefinition): string[] {
   const capabilities = [
     method.prepare ? `data pass outputs (\`peft prepare\`): ${method.prepare.summary}` : '',
     method.report ? 'report lines, results fields and figures' : '',
+    method.fit
+      ? `fitted without training (\`peft train\` calls \`fit\` instead of \`train()\`): ${method.fit.summary}`
+      : '',
+    method.dataLimits
+      ? 'options bounded by the data: capped (defaults) or refused (set by you) before images are decoded'
+      : '',
     presets.length > 0
       ? `${presets.length} presets (\`--preset\`): ${presets.map((p) => `\`${p}\``).join(', ')}`
       : '',

@@ -30,8 +30,33 @@ export function optionLines(rows: readonly OptionRow[]): string[] {
   });
 }
 
-/** The run options, the options of `method`, the methods and the method's presets, for `peft <command> --help`. */
-export function configHelp(method: MethodDefinition): string[] {
+/**
+ * The run options a command reads: every one, or those under these paths (`model`, `train.batchSize`), except those
+ * under a path written with a leading `!` (`!model.dropPathRate`).
+ */
+export type OptionScope = 'all' | readonly string[];
+
+const under = (path: string, prefix: string) => path === prefix || path.startsWith(`${prefix}.`);
+
+/** Whether option `path` is within `scope`. */
+export function inScope(path: string, scope: OptionScope): boolean {
+  if (scope === 'all') return true;
+  const excluded = scope.filter((p) => p.startsWith('!')).map((p) => p.slice(1));
+  return scope.some((p) => !p.startsWith('!') && under(path, p)) && !excluded.some((p) => under(path, p));
+}
+
+/**
+ * The options section of `peft <command> --help`: the run options in the command's scope; for a command that builds
+ * a model from a method (scope `all`), also the options of `method`, the methods and the method's presets.
+ */
+export function configHelp(method: MethodDefinition, scope: OptionScope = 'all'): string[] {
+  if (scope !== 'all') {
+    return [
+      '',
+      "Options (they override the run folder's config or the config file; flags --key=value):",
+      ...optionLines(runOptionRows().filter((row) => inScope(row.path, scope))),
+    ];
+  }
   const presets = Object.keys(method.presets ?? {});
   return [
     '',

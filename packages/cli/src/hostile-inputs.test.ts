@@ -36,7 +36,10 @@ async function peft(...argv: string[]): Promise<{ code: number; out: string; err
   const out = capture();
   const err = capture();
   const code = await runCli(argv, { out, err });
-  return { code, out: out.text(), err: err.text().replace(/^\[peftjs\] backend .*\n/, '') };
+  // The error is the last thing a failing command writes; progress lines (loading, checking …) come before it.
+  const text = err.text();
+  const error = text.indexOf('peft: ');
+  return { code, out: out.text(), err: error < 0 ? '' : text.slice(error) };
 }
 
 let dir: string;

@@ -1,19 +1,18 @@
 import { PeftError, didYouMean } from '@peftjs/core';
-import {
-  type CommandContext,
-  evalCommand,
-  exportCommand,
-  predictCommand,
-  prepareCommand,
-  trainCommand,
-} from './commands.js';
+import { join } from 'node:path';
+import { optionRows } from '@peftjs/core';
+import { checkCombinations } from './checks.js';
+import { type CommandContext, exportCommand, prepareCommand, trainCommand } from './commands.js';
 import { benchCommand, dataCheckCommand, inspectCommand } from './diagnostics.js';
-import { parseFlagValue, readConfigFile, resolveRunConfig } from './config.js';
+import { type ResolvedRun, parseFlagValue, readConfigFile, resolveRunConfig } from './config.js';
 import { UsageError } from './errors.js';
-import { configHelp } from './help.js';
+import { type OptionScope, configHelp, inScope } from './help.js';
+import { evalCommand, predictCommand } from './inference.js';
 import { DEFAULT_METHOD, methodBaseDir, resolveMethod } from './methods.js';
+import { RUN_CONFIG } from './options.js';
 import { type Output, Progress } from './progress.js';
 import { sweepCommand } from './sweep/command.js';
+import { type RunManifest, isRunFolder, resolveRunFolder } from './run-dir.js';
 
 /** Process exit codes `runCli` returns. */
 export const EXIT = {
@@ -30,9 +29,20 @@ interface CommandSpec {
   readonly usage: string;
   /** Flags of the command itself (besides config options). */
   readonly flags: Record<string, string>;
-  /** Whether the run-config options apply (then `--help` lists them all). */
-  readonly config: boolean;
+  /**
+   * The run-config options the command reads (`--help` lists exactly these): `all`, some paths, or null for none.
+   * A flag for another option is accepted (old command lines keep working) and noted as ignored.
+   */
+  readonly options: OptionScope | null;
 }
+
+/**
+ * What a saved adapter needs: its base weights (not their training-only settings), the backend, and the method only
+ * when it comes from a module.
+ */
+const ADAPTER_OPTIONS = ['backend', 'model', '!model.dropPathRate', '!model.recipe', 'method.name'];
+/** What evaluating or predicting reads besides: the data and the evaluation batch. */
+const DATA_OPTIONS = ['data', 'train.batchSize', 'train.evalBatchSize'];
 
 const COMMANDS: Record<string, CommandSpec> = {
   train: {
@@ -42,61 +52,72 @@ const COMMANDS: Record<string, CommandSpec> = {
       config: 'run config file (YAML or JSON)',
       'dry-run': 'print the resolved config and parameter report, train nothing',
     },
-    config: true,
+    options: 'all',
   },
   eval: {
-    summary: 'evaluate a saved adapter on a split',
-    usage: 'peft eval --config run.yaml --adapter DIR [--split test|val|trainval]',
+    summary: "evaluate a run's adapter on a split (its config from the run folder's manifest)",
+    usage:
+      'peft eval RUN_DIR [--split test|val|trainval] [--option=value …]\n       peft eval --config run.yaml --adapter DIR [--split …]',
     flags: {
-      config: 'run config file',
-      adapter: 'adapter folder',
+      config: "run config file (over the run folder's config, if one is given)",
+      adapter: 'adapter folder (default RUN_DIR/adapter)',
       split: 'split to evaluate (default test)',
     },
-    config: true,
+    options: [...ADAPTER_OPTIONS, ...DATA_OPTIONS],
   },
   predict: {
-    summary: 'classify image files with a saved adapter (JSON lines out)',
-    usage: 'peft predict --config run.yaml --adapter DIR IMAGE…',
-    flags: { config: 'run config file', adapter: 'adapter folder' },
-    config: true,
+    summary:
+      "classify image files with a run's adapter (JSON lines: file, top classes, probabilities, true label)",
+    usage:
+      'peft predict RUN_DIR IMAGE… [--top-k 5]\n       peft predict --config run.yaml --adapter DIR IMAGE…',
+    flags: {
+      config: "run config file (over the run folder's config, if one is given)",
+      adapter: 'adapter folder (default RUN_DIR/adapter)',
+      'top-k': 'classes listed per image, most probable first (default 5)',
+    },
+    options: [...ADAPTER_OPTIONS, 'data'],
   },
   prepare: {
     summary:
       "the method's data pass alone (as `peft train` runs it last): for SHIP the hierarchy and prototypes",
     usage: 'peft prepare --config run.yaml [--section.option=value …]',
     flags: { config: 'run config file' },
-    config: true,
+    options: 'all',
   },
   hierarchy: {
     summary: 'same as `peft prepare` (name kept from 0.1)',
     usage: 'peft hierarchy --config run.yaml [--method.options.threshold=0.93 …]',
     flags: { config: 'run config file' },
-    config: true,
+    options: 'all',
   },
   prototypes: {
     summary: 'same as `peft prepare` (name kept from 0.1)',
     usage: 'peft prototypes --config run.yaml [--method.options.hierarchy.prototypes=200 …]',
     flags: { config: 'run config file' },
-    config: true,
+    options: 'all',
   },
   export: {
     summary: "verify a run's adapter on its base weights and copy it to a folder",
-    usage: 'peft export --config run.yaml --run RUN_DIR --to DIR',
-    flags: { config: 'run config file', run: 'run folder', to: 'destination folder' },
-    config: true,
+    usage: 'peft export RUN_DIR --to DIR\n       peft export --config run.yaml --run RUN_DIR --to DIR',
+    flags: {
+      config: "run config file (over the run folder's config)",
+      run: 'run folder (instead of RUN_DIR)',
+      to: 'destination folder',
+    },
+    options: ADAPTER_OPTIONS,
   },
   inspect: {
     summary:
       'tensor table, detected layout and architecture of a .safetensors or .npz file or a Hub reference',
     usage: 'peft inspect FILE|hf:<org>/<repo>[@rev][:file]|timm:<model> [--heads N]',
     flags: { heads: 'head count when it cannot be inferred' },
-    config: false,
+    options: null,
   },
   bench: {
     summary: 'forward images/s and training-step time of the configured model',
     usage: 'peft bench --config run.yaml [--iters 5]',
     flags: { config: 'run config file', iters: 'timed iterations (default 5)' },
-    config: true,
+    options: 'all',
   },
   sweep: {
     summary: 'run a grid of peft train jobs (tasks × methods × options × seeds) with a protocol, then report',
@@ -110,14 +131,20 @@ const COMMANDS: Record<string, CommandSpec> = {
       'dry-run': 'print the jobs that would run now, run nothing',
       'report-only': 'write the report from the results file, run nothing',
     },
-    config: false,
+    options: null,
   },
   'data check': {
     summary: 'check every split: files exist and decode, labels in range, no duplicates, none empty',
     usage: 'peft data check --config run.yaml',
     flags: { config: 'run config file' },
-    config: true,
+    options: ['backend', 'model', 'data'],
   },
+};
+
+/** Flags every command takes. */
+const GLOBAL_FLAGS: Record<string, string> = {
+  verbose: 'also print the backend choice (every backend skipped, and why) and tfjs notices',
+  help: 'this text',
 };
 
 /** A command line split by `parseArgs`. */
@@ -134,7 +161,7 @@ interface ParsedArgs {
 }
 
 /** Flags that take no value: `--dry-run file.png` leaves `file.png` positional. */
-const SWITCHES = new Set(['help', 'dry-run', 'report-only']);
+const SWITCHES = new Set(['help', 'dry-run', 'verbose', 'report-only']);
 
 /** `cmd [sub] --flag value --flag=value --switch positional…`. */
 function parseArgs(argv: readonly string[]): ParsedArgs {
@@ -148,11 +175,11 @@ function parseArgs(argv: readonly string[]): ParsedArgs {
       const body = arg.slice(2);
       const eq = body.indexOf('=');
       if (eq >= 0) {
-        flags[body.slice(0, eq)] = parseFlagValue(body.slice(eq + 1));
+        flags[body.slice(0, eq)] = parseFlagValue(body.slice(eq + 1), body.slice(0, eq));
       } else {
         const next = argv[i + 1];
         if (next !== undefined && !next.startsWith('--') && !SWITCHES.has(body)) {
-          flags[body] = parseFlagValue(next);
+          flags[body] = parseFlagValue(next, body);
           i++;
         } else {
           flags[body] = true;
@@ -192,10 +219,25 @@ async function helpMethod(flags: Record<string, unknown>) {
 
 async function commandHelp(name: string, spec: CommandSpec, flags: Record<string, unknown>): Promise<string> {
   const lines = [`peft ${name} — ${spec.summary}`, '', `Usage: ${spec.usage}`, '', 'Flags:'];
-  for (const [flag, text] of Object.entries(spec.flags)) lines.push(`  --${flag.padEnd(22)} ${text}`);
-  lines.push(`  --${'help'.padEnd(22)} this text`);
-  if (spec.config) lines.push(...configHelp(await helpMethod(flags)));
+  for (const [flag, text] of Object.entries({ ...spec.flags, ...GLOBAL_FLAGS }))
+    lines.push(`  --${flag.padEnd(22)} ${text}`);
+  if (spec.options !== null) lines.push(...configHelp(await helpMethod(flags), spec.options));
   return lines.join('\n');
+}
+
+/** Every option path of the run config (for telling an option of another command from a typo). */
+const RUN_OPTION_PATHS = new Set(optionRows(RUN_CONFIG).map((row) => row.path));
+
+/** Config flags outside the command's scope: still resolved (old command lines keep working), but said to be ignored. */
+function ignoredFlags(name: string, scope: OptionScope, flags: readonly [string, unknown][]): string[] {
+  const outside = flags
+    .map(([path]) => path)
+    .filter((path) => !inScope(path, scope) && (RUN_OPTION_PATHS.has(path) || path.startsWith('method.')));
+  return outside.length === 0
+    ? []
+    : [
+        `${outside.map((p) => `--${p}`).join(', ')} ${outside.length === 1 ? 'does' : 'do'} not apply to peft ${name}: ignored`,
+      ];
 }
 
 function flagString(flags: Record<string, unknown>, name: string, required: boolean): string | undefined {
@@ -207,15 +249,142 @@ function flagString(flags: Record<string, unknown>, name: string, required: bool
   return String(value);
 }
 
+/** A command's run config: a run folder's (RUN_DIR or --run) under the file and flags, or the file and flags. */
+async function commandRun(
+  parsed: ParsedArgs,
+  configFlags: [string, unknown][],
+  folder: string | undefined,
+): Promise<{ run: ResolvedRun; manifest?: RunManifest; notes: readonly string[] }> {
+  const file = flagString(parsed.flags, 'config', false);
+  if (folder !== undefined) {
+    const { run, manifest, notes } = await resolveRunFolder(folder, {
+      ...(file ? { file } : {}),
+      flags: configFlags,
+    });
+    return { run, manifest, notes };
+  }
+  return { run: await resolveRunConfig({ ...(file ? { file } : {}), flags: configFlags }), notes: [] };
+}
+
+/** The positive integer value of `--name`, or `fallback`. */
+function flagCount(flags: Record<string, unknown>, name: string, fallback: number): number {
+  const value = flags[name] ?? fallback;
+  if (!Number.isInteger(value) || (value as number) < 1)
+    throw new UsageError(`--${name} must be a positive integer; got ${JSON.stringify(value)}`);
+  return value as number;
+}
+
+/** The run folder a command names: its first argument when that is one, else (`peft export`) `--run` if it is one. */
+function runFolderArgument(parsed: ParsedArgs): string | undefined {
+  const [first] = parsed.positional;
+  if (isRunFolder(first)) return first;
+  const flag = parsed.command === 'export' ? flagString(parsed.flags, 'run', false) : undefined;
+  return isRunFolder(flag) ? flag : undefined;
+}
+
+/** `peft sweep`: its own flags only (the sweep file holds every run option). */
+async function sweep(parsed: ParsedArgs, ctx: CommandContext): Promise<number> {
+  const failed = await sweepCommand(
+    {
+      file: flagString(parsed.flags, 'config', true) as string,
+      ...(parsed.flags.out !== undefined ? { out: String(parsed.flags.out) } : {}),
+      ...(parsed.flags.results !== undefined ? { results: String(parsed.flags.results) } : {}),
+      ...(parsed.flags.workers !== undefined ? { workers: flagCount(parsed.flags, 'workers', 1) } : {}),
+      dryRun: parsed.flags['dry-run'] === true,
+      reportOnly: parsed.flags['report-only'] === true,
+    },
+    ctx.out,
+    ctx.err,
+  );
+  return failed > 0 ? EXIT.failure : EXIT.ok;
+}
+
+/** Runs a command once its arguments are parsed; returns the exit code. */
+async function dispatch(parsed: ParsedArgs, spec: CommandSpec, ctx: CommandContext): Promise<number> {
+  const own = new Set([...Object.keys(spec.flags), ...Object.keys(GLOBAL_FLAGS)]);
+  const configFlags = Object.entries(parsed.flags).filter(([key]) => !own.has(key));
+  if (spec.options === null && configFlags.length > 0) {
+    const [key] = configFlags[0] as [string, unknown];
+    throw new UsageError(`unknown flag --${key}${didYouMean(key, [...own])}`);
+  }
+  if (parsed.command === 'sweep') return sweep(parsed, ctx);
+  if (parsed.command === 'inspect') {
+    const file = parsed.positional[0];
+    if (!file) throw new UsageError('peft inspect needs a file');
+    const heads = parsed.flags.heads;
+    await inspectCommand(ctx, file, typeof heads === 'number' ? { heads } : {});
+    return EXIT.ok;
+  }
+  const usesFolder = ['eval', 'predict', 'export'].includes(parsed.command);
+  const folder = usesFolder ? runFolderArgument(parsed) : undefined;
+  if (folder !== undefined && parsed.positional[0] === folder) parsed.positional.shift();
+  const resolved = await commandRun(parsed, configFlags, folder);
+  const ignored = ignoredFlags(parsed.command, spec.options ?? [], configFlags);
+  for (const note of [...resolved.notes, ...ignored])
+    ctx.progress.line(note.startsWith('using') ? note : `note: ${note}`);
+  let run = resolved.run;
+  const adapter = () =>
+    flagString(parsed.flags, 'adapter', folder === undefined) ?? join(folder as string, 'adapter');
+  switch (parsed.command) {
+    case 'train':
+      run = { ...run, notes: [...run.notes, ...checkCombinations(run)] };
+      await trainCommand(run, ctx, { dryRun: parsed.flags['dry-run'] === true });
+      return EXIT.ok;
+    case 'eval': {
+      const split = (flagString(parsed.flags, 'split', false) ?? 'test') as 'test' | 'val' | 'trainval';
+      if (!['test', 'val', 'trainval'].includes(split))
+        throw new UsageError(`--split must be test, val or trainval; got "${split}"`);
+      await evalCommand(run, ctx, {
+        adapter: adapter(),
+        split,
+        ...(resolved.manifest ? { manifest: resolved.manifest } : {}),
+      });
+      return EXIT.ok;
+    }
+    case 'predict':
+      await predictCommand(run, ctx, {
+        adapter: adapter(),
+        images: parsed.positional,
+        topK: flagCount(parsed.flags, 'top-k', 5),
+        ...(resolved.manifest ? { manifest: resolved.manifest } : {}),
+      });
+      return EXIT.ok;
+    case 'prepare':
+    case 'hierarchy':
+    case 'prototypes':
+      await prepareCommand(run, ctx);
+      return EXIT.ok;
+    case 'export': {
+      // A folder without manifest.json (an older run) still works with --config.
+      const from = folder ?? flagString(parsed.flags, 'run', false) ?? parsed.positional[0];
+      if (from === undefined)
+        throw new UsageError('peft export needs a run folder: peft export RUN_DIR --to DIR');
+      await exportCommand(run, ctx, { run: from, to: flagString(parsed.flags, 'to', true) as string });
+      return EXIT.ok;
+    }
+    case 'bench':
+      await benchCommand(run, ctx, { iters: flagCount(parsed.flags, 'iters', 5) });
+      return EXIT.ok;
+    case 'data check':
+      return (await dataCheckCommand(run.config, ctx)) ? EXIT.ok : EXIT.failure;
+    default:
+      throw new UsageError(`unknown command "${parsed.command}"`);
+  }
+}
+
 /**
  * Runs the CLI and returns its exit code; output goes to the given streams (the `peft` binary passes stdout and
  * stderr). Usage mistakes exit 2 with one message, run failures exit 1.
  */
 export async function runCli(argv: readonly string[], io: { out: Output; err: Output }): Promise<number> {
-  const ctx: CommandContext = { out: io.out, err: io.err, progress: new Progress(io.err) };
-  let parsed: ParsedArgs;
   try {
-    parsed = parseArgs(argv);
+    const parsed = parseArgs(argv);
+    const ctx: CommandContext = {
+      out: io.out,
+      err: io.err,
+      progress: new Progress(io.err),
+      verbose: parsed.flags.verbose === true,
+    };
     if (parsed.command === '' || parsed.command === 'help') {
       io.out.write(`${globalHelp()}\n`);
       return parsed.command === '' && !parsed.flags.help ? EXIT.usage : EXIT.ok;
@@ -230,80 +399,7 @@ export async function runCli(argv: readonly string[], io: { out: Output; err: Ou
       io.out.write(`${await commandHelp(parsed.command, spec, parsed.flags)}\n`);
       return EXIT.ok;
     }
-    const own = new Set([...Object.keys(spec.flags), 'help']);
-    const configFlags = Object.entries(parsed.flags).filter(([key]) => !own.has(key));
-    if (!spec.config && configFlags.length > 0) {
-      const [key] = configFlags[0] as [string, unknown];
-      throw new UsageError(`unknown flag --${key}${didYouMean(key, [...own])}`);
-    }
-    if (parsed.command === 'sweep') {
-      const workers = parsed.flags.workers;
-      if (workers !== undefined && (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1))
-        throw new UsageError(`--workers must be a positive integer; got ${JSON.stringify(workers)}`);
-      const failed = await sweepCommand(
-        {
-          file: flagString(parsed.flags, 'config', true) as string,
-          ...(parsed.flags.out !== undefined ? { out: String(parsed.flags.out) } : {}),
-          ...(parsed.flags.results !== undefined ? { results: String(parsed.flags.results) } : {}),
-          ...(typeof workers === 'number' ? { workers } : {}),
-          dryRun: parsed.flags['dry-run'] === true,
-          reportOnly: parsed.flags['report-only'] === true,
-        },
-        io.out,
-        io.err,
-      );
-      return failed > 0 ? EXIT.failure : EXIT.ok;
-    }
-    if (parsed.command === 'inspect') {
-      const file = parsed.positional[0];
-      if (!file) throw new UsageError('peft inspect needs a file');
-      const heads = parsed.flags.heads;
-      await inspectCommand(ctx, file, typeof heads === 'number' ? { heads } : {});
-      return EXIT.ok;
-    }
-    const configFile = flagString(parsed.flags, 'config', false);
-    const run = await resolveRunConfig({ ...(configFile ? { file: configFile } : {}), flags: configFlags });
-    switch (parsed.command) {
-      case 'train':
-        await trainCommand(run, ctx, { dryRun: parsed.flags['dry-run'] === true });
-        return EXIT.ok;
-      case 'eval': {
-        const split = (flagString(parsed.flags, 'split', false) ?? 'test') as 'test' | 'val' | 'trainval';
-        if (!['test', 'val', 'trainval'].includes(split))
-          throw new UsageError(`--split must be test, val or trainval; got "${split}"`);
-        await evalCommand(run, ctx, { adapter: flagString(parsed.flags, 'adapter', true) as string, split });
-        return EXIT.ok;
-      }
-      case 'predict':
-        await predictCommand(run, ctx, {
-          adapter: flagString(parsed.flags, 'adapter', true) as string,
-          images: parsed.positional,
-        });
-        return EXIT.ok;
-      case 'prepare':
-      case 'hierarchy':
-      case 'prototypes':
-        await prepareCommand(run, ctx);
-        return EXIT.ok;
-      case 'export':
-        await exportCommand(run, ctx, {
-          run: flagString(parsed.flags, 'run', true) as string,
-          to: flagString(parsed.flags, 'to', true) as string,
-        });
-        return EXIT.ok;
-      case 'bench':
-        {
-          const iters = parsed.flags.iters ?? 5;
-          if (typeof iters !== 'number' || !Number.isInteger(iters) || iters < 1)
-            throw new UsageError(`--iters must be a positive integer; got ${JSON.stringify(iters)}`);
-          await benchCommand(run, ctx, { iters });
-        }
-        return EXIT.ok;
-      case 'data check':
-        return (await dataCheckCommand(run.config, ctx)) ? EXIT.ok : EXIT.failure;
-      default:
-        throw new UsageError(`unknown command "${parsed.command}"`);
-    }
+    return await dispatch(parsed, spec, ctx);
   } catch (error) {
     if (error instanceof UsageError) {
       io.err.write(`peft: ${error.message}\n`);

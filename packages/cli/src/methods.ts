@@ -12,6 +12,7 @@ import {
   methodPluginDefinitions,
   pluginFactories,
 } from '@peftjs/core';
+import { REFERENCE_METHODS } from '@peftjs/references';
 import { SHIP_METHOD } from '@peftjs/ship';
 import { UsageError } from './errors.js';
 
@@ -20,7 +21,11 @@ import { UsageError } from './errors.js';
  * other part of it works from the definitions (options, capabilities), so a method loaded from a module gets the
  * same treatment.
  */
-export const BUILTIN_METHODS: readonly MethodDefinition[] = [SHIP_METHOD, ...BASELINE_METHODS];
+export const BUILTIN_METHODS: readonly MethodDefinition[] = [
+  SHIP_METHOD,
+  ...BASELINE_METHODS,
+  ...REFERENCE_METHODS,
+];
 
 /** `method.name` when a config does not say: the first built-in method. */
 export const DEFAULT_METHOD: string = (BUILTIN_METHODS[0] as MethodDefinition).name;

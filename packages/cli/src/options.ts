@@ -51,6 +51,14 @@ const MODEL_SECTION = z.strictObject({
     .positive()
     .default(DEFAULT_MAX_NPZ_BYTES / 2 ** 20)
     .describe('.npz weights: most MB its arrays may declare in total, checked before inflating'),
+  recipe: z
+    .string()
+    .min(1)
+    .default('auto')
+    .describe(
+      "the backbone's training recipe, under the preset, file and flags: auto (<weights>.recipe.json, else the " +
+        'safetensors metadata key peftjs.recipe), none, or a recipe file',
+    ),
 });
 
 const METHOD_SECTION = z.strictObject({

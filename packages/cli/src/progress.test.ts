@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type Output, Progress } from './progress.js';
 
 /** A fake terminal: every write is one frame, as a TTY would receive it. */
@@ -50,5 +50,73 @@ describe('Progress on a terminal', () => {
       1,
     );
     expect(log).toEqual(['epoch 1/1  loss 1.0000  lr 1.00e-1  0.1 s\n']);
+  });
+});
+
+describe('Progress phases', () => {
+  it('on a terminal: a bar the ticks fill, replaced by the result and the elapsed time', () => {
+    const tty = fakeTty();
+    const phase = new Progress(tty).phase('checking train800');
+    phase.tick(1, 2);
+    phase.tick(2, 2);
+    phase.end('ok');
+    expect(tty.frames.slice(0, 3)).toEqual([
+      '\rchecking train800 [........................] 0/0 …',
+      // Each frame is padded to the previous one's length, so no character of it is left behind.
+      '\rchecking train800 [############............] 1/2  ',
+      '\rchecking train800 [########################] 2/2 ',
+    ]);
+    expect(tty.frames.slice(3)).toEqual([
+      '\n',
+      expect.stringMatching(/^checking train800: ok \(\d+\.\d s\)\n$/),
+    ]);
+  });
+
+  it('in a log: the end line with the time taken, announced first when the phase runs over a second', () => {
+    vi.useFakeTimers();
+    try {
+      const log: string[] = [];
+      const progress = new Progress({ isTTY: false, write: (text) => log.push(text) });
+      const quick = progress.phase('loading weights');
+      quick.end('ok');
+      expect(log).toEqual([expect.stringMatching(/^loading weights: ok \(\d+\.\d s\)\n$/)]);
+      log.length = 0;
+      const slow = progress.phase('evaluating test');
+      slow.tick(5, 10);
+      vi.advanceTimersByTime(1500);
+      slow.end();
+      expect(log).toEqual([
+        'evaluating test …\n',
+        expect.stringMatching(/^evaluating test: done \(1\.5 s\)\n$/),
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('timed: ends with the result, or stops silently when the work throws', async () => {
+    vi.useFakeTimers();
+    try {
+      const log: string[] = [];
+      const progress = new Progress({ isTTY: false, write: (text) => log.push(text) });
+      expect(
+        await progress.timed(
+          'adding',
+          async () => 2 + 2,
+          (sum) => `${sum}`,
+        ),
+      ).toBe(4);
+      expect(log).toEqual([expect.stringMatching(/^adding: 4 \(\d+\.\d s\)\n$/)]);
+      log.length = 0;
+      await expect(
+        progress.timed('loading', async () => {
+          throw new Error('no such file');
+        }),
+      ).rejects.toThrow('no such file');
+      vi.advanceTimersByTime(5000);
+      expect(log).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -13,6 +13,19 @@ export function streamOutput(stream: NodeJS.WriteStream): Output {
   return { write: (text) => stream.write(text), isTTY: Boolean(stream.isTTY) };
 }
 
+/** How long a phase may run in a log before its start is announced. */
+const SILENCE_MS = 1000;
+
+/** A running phase of `Progress.phase`. */
+export interface Phase {
+  /** Work done so far out of `total` (redraws the bar on a terminal). */
+  tick(done: number, total: number): void;
+  /** Ends the phase with a short result (`ok`, `3,000 images`); the elapsed time is added. */
+  end(result?: string): void;
+  /** Stops the phase without a result line (it failed; its error is reported elsewhere). */
+  cancel(): void;
+}
+
 /**
  * Progress for long work: a redrawn bar on a terminal, plain lines otherwise (logs, CI). Phases are named by the
  * caller (`features`, `k-means`, `epochs`).
@@ -41,6 +54,57 @@ export class Progress {
       this.lastLine = '';
     }
     this.out.write(`${text}\n`);
+  }
+
+  /**
+   * A phase that may take more than a second (loading weights, checking data, testing): on a terminal a bar that
+   * `tick` fills and `end` replaces with the result and the time it took; in a log, the same end line, preceded by
+   * a `label …` line once the phase has run for a second, so a log never sits silent.
+   */
+  phase(label: string): Phase {
+    const started = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (this.out.isTTY) this.bar(label, 0, 0, '…');
+    else {
+      timer = setTimeout(() => this.line(`${label} …`), SILENCE_MS);
+      timer.unref?.();
+    }
+    return {
+      tick: (done, total) => this.bar(label, done, total),
+      end: (result) => {
+        clearTimeout(timer);
+        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        this.line(`${label}: ${result ?? 'done'} (${seconds} s)`);
+      },
+      cancel: () => {
+        clearTimeout(timer);
+        if (this.lastLine) {
+          this.out.write('\n');
+          this.lastLine = '';
+        }
+      },
+    };
+  }
+
+  /**
+   * Runs `work` as a phase (see `phase`): ended with `result(value)` when it succeeds; when it throws, the phase
+   * stops without a word (the error says what happened) and the error propagates.
+   */
+  async timed<T>(
+    label: string,
+    work: (phase: Phase) => Promise<T>,
+    result?: (value: T) => string,
+  ): Promise<T> {
+    const phase = this.phase(label);
+    let value: T;
+    try {
+      value = await work(phase);
+    } catch (error) {
+      phase.cancel();
+      throw error;
+    }
+    phase.end(result?.(value));
+    return value;
   }
 
   /** Renders training events. */

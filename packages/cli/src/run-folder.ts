@@ -6,7 +6,7 @@ import { type BackendChoice, type JsonObject, type MethodReport, PeftError } fro
 import { recoverFileSet, writeFileAtomic } from '@peftjs/core/internal';
 import { lockFolder } from './lock.js';
 import type { EpochRecord, TrainResult } from '@peftjs/train';
-import { lineChart, renderPng } from './plots.js';
+import { type SeriesPoint, lineChart, methodFileData, renderPng } from './plots.js';
 
 const PACKAGES = [
   '@peftjs/core',
@@ -131,6 +131,45 @@ export function manifest(input: ManifestInput): JsonObject {
   ) as JsonObject;
 }
 
+/** How a loss part is named in plots: `ce` is the cross-entropy, every other part an auxiliary loss by name. */
+const termName = (part: string) => (part === 'ce' ? 'cross-entropy' : `${part} (unweighted)`);
+
+/**
+ * The training loss of every run, per epoch: the total the optimizer minimised and, when plugins add auxiliary
+ * losses (SHIP's prompt matching loss), each term — the title says what the total is made of. Null without epochs.
+ */
+export function lossChart(histories: readonly { label: string; history: readonly EpochRecord[] }[]) {
+  const parts = [
+    ...new Set(histories.flatMap(({ history }) => history.flatMap((h) => Object.keys(h.parts)))),
+  ];
+  const auxiliary = parts.filter((p) => p !== 'ce');
+  const points: SeriesPoint[] = histories.flatMap(({ label, history }) =>
+    history.flatMap((h) => [
+      { x: h.epoch + 1, y: h.loss, series: `${label} run`, dash: 'total' },
+      ...(auxiliary.length > 0
+        ? Object.entries(h.parts).map(([part, y]) => ({
+            x: h.epoch + 1,
+            y,
+            series: `${label} run`,
+            dash: termName(part),
+          }))
+        : []),
+    ]),
+  );
+  if (points.length === 0) return null;
+  const total =
+    auxiliary.length > 0
+      ? `total = cross-entropy + ${auxiliary.map((p) => `weight · ${p}`).join(' + ')}`
+      : 'cross-entropy';
+  return lineChart(auxiliary.length > 0 ? points : points.map(({ dash: _, ...p }) => p), {
+    x: 'epoch',
+    y: 'training loss (mean over the epoch)',
+    title: 'Training loss',
+    subtitle: total,
+    integerX: true,
+  });
+}
+
 /** Loss and accuracy curves, the method's own lines and figures, and report.md tying them together. */
 export async function writeReport(
   folder: RunFolder,
@@ -145,34 +184,36 @@ export async function writeReport(
     /** What the protocol chose on validation (vtab, select). */
     validation?: { top1: number | null; bestEpoch: number; epochs: number };
     methodReport?: MethodReport;
+    /** More bullet lines (markdown, without the leading `- `), after the method's. */
+    extraLines?: readonly string[];
     wallSeconds: number;
     backend: string;
     kernels: string;
     fingerprint: string;
   },
 ): Promise<void> {
-  const losses = input.histories.flatMap(({ label, history }) =>
-    history.map((h) => ({ x: h.epoch + 1, y: h.loss, series: `${label} loss` })),
-  );
+  const plots: string[] = [];
+  const loss = lossChart(input.histories);
+  if (loss) {
+    await folder.writeFile('loss.png', await renderPng(loss));
+    plots.push('![training loss](loss.png)');
+  }
   const accuracy = input.histories.flatMap(({ label, history }) =>
     history
       .filter((h) => h.val)
-      .map((h) => ({ x: h.epoch + 1, y: (h.val?.top1 ?? 0) * 100, series: `${label} val top-1` })),
+      .map((h) => ({ x: h.epoch + 1, y: (h.val?.top1 ?? 0) * 100, series: `${label} run` })),
   );
-  await folder.writeFile(
-    'loss.png',
-    await renderPng(lineChart(losses, { x: 'epoch', y: 'training loss', title: 'Training loss' })),
-  );
-  const plots = ['![training loss](loss.png)'];
   if (accuracy.length > 0) {
     await folder.writeFile(
       'accuracy.png',
-      await renderPng(lineChart(accuracy, { x: 'epoch', y: 'top-1 (%)', title: 'Validation accuracy' })),
+      await renderPng(
+        lineChart(accuracy, { x: 'epoch', y: 'val top-1 (%)', title: 'Validation accuracy', integerX: true }),
+      ),
     );
     plots.push('![validation accuracy](accuracy.png)');
   }
   for (const figure of input.methodReport?.figures ?? []) {
-    await folder.writeFile(figure.file, figure.data);
+    await folder.writeFile(figure.file, await methodFileData(figure.data));
     plots.push(`![${figure.caption}](${figure.file})`);
   }
   const r = input.result;
@@ -193,6 +234,7 @@ export async function writeReport(
       ? `- test: top-1 **${(input.test.top1 * 100).toFixed(2)} %**${input.test.top5 === null ? '' : `, top-5 ${(input.test.top5 * 100).toFixed(2)} %`} on ${input.test.count} images (evaluated once)`
       : '- test: not evaluated (the selection protocol never reads the test split)',
     ...(input.methodReport?.lines ?? []).map((line) => `- ${line}`),
+    ...(input.extraLines ?? []).map((line) => `- ${line}`),
     '',
     ...plots,
     '',

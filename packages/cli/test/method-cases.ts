@@ -14,6 +14,7 @@ import {
   createPeftModel,
   tf,
 } from '@peftjs/core';
+import { scratch } from '@peftjs/references';
 import { ship } from '@peftjs/ship';
 import { BUILTIN_METHODS, adapterFactories } from '../src/methods.js';
 import { mnistDigitTensors, tinyMnistVit } from '@peftjs/test-fixtures/plain';
@@ -32,6 +33,8 @@ export const METHOD_CASES: Readonly<Record<string, () => PeftPlugin[]>> = {
   ssf: () => [ssf()],
   ship: () => ship(shipOptions),
   'ship+lora': () => [...ship(shipOptions), lora({ rank: 2, alpha: 4 })],
+  // The from-scratch reference re-initialises every backbone tensor: on model-owned copies only.
+  scratch: () => [scratch()],
 };
 
 /** The seeded random tiny ViT every case is built on. */

@@ -77,7 +77,7 @@ describe('every method round-trips through its run folder', () => {
     const labels = predicted.out
       .trim()
       .split('\n')
-      .map((l) => (JSON.parse(l) as { label: number }).label);
+      .map((l) => (JSON.parse(l) as { predicted: number }).predicted);
     const fromRun = (await readFile(join(run, 'predictions.jsonl'), 'utf8'))
       .trim()
       .split('\n')

@@ -148,4 +148,20 @@ describe('definitions', () => {
     );
     expectRefusal(() => checkMethod({ name: 'x' }), 'PLUGIN_INVALID', /"version" must be a non-empty string/);
   });
+
+  it('refuse a fit or dataLimits capability of the wrong shape', () => {
+    const method = { ...TOY, name: 'toy' };
+    expectRefusal(
+      () => checkMethod({ ...method, fit: { summary: 'x' } }),
+      'PLUGIN_INVALID',
+      /"fit" must be an object with a fit\(model, data, options\) function/,
+    );
+    expectRefusal(
+      () => checkMethod({ ...method, dataLimits: 3 }),
+      'PLUGIN_INVALID',
+      /"dataLimits" must be a function/,
+    );
+    const fit = { summary: 'nothing', fit: async () => ({ chosen: {}, candidates: [], fittedOn: 0 }) };
+    expect(checkMethod({ ...method, fit, dataLimits: () => [] })).toMatchObject({ name: 'toy' });
+  });
 });

@@ -4,7 +4,13 @@ import type { VitConfig } from './config.js';
 import { PeftError } from './errors.js';
 import type { PeftModel } from './model.js';
 import { parseOptions, undocumentedOptions } from './options.js';
-import { HOOK_SPEC_VERSION, type JsonObject, type PeftPlugin, type PluginTier } from './plugin.js';
+import {
+  HOOK_SPEC_VERSION,
+  type JsonObject,
+  type PeftPlugin,
+  type PluginTier,
+  type PrepareData,
+} from './plugin.js';
 
 /**
  * Definitions: one object per plugin and per method, in the spirit of HF PEFT's `LoraConfig` plus its method
@@ -35,12 +41,21 @@ export interface PluginDefinition<S extends OptionsSchema = OptionsSchema> {
   create(options: z.output<S>): PeftPlugin;
 }
 
+/**
+ * Vector graphics a method hands over instead of PNG bytes (no rasteriser needed in the method's package, so it
+ * also runs in browsers); the `peft` command line rasterises it to the PNG file named by the figure or file.
+ */
+export interface SvgImage {
+  /** A complete SVG document. */
+  readonly svg: string;
+}
+
 /** A file a method's data pass describes itself with (written by `peft prepare`). */
 export interface MethodFile {
   /** File name inside the output folder, e.g. `prototypes.safetensors`. */
   readonly name: string;
-  /** The contents. */
-  readonly data: Uint8Array | string;
+  /** The contents; an `SvgImage` is written as a PNG (name the file `….png`). */
+  readonly data: Uint8Array | string | SvgImage;
   /** One line saying what it holds (printed after writing). */
   readonly description: string;
 }
@@ -64,8 +79,8 @@ export interface MethodFigure {
   readonly file: string;
   /** Alt text / caption in report.md. */
   readonly caption: string;
-  /** PNG bytes. */
-  readonly data: Uint8Array;
+  /** PNG bytes, or an `SvgImage` the command line rasterises to PNG. */
+  readonly data: Uint8Array | SvgImage;
 }
 
 /** What a method adds to a run's report.md and results.json (the `report` capability). */
@@ -90,6 +105,66 @@ export interface MethodPreset {
   readonly warnings?: readonly string[];
 }
 
+/** The splits a `fit` sees, as batches of preprocessed images with labels (`PrepareBatch.labels` set). */
+export interface FitData {
+  /** Fitted first, to score each candidate setting (VTAB-1k: train800). */
+  readonly select: PrepareData;
+  /** Scores the candidates (VTAB-1k: val200); the best one (the first on ties) is chosen. */
+  readonly val: PrepareData;
+  /** Fitted last with the chosen setting (VTAB-1k: train800val200): what the returned model knows. */
+  readonly trainval: PrepareData;
+}
+
+/** One setting a `fit` tried, with its score. */
+export interface FitCandidate {
+  /** The setting (e.g. `{ "k": 5 }`). */
+  readonly setting: JsonObject;
+  /** Its top-1 on the validation split, in [0, 1]. */
+  readonly valTop1: number;
+}
+
+/** What `MethodFit.fit` decided, for results.json and the report. */
+export interface FitOutcome {
+  /** The chosen setting (e.g. `{ "k": 5 }`). */
+  readonly chosen: JsonObject;
+  /** Every candidate with its validation top-1, in the order tried. */
+  readonly candidates: readonly FitCandidate[];
+  /** Images the final model was fitted on (`trainval.size`). */
+  readonly fittedOn: number;
+}
+
+/**
+ * The `fit` capability: a method that learns without gradient steps (a reference such as k-nearest neighbours).
+ * The command line calls it instead of `train()`, on a model freshly built from the method's plugins; the fitted
+ * model is then tested, saved and reloaded like any other.
+ */
+export interface MethodFit<O> {
+  /** One line: what fitting does (shown in generated docs). */
+  readonly summary: string;
+  /** Chooses a setting on `data.val` after fitting `data.select`, then fits `data.trainval` into `model`. */
+  fit(model: PeftModel, data: FitData, options: O): Promise<FitOutcome>;
+}
+
+/** Counts of the data a run trains on, for `MethodCapabilities.dataLimits`. */
+export interface DataFacts {
+  /** Images of the smallest split the method prepares or trains on (VTAB-1k: train800). */
+  readonly trainImages: number;
+  /** Number of classes. */
+  readonly numClasses: number;
+}
+
+/** An option whose value the data bounds (e.g. a prototype bank no larger than the training images). */
+export interface OptionLimit {
+  /** Dotted path inside the method's options, e.g. `hierarchy.prototypes`. */
+  readonly path: string;
+  /** The value the options hold. */
+  readonly value: number;
+  /** The largest value the data allows. */
+  readonly max: number;
+  /** Why, as a clause: `k-means needs at least one training image per prototype`. */
+  readonly reason: string;
+}
+
 /** What a method has besides building its plugins: its name and the optional capabilities the `peft` CLI uses. */
 export interface MethodCapabilities<S extends OptionsSchema = OptionsSchema> {
   /** What `method.name` says (e.g. `lora`). */
@@ -105,6 +180,13 @@ export interface MethodCapabilities<S extends OptionsSchema = OptionsSchema> {
   report?(model: PeftModel, options: z.output<S>): Promise<MethodReport>;
   /** Published per-task settings by key (e.g. `vtab:cifar100`). */
   readonly presets?: Readonly<Record<string, MethodPreset>>;
+  /** Learning without gradient steps: the command line calls `fit` instead of `train()` (see `MethodFit`). */
+  readonly fit?: MethodFit<z.output<S>>;
+  /**
+   * Options bounded by the data, checked after the split lists are read and before any image is decoded: a value
+   * the user set above its limit is refused, a default or recipe value is capped with a note.
+   */
+  dataLimits?(options: z.output<S>, data: DataFacts): OptionLimit[];
 }
 
 /**
@@ -183,6 +265,11 @@ export function checkMethod(value: unknown): MethodDefinition {
   if (typeof definition?.name !== 'string' || definition.name === '')
     invalidDefinition(what, '"name" must be a non-empty string');
   checkCommon(what, value as Record<string, unknown>);
+  const { fit, dataLimits } = value as MethodDefinition;
+  if (fit !== undefined && typeof fit?.fit !== 'function')
+    invalidDefinition(what, '"fit" must be an object with a fit(model, data, options) function');
+  if (dataLimits !== undefined && typeof dataLimits !== 'function')
+    invalidDefinition(what, '"dataLimits" must be a function');
   for (const plugin of (value as MethodDefinition).plugins ?? []) definePlugin(plugin);
   return value as MethodDefinition;
 }

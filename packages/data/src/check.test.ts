@@ -48,7 +48,13 @@ describe('checkSplit', () => {
         'images/img5.png -1',
       ].join('\n'),
     );
-    const result = await checkSplit(split, { decode: true });
+    const progress: number[] = [];
+    const result = await checkSplit(split, {
+      decode: true,
+      onProgress: (done, total) => progress.push(done / total),
+    });
+    // Two of the eight lines do not parse into samples; the six samples report progress.
+    expect(progress).toEqual([1, 2, 3, 4, 5, 6].map((n) => n / 6));
     expect(result.ok).toBe(false);
     const img = (name: string) => join(dir, 'mini/images', name);
     expect(result.problems.map((p) => ({ ...p, message: p.message.split(': not a PNG')[0] }))).toEqual([

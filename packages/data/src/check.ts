@@ -20,6 +20,8 @@ export interface CheckOptions {
   readonly concurrency?: number;
   /** Size limits applied when decoding (default `DEFAULT_INPUT_LIMITS`). */
   readonly limits?: Partial<InputLimits>;
+  /** Called as samples finish with how many are checked so far and the split's size (progress bars). */
+  readonly onProgress?: (done: number, total: number) => void;
 }
 
 /** What `checkSplit` found. */
@@ -127,38 +129,50 @@ export async function checkSplit(split: Split, options: CheckOptions = {}): Prom
   const problems = listProblems(split, numClasses);
   const fileProblems: (DataProblem | undefined)[] = new Array(split.samples.length);
   const checked = new Set<string>();
+  let done = 0;
   await forEachLimit(split.samples.length, concurrency, async (i) => {
-    const sample = split.samples[i] as LabeledSample;
-    if (checked.has(sample.path)) return; // a duplicate: already reported above
-    checked.add(sample.path);
-    const at = where(sample);
-    const info = await stat(sample.path).catch(() => null);
-    if (!info) {
-      fileProblems[i] = { ...at, message: `image file not found: ${sample.path}` };
-      return;
-    }
-    if (!info.isFile()) {
-      fileProblems[i] = {
-        ...at,
-        message: `image path is not a regular file (${kindOf(info)}): ${sample.path}`,
-      };
-      return;
-    }
-    if (!options.decode) return;
     try {
-      if (options.imageSize) await decodeImage(sample.path, { size: options.imageSize, channels, limits });
-      else await readRawImage(sample.path, undefined, limits);
-    } catch (error) {
-      const reason = error instanceof PeftError && error.cause instanceof Error ? error.cause : error;
-      fileProblems[i] = {
-        ...at,
-        message: `corrupt or unreadable image ${sample.path}: ${(reason as Error).message}`,
-      };
+      fileProblems[i] = await checkSample(
+        split.samples[i] as LabeledSample,
+        checked,
+        options,
+        channels,
+        limits,
+      );
+    } finally {
+      options.onProgress?.(++done, split.samples.length);
     }
   });
   for (const p of fileProblems) if (p) problems.push(p);
   const sorted = sortByLine(problems);
   return { ok: sorted.length === 0, problems: sorted };
+}
+
+/** The file problem of one sample (missing, not a regular file, corrupt), or undefined. */
+async function checkSample(
+  sample: LabeledSample,
+  checked: Set<string>,
+  options: CheckOptions,
+  channels: 1 | 3,
+  limits: InputLimits,
+): Promise<DataProblem | undefined> {
+  if (checked.has(sample.path)) return undefined; // a duplicate: already reported above
+  checked.add(sample.path);
+  const at = where(sample);
+  const info = await stat(sample.path).catch(() => null);
+  if (!info) return { ...at, message: `image file not found: ${sample.path}` };
+  if (!info.isFile()) {
+    return { ...at, message: `image path is not a regular file (${kindOf(info)}): ${sample.path}` };
+  }
+  if (!options.decode) return undefined;
+  try {
+    if (options.imageSize) await decodeImage(sample.path, { size: options.imageSize, channels, limits });
+    else await readRawImage(sample.path, undefined, limits);
+    return undefined;
+  } catch (error) {
+    const reason = error instanceof PeftError && error.cause instanceof Error ? error.cause : error;
+    return { ...at, message: `corrupt or unreadable image ${sample.path}: ${(reason as Error).message}` };
+  }
 }
 
 /** Problems of one label array quoted one by one before they are summarised. */

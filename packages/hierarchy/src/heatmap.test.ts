@@ -1,5 +1,6 @@
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
+import { affinityHeatmapSvg } from './heatmap-svg.js';
 import { HEATMAP_BOUNDARY_COLOR, affinityHeatmapPng, heatmapColor } from './heatmap.js';
 
 function pixel(png: PNG, x: number, y: number): number[] {
@@ -46,5 +47,37 @@ describe('affinityHeatmapPng', () => {
     await expect(affinityHeatmapPng(A, [0, 4])).rejects.toThrow(/starts\[1\] = 4/);
     await expect(affinityHeatmapPng(A, [0], { cellSize: 0 })).rejects.toThrow(/option "cellSize"/);
     await expect(affinityHeatmapPng([[1, 2]], [0])).rejects.toThrow(/row 0 has 2 columns/);
+  });
+});
+
+describe('affinityHeatmapSvg', () => {
+  const A = [
+    [1, 0.9, 0.5, 0.2],
+    [0.9, 1, 0.6, 0.3],
+    [0.5, 0.6, 1, 0.7],
+    [0.2, 0.3, 0.7, 1],
+  ];
+
+  it('draws every cell, labels both axes with block indices, a colour bar and the hierarchy boundaries', () => {
+    const svg = affinityHeatmapSvg(A, [0, 2], { title: 'Layer affinity (τ = 0.9)' });
+    expect(svg.startsWith('<svg ')).toBe(true);
+    expect(svg.match(/<title>blocks \d, \d: /g)).toHaveLength(16);
+    expect(svg).toContain('<title>blocks 0, 3: 0.20</title>');
+    for (const i of [0, 1, 2, 3]) expect(svg).toContain(`text-anchor="end">${i}</text>`);
+    expect(svg.match(/>block<\/text>/g)).toHaveLength(2);
+    expect(svg).toContain('Layer affinity (τ = 0.9)');
+    expect(svg).toContain('2 hierarchies (blocks sharing prompts)</text>');
+    expect(svg).toContain('>starts 0, 2</text>');
+    // Colour bar from the minimum to the maximum, labelled.
+    for (const v of ['0.20', '0.60', '1.00']) expect(svg).toContain(`>${v}</text>`);
+    expect(svg).toContain('>affinity</text>');
+    // One dashed boundary per axis at start 2, and each hierarchy outlined on the diagonal.
+    expect(svg.match(/stroke-dasharray/g)).toHaveLength(2);
+    expect(svg.match(/fill="none" stroke="rgb\(255,0,0\)"/g)).toHaveLength(2);
+  });
+
+  it('refuses what the PNG heatmap refuses', () => {
+    expect(() => affinityHeatmapSvg([[1, 2]], [0])).toThrow(/square/);
+    expect(() => affinityHeatmapSvg(A, [1])).toThrow(/starts/);
   });
 });

@@ -3,6 +3,7 @@ export { HIERARCHY_TOKENS, type HierarchyToken, layerFeatures } from './features
 export { AffinityAccumulator } from './affinity.js';
 export { kmeans, type KMeansOptions, type KMeansResult } from './kmeans.js';
 export { HEATMAP_BOUNDARY_COLOR, affinityHeatmapPng, heatmapColor, type HeatmapOptions } from './heatmap.js';
+export { affinityHeatmapSvg, type HeatmapSvgOptions } from './heatmap-svg.js';
 export {
   HIERARCHY_OPTIONS,
   HIERARCHY_PLUGIN,

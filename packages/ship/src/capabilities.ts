@@ -1,6 +1,14 @@
-import type { JsonObject, MethodFile, MethodReport, PeftModel, VitConfig } from '@peftjs/core';
+import type {
+  DataFacts,
+  JsonObject,
+  MethodFile,
+  MethodReport,
+  OptionLimit,
+  PeftModel,
+  VitConfig,
+} from '@peftjs/core';
 import { serializeSafetensors } from '@peftjs/core/safetensors';
-import { affinityHeatmapPng } from '@peftjs/hierarchy';
+import { affinityHeatmapSvg } from '@peftjs/hierarchy';
 import type { ResolvedShipOptions } from './ship.js';
 
 /** The hierarchy plugin's artifacts (affinity, starts …), when it ran. */
@@ -16,6 +24,8 @@ function hierarchyArtifacts(model: PeftModel, o: ResolvedShipOptions) {
     starts: number[];
   };
 }
+
+const heatmapTitle = (threshold: unknown) => `Layer affinity (τ = ${String(threshold)})`;
 
 /** What the prompts use: the grouped or fixed starts. */
 function promptStarts(model: PeftModel, o: ResolvedShipOptions): number[] | null {
@@ -39,7 +49,7 @@ export async function shipOutputs(model: PeftModel, o: ResolvedShipOptions): Pro
     });
     files.push({
       name: 'affinity.png',
-      data: await affinityHeatmapPng(affinity, starts),
+      data: { svg: affinityHeatmapSvg(affinity, starts, { title: heatmapTitle(threshold) }) },
       description: 'layer affinity heatmap with hierarchy boundaries',
     });
   }
@@ -93,9 +103,33 @@ export async function shipReport(model: PeftModel, o: ResolvedShipOptions): Prom
         {
           file: 'affinity.png',
           caption: `layer affinity; hierarchy starts ${hierarchy.starts.join(', ')}`,
-          data: await affinityHeatmapPng(hierarchy.affinity, hierarchy.starts),
+          data: {
+            svg: affinityHeatmapSvg(hierarchy.affinity, hierarchy.starts, {
+              title: heatmapTitle(hierarchy.threshold),
+            }),
+          },
         },
       ]
     : [];
   return { lines, fields, figures };
+}
+
+/**
+ * The data bounds SHIP's options: k-means needs at least one image per prototype, among the images the hierarchy
+ * pass keeps (the smallest split it prepares on, at most `hierarchy.maxImages`).
+ */
+export function shipDataLimits(o: ResolvedShipOptions, data: DataFacts): OptionLimit[] {
+  if (o.starts !== null && !o.prompts.ap) return [];
+  const images = Math.min(data.trainImages, o.hierarchy.maxImages);
+  return [
+    {
+      path: 'hierarchy.prototypes',
+      value: o.hierarchy.prototypes,
+      max: images,
+      reason:
+        images < data.trainImages
+          ? `k-means clusters at most hierarchy.maxImages = ${images} images`
+          : `k-means needs an image per prototype and the smallest training split has ${images}`,
+    },
+  ];
 }

@@ -10,7 +10,7 @@ import {
 } from '@peftjs/core';
 import { describeBackends, expectNoLeakedTensors, expectTensorClose } from '@peftjs/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type ShipOptions, ship } from './ship.js';
+import { SHIP_METHOD, SHIP_OPTIONS, type ShipOptions, ship } from './ship.js';
 import { GeometryOnlyBackbone, mnistDigits, tinyMnistVit, prepareDataOf } from '@peftjs/test-fixtures';
 
 const CIFAR100_STARTS = [0, 2, 4, 6, 8, 11];
@@ -49,6 +49,28 @@ describe('SHIP options', () => {
     expect(ship({ starts: [0, 2], prompts: { ap: false } }).map((p) => p.type)).not.toContain(
       'ship-hierarchy',
     );
+  });
+});
+
+describe('SHIP data limits', () => {
+  const limits = (options: ShipOptions, trainImages: number) =>
+    SHIP_METHOD.dataLimits?.(SHIP_OPTIONS.parse(options), { trainImages, numClasses: 10 });
+
+  it('bound the prototype bank by the images the hierarchy pass clusters', () => {
+    expect(limits({}, 170)).toEqual([
+      {
+        path: 'hierarchy.prototypes',
+        value: 200,
+        max: 170,
+        reason: 'k-means needs an image per prototype and the smallest training split has 170',
+      },
+    ]);
+    expect(limits({ hierarchy: { maxImages: 100 } }, 800)?.[0]).toMatchObject({
+      max: 100,
+      reason: 'k-means clusters at most hierarchy.maxImages = 100 images',
+    });
+    // Fixed starts and no attribute prompts: no hierarchy pass, nothing to bound.
+    expect(limits({ starts: [0, 6], prompts: { ap: false } }, 10)).toEqual([]);
   });
 });
 

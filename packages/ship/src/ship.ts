@@ -11,7 +11,7 @@ import { DECOUPLED_ATTENTION_PLUGIN } from '@peftjs/decoupled-attention';
 import { HIERARCHY_PLUGIN } from '@peftjs/hierarchy';
 import { PML_PLUGIN } from '@peftjs/pml';
 import { SHIP_PROMPTS_PLUGIN } from '@peftjs/prompts';
-import { shipOutputs, shipPlaceholder, shipReport } from './capabilities.js';
+import { shipDataLimits, shipOutputs, shipPlaceholder, shipReport } from './capabilities.js';
 import { SHIP_METHOD_PRESETS } from './vtab-presets.js';
 
 /** Version of the SHIP method definition. */
@@ -91,6 +91,7 @@ export const SHIP_METHOD: MethodDefinition<typeof SHIP_OPTIONS> = defineMethod({
   },
   report: shipReport,
   presets: SHIP_METHOD_PRESETS,
+  dataLimits: shipDataLimits,
 });
 
 /**

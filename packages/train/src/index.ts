@@ -32,6 +32,7 @@ export {
   type EvaluateOptions,
   evaluate,
   type MetricSummary,
+  type RankedPrediction,
   summarize,
 } from './evaluate.js';
 export {
@@ -42,7 +43,7 @@ export {
   checkpointExists,
   readCheckpoint,
 } from './checkpoint.js';
-export { type RunIdentity } from './identity.js';
+export type { RunIdentity } from './identity.js';
 export { type ResolvedTrainOptions, TRAIN_OPTIONS } from './options.js';
 export {
   type TrainOptions,

@@ -47,7 +47,12 @@ export const TRAIN_OPTIONS = z.strictObject({
   warmupLrInit: nonNegative().default(1e-6).describe('learning rate at the start of the warm-up'),
   lrMin: nonNegative().default(1e-5).describe('floor of the cosine schedules'),
   seed: z.union([z.number().finite(), z.string()]).default(1).describe('seed of the batch order'),
-  dropLast: z.boolean().default(true).describe('skip a final partial batch each epoch'),
+  dropLast: z
+    .boolean()
+    .default(false)
+    .describe(
+      'skip a final partial batch each epoch (timm does); off: every image trains every epoch, the last step on fewer',
+    ),
   evalEvery: z.int().positive().default(1).describe('evaluate at epochs 0, N, 2N, … and the last'),
   evalBatchSize: z
     .int()

@@ -135,6 +135,38 @@ describe('training on a tiny ViT (MNIST)', () => {
     dispose();
   });
 
+  it('evaluate: the top-k classes with their softmax probabilities, and progress after each batch', async () => {
+    const { model, dispose } = tinyModel();
+    const data = valSplit();
+    const progress: [number, number][] = [];
+    const before = tf.memory().numTensors;
+    const m = await evaluate(model, data, {
+      batchSize: 12,
+      topK: 3,
+      onBatch: (done, total) => progress.push([done, total]),
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(progress).toEqual([
+      [12, 32],
+      [24, 32],
+      [32, 32],
+    ]);
+    const { images } = mnistDigits('train', 64, 32);
+    const probabilities = tf.tidy(() => tf.softmax(model.predict(tf.tensor4d(images, [32, 28, 28, 1]))));
+    const rows = probabilities.arraySync() as number[][];
+    probabilities.dispose();
+    expect(m.ranked).toHaveLength(32);
+    m.ranked?.forEach((r, i) => {
+      const row = rows[i] as number[];
+      const order = row.map((p, c) => [p, c] as const).sort((a, b) => b[0] - a[0]);
+      expect(r.classes).toEqual(order.slice(0, 3).map(([, c]) => c));
+      expect(r.probabilities.map((p) => p.toFixed(5))).toEqual(order.slice(0, 3).map(([p]) => p.toFixed(5)));
+      expect(r.classes[0]).toBe(m.predictions[i]);
+    });
+    expect((await evaluate(model, data, { batchSize: 32 })).ranked).toBeUndefined();
+    dispose();
+  });
+
   it('micro-batch gradient accumulation equals full-batch gradients (within 1e-5) without leaking', async () => {
     const { model, dispose } = tinyModel({ prompt: true });
     const { images, labels } = mnistDigits('train', 0, 16);
