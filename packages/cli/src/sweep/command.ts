@@ -70,7 +70,7 @@ function knownKeys(path: readonly string[]): string[] {
 }
 
 /** Resolves job configs through the run-config schema (every default filled in), naming the sweep file in errors. */
-function sweepResolver(file: string): Resolver {
+export function sweepResolver(file: string): Resolver {
   const baseDir = dirname(resolve(file));
   return async (config: JsonMap) => {
     const run = await resolveRunConfig({ config: { value: config, source: `${file} (job)`, baseDir } });
