@@ -250,7 +250,7 @@ describe.skipIf(!runHere)('peft sweep --queue with peft worker processes (real R
     expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0]);
   });
 
-  it('a worker killed with SIGKILL mid-job: its run stops, another worker reruns the job, each job completes once', async () => {
+  it('a worker killed with SIGKILL mid-job: its run stops, another worker reruns the job; a crashed run is retried; each job completes once', async () => {
     const file = await sweepFile('kill', [
       '  train: { protocol: refit, epochs: 2, batchSize: 10, warmupEpochs: 0, evalEvery: 1, checkpointEvery: 1 }',
       'axes: { tasks: [mnist], seeds: [1, 2] }',
@@ -262,20 +262,31 @@ describe.skipIf(!runHere)('peft sweep --queue with peft worker processes (real R
     await Promise.all([victim, survivor].map((w) => w.waitFor(/serving sweep "kill"/)));
     const err = sink();
     const leader = sweepCommand({ file, out: join(dir, 'kill'), queue }, sink(), err);
+    /** The pid of the `peft train` running job `id` (it holds the run folder's lock). */
+    const trainPid = async (id: string) => {
+      const lock = join(out, 'runs', id, '.peftjs-lock');
+      await until(() => existsSync(lock), `the run of ${id} to start`);
+      return (JSON.parse(await readFile(lock, 'utf8')) as { pid: number }).pid;
+    };
     const [, id] = (await victim.waitFor(/took ([0-9a-f]{24})/)) as [string, string];
-    // Mid-job: its peft train holds the run folder.
-    const lock = join(out, 'runs', id, '.peftjs-lock');
-    await until(() => existsSync(lock), 'the run to start');
-    const trainPid = (JSON.parse(await readFile(lock, 'utf8')) as { pid: number }).pid;
+    const orphan = await trainPid(id);
     victim.process.kill('SIGKILL');
+    // A crash of the run itself (not of its worker): the survivor's first run is killed from outside.
+    const [, crashed] = (await survivor.waitFor(/took ([0-9a-f]{24})/)) as [string, string];
+    process.kill(await trainPid(crashed), 'SIGKILL');
     // The orphaned peft train notices its worker is gone and stops.
-    await until(() => !alive(trainPid), "the killed worker's run to stop", 15);
+    await until(() => !alive(orphan), "the killed worker's run to stop", 15);
     expect(await leader, err.text()).toBe(0);
     const recs = await records(join(dir, 'kill', 'results.jsonl'));
     expect(recs).toHaveLength(4);
     expect(recs.every((r) => r.status === 'done' && r.metrics?.testTop1 !== undefined)).toBe(true);
     expect(survivor.output()).toMatch(new RegExp(`took ${id} .*\\(start 2\\)`));
     expect(err.text()).toMatch(/its worker stopped answering; the job goes to another worker/);
+    // The crashed run was retried by BullMQ (after its backoff) and finished on the second try.
+    expect(survivor.output()).toMatch(
+      new RegExp(`${crashed} failed \\(crash; BullMQ retries it\\): killed by SIGKILL`),
+    );
+    expect(survivor.output()).toMatch(new RegExp(`took ${crashed} .*\\(start 2\\)`));
     const done = [...survivor.output().matchAll(/done ([0-9a-f]{24})/g)].map((m) => m[1]);
     expect(victim.output()).not.toMatch(/done /);
     expect(done.sort()).toEqual(recs.map((r) => r.id).sort());

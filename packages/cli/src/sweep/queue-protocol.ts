@@ -72,8 +72,6 @@ export function parseQueueAddress(text: string, flag = '--queue'): QueueAddress 
   };
 }
 
-const json: z.ZodType<unknown> = z.unknown();
-
 /** The payload of a queued job: the resolved `peft train` config and what the leader wants back. */
 export const QUEUED_JOB = z.strictObject({
   /** Format of this payload. */
@@ -83,7 +81,7 @@ export const QUEUED_JOB = z.strictObject({
   /** Row, task, seed and phase, for people reading worker logs. */
   label: z.string(),
   /** The fully resolved `peft train` config; its hash is the job id. */
-  config: z.record(z.string(), json),
+  config: z.record(z.string(), z.unknown()),
   /** Send the run's adapter files back with the result. */
   returnAdapter: z.boolean(),
 });

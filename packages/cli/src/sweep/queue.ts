@@ -68,6 +68,17 @@ export async function connectRedis(
   return client;
 }
 
+/** `pid P on HOST (command, since T)` from a lease's value. */
+function describeHolder(value: string | null): string {
+  if (value === null) return 'a leader that just stopped';
+  try {
+    const h = JSON.parse(value) as { pid: number; host: string; command: string; started: string };
+    return `pid ${h.pid} on ${h.host} (${h.command}, since ${h.started})`;
+  } catch {
+    return value;
+  }
+}
+
 /** Seconds a leader's lease on its sweep's queue lasts without renewal. */
 const LEASE_SECONDS = 15;
 
@@ -92,7 +103,7 @@ async function takeLease(
   const deadline = Date.now() + (LEASE_SECONDS + 5) * 1000;
   let announced = false;
   while ((await redis.set(key, me, 'PX', LEASE_SECONDS * 1000, 'NX')) !== 'OK') {
-    const holder = (await redis.get(key)) ?? 'a leader that just stopped';
+    const holder = describeHolder(await redis.get(key));
     if (Date.now() > deadline) {
       throw new PeftError(
         'FOLDER_LOCKED',

@@ -1,5 +1,5 @@
 import { open, readFile, readdir, stat } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CHECKPOINT_JSON } from '@peftjs/train';
@@ -122,6 +122,9 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<Queue
     };
   };
   const connection = await connectRedis(options.address, `peft-worker:${name}`, options.log);
+  options.log(
+    `worker ${name} serving sweep "${options.sweep}" on ${options.address.display}, ${options.workers} job(s) at once`,
+  );
   const worker = new Worker(options.sweep, processor, {
     connection,
     prefix: options.address.prefix,
@@ -169,7 +172,8 @@ function watchEpochs(
   report: (p: { epoch: number; epochs: number; loss: number }) => void,
 ): { stop: () => void } {
   const epochs = Number(getPath(config, 'train.stopAfterEpochs') ?? getPath(config, 'train.epochs') ?? 0);
-  let offset = 0;
+  // Epochs an earlier try logged (a resumed run appends to the same log) are not reported again.
+  let offset = existsSync(join(dir, 'log.jsonl')) ? statSync(join(dir, 'log.jsonl')).size : 0;
   let partial = '';
   let busy = false;
   const look = async () => {
@@ -295,7 +299,6 @@ export async function workerCommand(
     ...(command ? { command } : {}),
     log,
   });
-  log(`worker ${worker.name} serving sweep "${sweep}" on ${address.display}, ${workers} job(s) at once`);
   let signals = 0;
   const stop = () => {
     if (++signals > 1) process.exit(130);
