@@ -181,8 +181,11 @@ export interface ConfigSources {
    * folder module paths in `method.name` are relative to.
    */
   readonly config?: {
+    /** The config object. */
     readonly value: Record<string, unknown>;
+    /** What error messages call it (e.g. `sweep.yaml (job)`). */
     readonly source: string;
+    /** The folder module paths in `method.name` are relative to. */
     readonly baseDir: string;
   };
   /** `--section.key=value` flags: each deep-merges into what the file says. */

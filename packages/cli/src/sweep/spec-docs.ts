@@ -19,6 +19,7 @@ interface Schema {
   prefixItems?: Schema[];
   oneOf?: Schema[];
   $ref?: string;
+  pattern?: string;
 }
 
 interface Row {
