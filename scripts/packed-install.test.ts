@@ -335,6 +335,7 @@ describe('a scratch project with the tarballs', () => {
         'core-js': false,
         '@tensorflow/tfjs-node': false,
         '@tensorflow/tfjs-node-gpu': false,
+        'msgpackr-extract': false,
       })}`,
     );
     // The workspace lockfile as the starting point: pnpm keeps its versions, which are the ones in the store,

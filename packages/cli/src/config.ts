@@ -216,9 +216,9 @@ export interface ConfigSources {
    * folder module paths in `method.name` are relative to.
    */
   readonly config?: {
-    /** The config's keys. */
+    /** The config object. */
     readonly value: Record<string, unknown>;
-    /** What errors call it. */
+    /** What error messages call it (e.g. `sweep.yaml (job)`). */
     readonly source: string;
     /** The folder module paths in `method.name` are relative to. */
     readonly baseDir: string;

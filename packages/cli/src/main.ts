@@ -122,14 +122,29 @@ const COMMANDS: Record<string, CommandSpec> = {
   sweep: {
     summary: 'run a grid of peft train jobs (tasks × methods × options × seeds) with a protocol, then report',
     usage:
-      'peft sweep --config sweep.yaml [--workers N] [--out DIR] [--results FILE] [--dry-run] [--report-only]',
+      'peft sweep --config sweep.yaml [--workers N | --queue redis://host:port[/db] [--return-adapter]] [--out DIR] [--results FILE] [--dry-run] [--report-only]',
     flags: {
       config: 'sweep file (YAML or JSON; see docs/guides/sweeps.md)',
       workers: 'jobs at once on this machine (default: the number of cores)',
+      queue: 'put the jobs on this Redis (BullMQ) queue for `peft worker` processes instead',
+      'return-adapter': 'with --queue: workers send each adapter back into <out>/runs/<id>/adapter',
       out: 'folder of the run folders (default sweeps/<name>)',
       results: 'results file, JSON lines (default <out>/results.jsonl)',
       'dry-run': 'print the jobs that would run now, run nothing',
       'report-only': 'write the report from the results file, run nothing',
+    },
+    options: null,
+  },
+  worker: {
+    summary: "take a sweep's jobs from its Redis (BullMQ) queue and run them with peft train, on any machine",
+    usage:
+      'peft worker --queue redis://host:port[/db][?prefix=name] --sweep NAME [--workers N] [--out DIR] [--stall-seconds S]',
+    flags: {
+      queue: 'the Redis address the sweep leader was given',
+      sweep: "the sweep's name (its queue)",
+      workers: 'jobs at once on this machine (default 1)',
+      out: 'folder of the run folders (default sweeps/<sweep>)',
+      'stall-seconds': 'a job whose worker is silent this long goes to another worker (default 30)',
     },
     options: null,
   },
@@ -161,7 +176,7 @@ interface ParsedArgs {
 }
 
 /** Flags that take no value: `--dry-run file.png` leaves `file.png` positional. */
-const SWITCHES = new Set(['help', 'dry-run', 'verbose', 'report-only']);
+const SWITCHES = new Set(['help', 'dry-run', 'verbose', 'report-only', 'return-adapter']);
 
 /** `cmd [sub] --flag value --flag=value --switch positional…`. */
 function parseArgs(argv: readonly string[]): ParsedArgs {
@@ -290,6 +305,8 @@ async function sweep(parsed: ParsedArgs, ctx: CommandContext): Promise<number> {
       ...(parsed.flags.out !== undefined ? { out: String(parsed.flags.out) } : {}),
       ...(parsed.flags.results !== undefined ? { results: String(parsed.flags.results) } : {}),
       ...(parsed.flags.workers !== undefined ? { workers: flagCount(parsed.flags, 'workers', 1) } : {}),
+      ...(parsed.flags.queue !== undefined ? { queue: String(parsed.flags.queue) } : {}),
+      returnAdapter: parsed.flags['return-adapter'] === true,
       dryRun: parsed.flags['dry-run'] === true,
       reportOnly: parsed.flags['report-only'] === true,
     },
@@ -308,6 +325,11 @@ async function dispatch(parsed: ParsedArgs, spec: CommandSpec, ctx: CommandConte
     throw new UsageError(`unknown flag --${key}${didYouMean(key, [...own])}`);
   }
   if (parsed.command === 'sweep') return sweep(parsed, ctx);
+  if (parsed.command === 'worker') {
+    // Loaded on use: only `peft worker` (and `peft sweep --queue`) load the queue client.
+    const { workerCommand } = await import('./sweep/worker.js');
+    return await workerCommand(parsed.flags, ctx);
+  }
   if (parsed.command === 'inspect') {
     const file = parsed.positional[0];
     if (!file) throw new UsageError('peft inspect needs a file');

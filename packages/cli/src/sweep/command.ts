@@ -13,6 +13,7 @@ import type { Output } from '../progress.js';
 import { type SweepProgress, type SweepRecord, runSweep } from './leader.js';
 import { type JobRunner, LocalRunner, type PeftCommand } from './local.js';
 import { type Resolver, type SweepPlan, planSweep } from './plan.js';
+import { parseQueueAddress } from './queue-protocol.js';
 import { buildReport, reportChart, reportMarkdown } from './report.js';
 import { type JsonMap, SWEEP_FILE, type SweepSpec } from './spec.js';
 import { ResultsFile } from './store.js';
@@ -31,6 +32,13 @@ export interface SweepCommandOptions {
   readonly dryRun?: boolean;
   /** Write the report from the results file and run nothing. */
   readonly reportOnly?: boolean;
+  /**
+   * Run the jobs through the BullMQ queue at this Redis address (`redis://host:port[/db][?prefix=…]`) instead of
+   * the local pool: `peft worker` processes take them.
+   */
+  readonly queue?: string;
+  /** With `queue`: workers send each run's adapter files back into `<out>/runs/<id>/adapter/`. */
+  readonly returnAdapter?: boolean;
   /** A runner other than the local pool (a queue); the leader is the same. */
   readonly runner?: (runsDir: string) => Promise<JobRunner>;
   /** How the local pool starts `peft` (default: this process's own command). */
@@ -125,6 +133,41 @@ async function writeReport(
   await writeFileAtomic(join(dirname(path), chart), await renderPng(reportChart(spec, report)));
 }
 
+/** How the sweep's jobs will run: the given runner, the queue, or the local pool (checked before anything starts). */
+function runnerFactory(
+  spec: SweepSpec,
+  options: SweepCommandOptions,
+  err: Output,
+): (runsDir: string) => Promise<JobRunner> {
+  if (options.runner) return options.runner;
+  if (options.queue === undefined) {
+    if (options.returnAdapter)
+      throw new UsageError('--return-adapter needs --queue (local runs keep theirs)');
+    const workers = options.workers ?? Math.max(1, cpus().length);
+    return async (runsDir) => new LocalRunner(runsDir, workers, options.command);
+  }
+  if (options.workers !== undefined) {
+    throw new UsageError(
+      '--workers sets the local pool; with --queue, start `peft worker` processes instead',
+    );
+  }
+  const address = parseQueueAddress(options.queue);
+  return async (runsDir) => {
+    // The queue client loads only here: a local sweep (and `peft train`) never loads it.
+    const { QueueRunner } = await import('./queue.js');
+    err.write(`sweep "${spec.name}": jobs go on the queue at ${address.display}; start workers with\n`);
+    err.write(`  peft worker --queue ${address.display} --sweep ${spec.name}\n`);
+    return QueueRunner.open({
+      address,
+      sweep: spec.name,
+      runsDir,
+      returnAdapter: options.returnAdapter === true,
+      command: `peft sweep --config ${options.file} --queue ${address.display}`,
+      onEvent: (line) => err.write(`  ${line}\n`),
+    });
+  };
+}
+
 /**
  * `peft sweep`: plans the sweep from its file and results, runs what is missing (local pool by default), records
  * every job once, and writes the report. Returns the number of failed or blocked groups (0: all fine).
@@ -152,15 +195,19 @@ export async function sweepCommand(options: SweepCommandOptions, out: Output, er
     out.write(`wrote ${reportPath}\n`);
     return 0;
   }
+  const makeRunner = runnerFactory(spec, options, err);
   const release = await lockFolder(dir, `peft sweep --config ${options.file}`);
-  const workers = options.workers ?? Math.max(1, cpus().length);
   const runsDir = join(dir, 'runs');
-  const runner = options.runner
-    ? await options.runner(runsDir)
-    : new LocalRunner(runsDir, workers, options.command);
+  let runner: JobRunner;
+  try {
+    runner = await makeRunner(runsDir);
+  } catch (error) {
+    await release();
+    throw error;
+  }
   const controller = new AbortController();
   const stop = () => {
-    err.write('stopping: jobs in flight are stopped and will run again next time\n');
+    err.write(`stopping: ${runner.stopNote ?? 'jobs in flight are stopped and will run again next time'}\n`);
     controller.abort();
     void runner.close();
   };

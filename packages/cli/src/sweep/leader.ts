@@ -78,11 +78,14 @@ export function recordOf(job: Job, outcome: JobOutcome): SweepRecord {
 
 function progressOf(
   plan: SweepPlan,
-  running: number,
-  capacity: number,
+  inFlight: number,
+  runner: JobRunner,
   seconds: number[],
   finished?: SweepRecord,
 ): SweepProgress {
+  const running = runner.running ? runner.running() : inFlight;
+  // Jobs run `capacity` at once on a pool; behind a queue, as many as the workers are running now.
+  const capacity = runner.running ? running : runner.capacity;
   const known = plan.jobs.map((j) => plan.records.get(j.id));
   const done = known.filter((r) => r?.status === 'done').length;
   const failed = known.filter((r) => r?.status === 'failed').length;
@@ -109,7 +112,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
   const inFlight = new Map<string, Promise<{ job: Job; outcome: JobOutcome }>>();
   const seconds: number[] = [];
   let plan = await planSweep(spec, records, resolve);
-  options.onProgress?.(progressOf(plan, 0, runner.capacity, seconds));
+  options.onProgress?.(progressOf(plan, 0, runner, seconds));
   for (;;) {
     if (!options.signal?.aborted) {
       for (const job of plan.ready) {
@@ -137,12 +140,15 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
     inFlight.delete(job.id);
     // A job stopped because the sweep was stopped did not fail: leave it unrecorded, to run again next time.
     if (options.signal?.aborted && outcome.status === 'failed') continue;
+    // One record per job id: an outcome for a job already recorded is dropped.
+    if (records.has(job.id)) continue;
     const record = recordOf(job, outcome);
     await results.append(record);
     records.set(job.id, record);
+    await runner.recorded?.(job.id);
     if (outcome.status === 'done') seconds.push(outcome.seconds);
     plan = await planSweep(spec, records, resolve);
-    options.onProgress?.(progressOf(plan, inFlight.size, runner.capacity, seconds, record));
+    options.onProgress?.(progressOf(plan, inFlight.size, runner, seconds, record));
   }
   return plan;
 }

@@ -17,6 +17,15 @@ export interface JobRunner {
   run(job: Job): Promise<JobOutcome>;
   /** Stops every job in flight and releases resources. */
   close(): Promise<void>;
+  /**
+   * Jobs actually running now, where that differs from the jobs in flight (a queue's jobs can wait for a
+   * worker); the leader's ETA divides by it. Without it, every job in flight counts as running.
+   */
+  running?(): number;
+  /** Called once the leader has recorded a job's outcome (a queue then forgets the job). */
+  recorded?(jobId: string): Promise<void>;
+  /** What happens to jobs in flight when the sweep is stopped (printed then). */
+  readonly stopNote?: string;
 }
 
 /** The end of one job. */
@@ -36,6 +45,11 @@ export type JobOutcome =
       readonly error: string;
       readonly seconds: number;
       readonly worker: string;
+      /**
+       * How the `peft train` process ended, when it ran: an exit code (1 or 2: the run itself failed, running it
+       * again fails again) or the signal that killed it (a crash or a stop, worth another try).
+       */
+      readonly exit?: { readonly code: number | null; readonly signal: string | null };
     };
 
 /** What a sweep reads from a run folder's `results.json`. */
@@ -70,7 +84,7 @@ export function selfCommand(): PeftCommand {
 
 /** Runs `peft train` for one job in `runsDir/<id>` with its config; the shared part of every runner. */
 export async function runJobProcess(
-  job: Job,
+  job: Pick<Job, 'id' | 'resolved'>,
   runsDir: string,
   options: { command: PeftCommand; env?: NodeJS.ProcessEnv; signal?: AbortSignal; worker: string },
 ): Promise<JobOutcome> {
@@ -83,7 +97,7 @@ export async function runJobProcess(
   const started = performance.now();
   const log = createWriteStream(join(dir, 'output.log'));
   let tail = '';
-  const code = await new Promise<number>((resolve, reject) => {
+  const exit = await new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
     const child = spawn(
       options.command.executable,
       [...options.command.args, 'train', '--config', configPath],
@@ -98,16 +112,17 @@ export async function runJobProcess(
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     child.on('error', reject);
-    child.on('close', (exit, signal) => {
+    child.on('close', (code, signal) => {
       options.signal?.removeEventListener('abort', onAbort);
-      resolve(exit ?? (signal ? 128 : 1));
+      resolve({ code, signal });
     });
   });
   await new Promise<void>((resolve) => log.end(resolve));
   const seconds = (performance.now() - started) / 1000;
-  if (code !== 0) {
+  if (exit.code !== 0) {
     const lines = tail.trim().split('\n').slice(-5).join(' | ');
-    return { status: 'failed', error: `exit ${code}: ${lines}`, seconds, worker: options.worker };
+    const how = exit.signal ? `killed by ${exit.signal}` : `exit ${exit.code}`;
+    return { status: 'failed', error: `${how}: ${lines}`, seconds, worker: options.worker, exit };
   }
   const results = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as RunResults;
   return { status: 'done', results, seconds, worker: options.worker };

@@ -28,7 +28,10 @@ const ROW = z.strictObject({
   config: jsonMap.default({}).describe('config merged over `base` for this row (method, options, train …)'),
   grid: valuesByPath.optional().describe("candidates chosen on validation (default: the protocol's grid)"),
   inherit: z
-    .strictObject({ from: z.string(), paths: z.array(z.string()).min(1) })
+    .strictObject({
+      from: z.string().describe('the row whose choice is taken'),
+      paths: z.array(z.string()).min(1).describe('the option paths taken from it'),
+    })
     .optional()
     .describe("take these options from another row's choice on the same task; select only the rest"),
 });
@@ -50,7 +53,7 @@ const PROTOCOL = z.discriminatedUnion('name', [
 ]);
 
 const REPORT = z.strictObject({
-  title: z.string().default('Sweep results'),
+  title: z.string().default('Sweep results').describe('heading of the report'),
   out: z.string().optional().describe('markdown file the report is written to (a PNG chart beside it)'),
   groups: z.record(z.string(), z.array(z.string())).optional().describe('task groups for group means'),
   headline: z.tuple([z.string(), z.string()]).optional().describe('two rows compared in one sentence'),
@@ -63,7 +66,7 @@ export const SWEEP_FILE = z.strictObject({
     .string()
     .regex(/^[\w.-]+$/)
     .describe('sweep name (file-system safe)'),
-  description: z.string().optional(),
+  description: z.string().optional().describe('what the sweep is for (free text)'),
   base: jsonMap.default({}).describe('the peft train config every job starts from'),
   axes: z
     .strictObject({
@@ -74,10 +77,14 @@ export const SWEEP_FILE = z.strictObject({
         .optional()
         .describe('more option paths crossed with everything (e.g. prompt length)'),
     })
-    .default({}),
-  methods: z.record(z.string(), ROW).refine((rows) => Object.keys(rows).length > 0, 'at least one row'),
-  protocol: PROTOCOL.default({ name: 'none' }),
-  report: REPORT.default({ title: 'Sweep results' }),
+    .default({})
+    .describe('what crosses the rows: every job is one combination'),
+  methods: z
+    .record(z.string(), ROW)
+    .refine((rows) => Object.keys(rows).length > 0, 'at least one row')
+    .describe('the rows of the report: a method or a variant of one, each with its config'),
+  protocol: PROTOCOL.default({ name: 'none' }).describe('how candidates are chosen and refitted'),
+  report: REPORT.default({ title: 'Sweep results' }).describe('where and how the report is written'),
 });
 
 /** A parsed sweep file. */

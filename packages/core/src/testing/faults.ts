@@ -8,7 +8,14 @@ export class InjectedFault extends Error {}
  * that died: a file being written is left half-written, nothing after it runs); `fail` makes only that call fail
  * with ENOSPC (the writer's clean-up still runs).
  */
-export function faultyFs(real: FileSetFs, at: number, mode: 'kill' | 'fail'): FileSetFs & { calls: number } {
+export function faultyFs(
+  real: FileSetFs,
+  at: number,
+  mode: 'kill' | 'fail',
+): FileSetFs & {
+  /** Filesystem calls made so far (the faulty one included). */
+  calls: number;
+} {
   let calls = 0;
   let dead = false;
   const gate = async <T>(op: () => Promise<T>, partial?: () => Promise<void>): Promise<T> => {
