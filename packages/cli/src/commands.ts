@@ -452,20 +452,39 @@ function describeKernels(choice: BackendChoice): string {
   return `${choice.backend}${choice.native.installed ? ` + native ${choice.native.isa} kernels` : ''}`;
 }
 
-/** predictions.jsonl, results.json and report.md (with the method's own lines and figures) of a trained run. */
+/**
+ * predictions.jsonl, results.json and report.md (with the method's own lines and figures) of a trained run, as one
+ * file set: all of them or none.
+ */
 async function writeResults(
   run: ResolvedRun,
   folder: RunFolder,
   fitted: Fitted,
   test: EvalMetrics | null,
-  facts: {
-    backend: string;
-    kernels: string;
-    fingerprint: string;
-    wallSeconds: number;
-    testSource: RunSplits['sources']['test'];
-    classNames?: readonly string[];
-  },
+  facts: ResultFacts,
+): Promise<{ trainable: number; trainableWithoutHead: number }> {
+  folder.stage();
+  const parameters = await stageResults(run, folder, fitted, test, facts);
+  await folder.commit();
+  return parameters;
+}
+
+/** What a run's results record besides the model and its metrics. */
+interface ResultFacts {
+  backend: string;
+  kernels: string;
+  fingerprint: string;
+  wallSeconds: number;
+  testSource: RunSplits['sources']['test'];
+  classNames?: readonly string[];
+}
+
+async function stageResults(
+  run: ResolvedRun,
+  folder: RunFolder,
+  fitted: Fitted,
+  test: EvalMetrics | null,
+  facts: ResultFacts,
 ): Promise<{ trainable: number; trainableWithoutHead: number }> {
   const { config, method } = run;
   const { model, result, histories } = fitted;

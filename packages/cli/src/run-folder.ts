@@ -2,8 +2,14 @@ import { appendFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { type BackendChoice, type JsonObject, type MethodReport, PeftError } from '@peftjs/core';
-import { recoverFileSet, writeFileAtomic } from '@peftjs/core/internal';
+import {
+  type BackendChoice,
+  type FileSetFs,
+  type JsonObject,
+  type MethodReport,
+  PeftError,
+} from '@peftjs/core';
+import { type SetFile, recoverFileSet, writeFileAtomic, writeFileSet } from '@peftjs/core/internal';
 import { lockFolder } from './lock.js';
 import type { EpochRecord, TrainResult } from '@peftjs/train';
 import { type SeriesPoint, lineChart, methodFileData, renderPng } from './plots.js';
@@ -41,11 +47,20 @@ export function machineDescription(): string {
 /**
  * The files of one run: manifest.json, log.jsonl, checkpoints/, adapter/, report.md and plots. The command that
  * writes it holds the folder's lock (`create` … `close`), so two commands never interleave in one folder.
+ *
+ * A run's outcome (results.json with the predictions, report and plots) is one file set (`stage` … `commit`): a
+ * crash or a full disk at any point leaves either all of them or none, so a folder with results.json is a finished
+ * run (what `peft sweep` counts) and one without it resumes.
  */
 export class RunFolder {
   private release: (() => Promise<void>) | null = null;
+  private staged: SetFile[] | null = null;
 
-  constructor(readonly dir: string) {}
+  /** `fs`: filesystem calls for the file sets (tests inject faults through it). */
+  constructor(
+    readonly dir: string,
+    private readonly fs?: FileSetFs,
+  ) {}
 
   /**
    * Takes the folder's lock (refused, naming the other process, while one holds it) and tidies what an interrupted
@@ -54,7 +69,7 @@ export class RunFolder {
   async create(command: string): Promise<void> {
     this.release = await lockFolder(this.dir, command);
     try {
-      await recoverFileSet(this.dir);
+      await recoverFileSet(this.dir, this.fs ? { fs: this.fs } : {});
     } catch (error) {
       await this.close();
       throw error;
@@ -86,12 +101,32 @@ export class RunFolder {
     }
   }
 
+  /** Writes a JSON file (atomically; while staging, into the staged set). */
   async writeJson(name: string, value: unknown): Promise<void> {
-    await writeFileAtomic(this.path(name), `${JSON.stringify(value, null, 2)}\n`);
+    await this.writeFile(name, `${JSON.stringify(value, null, 2)}\n`);
   }
 
+  /** Writes a file (atomically; while staging, into the staged set). */
   async writeFile(name: string, data: Uint8Array | string): Promise<void> {
+    if (this.staged) {
+      this.staged = [...this.staged.filter((f) => f.name !== name), { name, data }];
+      return;
+    }
     await writeFileAtomic(this.path(name), data);
+  }
+
+  /** From now until `commit`, writes collect into one file set instead of reaching the disk. */
+  stage(): void {
+    if (this.staged) throw new Error(`${this.dir}: a file set is already staged`);
+    this.staged = [];
+  }
+
+  /** Writes the staged files as one generation (`writeFileSet`): all of them or, after a failure, none. */
+  async commit(): Promise<void> {
+    const files = this.staged;
+    if (!files) throw new Error(`${this.dir}: nothing staged`);
+    this.staged = null;
+    await writeFileSet(this.dir, files, this.fs ? { fs: this.fs } : {});
   }
 }
 
