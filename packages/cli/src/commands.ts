@@ -6,9 +6,7 @@ import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
   type BackendChoice,
-  type FitOutcome,
   type PeftModel,
-  type PeftPlugin,
   PeftError,
   backboneFingerprint,
   createPeftModel,
@@ -16,36 +14,22 @@ import {
   loadAdapter,
   saveAdapter,
 } from '@peftjs/core';
-import { type ImageDataset, asPrepareData, formatProblem } from '@peftjs/data';
+import { asPrepareData, formatProblem } from '@peftjs/data';
 import { readFileSet, writeFileSet } from '@peftjs/core/internal';
 import { progressBar } from '@peftjs/hub';
-import {
-  type EvalMetrics,
-  type TrainOptions,
-  type TrainResult,
-  type VtabOptions,
-  checkpointExists,
-  evaluate,
-  train,
-  vtabProtocol,
-} from '@peftjs/train';
+import { evaluate } from '@peftjs/train';
 import { type DataCounts, applyDataLimits } from './checks.js';
 import type { ResolvedRun } from './config.js';
-import {
-  type RunData as SplitData,
-  type RunSplits,
-  buildRunData,
-  checkRunSplits,
-  readRunSplits,
-} from './data-source.js';
+import { type RunSplits, buildRunData, checkRunSplits, readRunSplits } from './data-source.js';
 import { applyPretrainedNormalization, checkReference } from './hub-weights.js';
 import { UsageError } from './errors.js';
-import { fitReference } from './fit-reference.js';
 import { adapterFactories } from './methods.js';
 import type { RunConfig } from './options.js';
-import { TOP_CLASSES, predictionRows } from './predictions.js';
+import { TOP_CLASSES } from './predictions.js';
 import type { Output, Progress } from './progress.js';
-import { RunFolder, manifest, writeReport } from './run-folder.js';
+import { type RunData, fitModel, formatTop1, methodPlugins, preparing } from './protocols.js';
+import { RunFolder, manifest } from './run-folder.js';
+import { describeKernels, writeResults } from './run-results.js';
 import { methodFileData } from './plots.js';
 import { announceRun, recipeReport } from './run-notes.js';
 
@@ -121,24 +105,6 @@ export function baseFingerprint(vit: VisionTransformer, config: RunConfig): stri
 }
 
 /** The method's plugins from the resolved (already parsed) method options. */
-export function methodPlugins(run: ResolvedRun): PeftPlugin[] {
-  return [run.method.create(run.config.method.options)].flat();
-}
-
-/** The plugins of `model` that run a data pass before training. */
-export const preparing = (model: PeftModel) => model.plugins.filter((p) => p.prepare).map((p) => p.name);
-
-/** `train()` options from the config; the vtab protocol sets selection, resume, stops and restores itself. */
-function trainOptions(run: ResolvedRun, onEvent: TrainOptions['onEvent']): VtabOptions & TrainOptions {
-  const { protocol, ...options } = run.config.train;
-  return { ...options, seed: run.config.seed, ...(onEvent ? { onEvent } : {}) };
-}
-
-function vtabOptions(options: TrainOptions): VtabOptions {
-  const { selection: _s, stopAfterEpochs: _a, restoreBest: _b, ...rest } = options;
-  return rest;
-}
-
 /** How every model-building command starts: the run's notes printed, the backend up, the base weights loaded. */
 export async function openRun(
   run: ResolvedRun,
@@ -148,132 +114,6 @@ export async function openRun(
   const backend = await backendFor(run.config, ctx);
   return { backend, base: await loadBase(run.config, ctx) };
 }
-
-/** The run's datasets and the backbone every model of the run shares. */
-export type RunData = SplitData & { readonly backbone: VisionTransformer };
-
-/** What a training protocol leaves: the final model, its result and the history of every run. */
-export interface Fitted {
-  readonly model: PeftModel;
-  readonly result: TrainResult;
-  readonly histories: { label: string; history: TrainResult['history'] }[];
-  /** What the protocol chose on val200 (vtab, select): the epoch count and its validation top-1. */
-  readonly validation?: { readonly top1: number | null; readonly bestEpoch: number; readonly epochs: number };
-  /** What a method that fits without training (`fit`) decided. */
-  readonly fit?: FitOutcome;
-}
-
-/**
- * Trains by the configured protocol. Every model is built fresh with the same seed and runs the method's data
- * pass on the split it trains on (train800 for selection, train+val for the final fit).
- */
-async function fitModel(
-  run: ResolvedRun,
-  data: RunData,
-  folder: RunFolder,
-  progress: Progress,
-): Promise<Fitted> {
-  const { config } = run;
-  if (run.method.fit) return fitReference(run, data, progress);
-  const onEvent: TrainOptions['onEvent'] = (event) => {
-    progress.trainEvent(event, config.train.epochs);
-    return folder.log({ ...event });
-  };
-  let prepareOn: ImageDataset = data.select;
-  const makeModel = async (): Promise<PeftModel> => {
-    const model = createPeftModel(data.backbone, methodPlugins(run), {
-      seed: config.seed,
-      numClasses: data.numClasses,
-    });
-    if (preparing(model).length > 0) {
-      await progress.timed(`preparing ${preparing(model).join(', ')} on ${prepareOn.size} images`, () =>
-        model.prepare(asPrepareData(prepareOn, config.train.batchSize)),
-      );
-    }
-    return model;
-  };
-  const options = trainOptions(run, onEvent);
-  const protocol = config.train.protocol;
-  // Resume continues from the folder's checkpoint when there is one; a run that never saved one starts over.
-  const checkpoints = folder.path('checkpoints');
-  const resume = config.train.resume && (await checkpointExists(checkpoints));
-  if (protocol === 'single' || protocol === 'refit') {
-    prepareOn = data.trainval;
-    const model = await makeModel();
-    // refit: vtab's final stage — no validation split, the schedule stopped after stopAfterEpochs; the test
-    // split is evaluated once, by the caller.
-    const splits =
-      protocol === 'single'
-        ? { train: data.trainval, val: data.val, test: data.test }
-        : { train: data.trainval };
-    const result = await train(model, splits, {
-      ...options,
-      ...(protocol === 'refit' ? { selection: 'val' as const } : {}),
-      checkpointDir: checkpoints,
-      resume,
-    });
-    return {
-      model,
-      result,
-      histories: [{ label: protocol === 'refit' ? 'refit' : 'train', history: result.history }],
-    };
-  }
-  if (protocol === 'select') {
-    const model = await makeModel();
-    const result = await train(
-      model,
-      { train: data.select, val: data.val },
-      { ...options, selection: 'val', checkpointDir: checkpoints, resume },
-    );
-    const best = result.best;
-    progress.line(`selection: best val200 top-1 ${formatTop1(best.metric)} at epoch ${best.epoch} (0-based)`);
-    return {
-      model,
-      result,
-      histories: [{ label: 'select', history: result.history }],
-      validation: { top1: best.metric, bestEpoch: best.epoch, epochs: best.epoch + 1 },
-    };
-  }
-  const outcome = await vtabProtocol(
-    makeModel,
-    { train800: data.select, val200: data.val, train800val200: data.trainval, test: data.test },
-    {
-      ...vtabOptions(options),
-      checkpointDir: checkpoints,
-      onStage: (stage) => {
-        prepareOn = stage.phase === 'final' ? data.trainval : data.select;
-        progress.line(
-          stage.phase === 'final'
-            ? 'final fit on train+val'
-            : 'selection run: train on train split, score on val',
-        );
-      },
-    },
-  );
-  const histories = outcome.trials.map((trial) => ({
-    label: `select ${trial.candidate}`,
-    history: trial.history,
-  }));
-  histories.push({ label: 'final', history: outcome.final.history });
-  const { selected } = outcome;
-  const bestEpoch = selected.epochs - 1;
-  progress.line(
-    `selection chose ${selected.epochs} epoch(s) (best val200 top-1 ${formatTop1(selected.valTop1)}); final fit on train+val`,
-  );
-  return {
-    model: outcome.model,
-    result: outcome.final,
-    histories,
-    validation: {
-      top1: Number.isFinite(selected.valTop1) ? selected.valTop1 : null,
-      bestEpoch,
-      epochs: selected.epochs,
-    },
-  };
-}
-
-const formatTop1 = (top1: number | null) =>
-  top1 === null || !Number.isFinite(top1) ? 'n/a' : `${(top1 * 100).toFixed(2)} %`;
 
 /** `peft train --dry-run`: the resolved config and the parameter report, nothing trained. */
 function dryRun(run: ResolvedRun, vit: VisionTransformer, numClasses: number, ctx: CommandContext): void {
@@ -335,7 +175,7 @@ export async function trainCommand(
   const vit = base.model;
   const splits = await readRunSplits(resolved.config, vit.config);
   const run = fitToData(resolved, splits, ctx.progress);
-  const { config, method } = run;
+  const { config } = run;
   if (options.dryRun) {
     dryRun(run, vit, splits.numClasses, ctx);
     return;
@@ -445,113 +285,6 @@ async function trainInFolder(
   } finally {
     model.dispose();
   }
-}
-
-/** The backend and the kernels it runs, in words (recorded with every result). */
-function describeKernels(choice: BackendChoice): string {
-  return `${choice.backend}${choice.native.installed ? ` + native ${choice.native.isa} kernels` : ''}`;
-}
-
-/**
- * predictions.jsonl, results.json and report.md (with the method's own lines and figures) of a trained run, as one
- * file set: all of them or none.
- */
-async function writeResults(
-  run: ResolvedRun,
-  folder: RunFolder,
-  fitted: Fitted,
-  test: EvalMetrics | null,
-  facts: ResultFacts,
-): Promise<{ trainable: number; trainableWithoutHead: number }> {
-  folder.stage();
-  const parameters = await stageResults(run, folder, fitted, test, facts);
-  await folder.commit();
-  return parameters;
-}
-
-/** What a run's results record besides the model and its metrics. */
-interface ResultFacts {
-  backend: string;
-  kernels: string;
-  fingerprint: string;
-  wallSeconds: number;
-  testSource: RunSplits['sources']['test'];
-  classNames?: readonly string[];
-}
-
-async function stageResults(
-  run: ResolvedRun,
-  folder: RunFolder,
-  fitted: Fitted,
-  test: EvalMetrics | null,
-  facts: ResultFacts,
-): Promise<{ trainable: number; trainableWithoutHead: number }> {
-  const { config, method } = run;
-  const { model, result, histories } = fitted;
-  if (test) {
-    const rows = predictionRows(test, facts.testSource, facts.classNames);
-    await folder.writeFile('predictions.jsonl', `${rows.map((row) => JSON.stringify(row)).join('\n')}\n`);
-  }
-  const report = model.parameterReport();
-  const parameters = {
-    total: report.total,
-    trainable: report.trainable,
-    trainableWithoutHead: report.trainableWithoutHead,
-  };
-  const methodReport = method.report ? await method.report(model, config.method.options) : undefined;
-  const recipe = recipeReport(run);
-  await folder.writeJson('results.json', {
-    method: config.method.name,
-    ...(methodReport ? { methodReport: methodReport.fields } : {}),
-    protocol: config.train.protocol,
-    selection: result.selection,
-    ...(result.selectionWarning ? { selectionWarning: result.selectionWarning } : {}),
-    ...(fitted.validation ? { validation: fitted.validation } : {}),
-    ...(fitted.fit ? { fit: fitted.fit } : {}),
-    epochsTrained: result.epochsCompleted,
-    ...(test
-      ? {
-          test: {
-            top1: test.top1,
-            top5: test.top5,
-            count: test.count,
-            perClass: test.perClass,
-            confusion: test.confusion,
-          },
-        }
-      : {}),
-    parameters,
-    ...(recipe ? { recipe } : {}),
-    base: { fingerprint: facts.fingerprint },
-    backend: { name: facts.backend, kernels: facts.kernels },
-    wallSeconds: facts.wallSeconds,
-  });
-  const fitLine = fitted.fit
-    ? [
-        `fitted without training: chose ${JSON.stringify(fitted.fit.chosen)} on val (` +
-          fitted.fit.candidates
-            .map((c) => `${JSON.stringify(c.setting)} ${(c.valTop1 * 100).toFixed(1)} %`)
-            .join(', ') +
-          `), then fitted on ${fitted.fit.fittedOn} images`,
-      ]
-    : [];
-  const recipeLine = run.recipe ? [`recipe: ${run.recipe.source} (${run.recipe.reason})`] : [];
-  await writeReport(folder, {
-    title: `${config.method.name} on ${config.data.task ?? config.data.root}`,
-    method: config.method.name,
-    parameters,
-    histories,
-    result,
-    test,
-    ...(fitted.validation ? { validation: fitted.validation } : {}),
-    ...(methodReport ? { methodReport } : {}),
-    extraLines: [...recipeLine, ...fitLine],
-    backend: facts.backend,
-    kernels: facts.kernels,
-    fingerprint: facts.fingerprint,
-    wallSeconds: facts.wallSeconds,
-  });
-  return parameters;
 }
 
 /** The run's base weights with the adapter in `adapterDir` loaded on them. */

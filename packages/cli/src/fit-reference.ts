@@ -1,7 +1,7 @@
 import { type FitOutcome, createPeftModel } from '@peftjs/core';
 import { asPrepareData } from '@peftjs/data';
 import type { TrainResult } from '@peftjs/train';
-import type { Fitted, RunData } from './commands.js';
+import type { Fitted, RunData } from './protocols.js';
 import type { ResolvedRun } from './config.js';
 import type { Progress } from './progress.js';
 

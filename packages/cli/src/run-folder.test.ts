@@ -47,7 +47,10 @@ describe('a run folder', () => {
         await next.close();
         const names = (await readdir(path)).filter((n) => !n.startsWith('.peftjs-lock'));
         const present = Object.keys(OUTCOME).filter((n) => names.includes(n));
-        expect(names.filter((n) => !(n in OUTCOME)), `${mode} at ${at}: leftovers`).toEqual([]);
+        expect(
+          names.filter((n) => !(n in OUTCOME)),
+          `${mode} at ${at}: leftovers`,
+        ).toEqual([]);
         expect([0, Object.keys(OUTCOME).length], `${mode} at ${at}: ${present.join(', ')}`).toContain(
           present.length,
         );
