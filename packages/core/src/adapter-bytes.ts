@@ -4,9 +4,8 @@
  * runs exactly the checks `loadAdapter` runs in Node (geometry, base fingerprint, names, shapes, finite values) and
  * writes exactly the files `saveAdapter` writes. Nothing here imports a `node:` module.
  */
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from './adapter-format.js';
 import {
-  ADAPTER_CONFIG_FILE,
-  ADAPTER_WEIGHTS_FILE,
   type LoadAdapterOptions,
   type SerializedAdapter,
   loadAdapterFromBytes,

@@ -1,11 +1,27 @@
 import type { VitConfig } from './config.js';
+import {
+  checkConfigShape,
+  checkFinite,
+  checkFits,
+  checkHead,
+  checkNamespace,
+  readJson,
+} from './adapter-checks.js';
+import {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_FORMAT,
+  ADAPTER_FORMAT_VERSION,
+  ADAPTER_WEIGHTS_FILE,
+  type AdapterConfig,
+  type PluginFactory,
+} from './adapter-format.js';
 import { PeftError } from './errors.js';
 import { type FileSetFs, readFileSet, writeFileSet } from './file-set.js';
 import { type PeftModel, createPeftModel } from './model.js';
 import type { PeftBackbone } from './backbone-api.js';
-import type { JsonObject, PeftPlugin, PluginTier } from './plugin.js';
-import { BACKBONE_OWNER, type ParameterEntry, type ParameterKind } from './registry.js';
-import { type SafetensorsFile, parseSafetensors, serializeSafetensors } from './safetensors.js';
+import type { PeftPlugin } from './plugin.js';
+import { BACKBONE_OWNER, type ParameterEntry } from './registry.js';
+import { parseSafetensors, serializeSafetensors } from './safetensors.js';
 import { tf } from './tf.js';
 import { Sha256 } from './sha256.js';
 import { PEFTJS_VERSION } from './version.js';
@@ -14,107 +30,6 @@ import { PEFTJS_VERSION } from './version.js';
 function joinPath(dir: string, file: string): string {
   return dir.endsWith('/') || dir.endsWith('\\') ? `${dir}${file}` : `${dir}/${file}`;
 }
-
-/**
- * PEFT-style adapter files: `adapter_config.json` (how to rebuild the plugins, against which base model) and
- * `adapter_model.safetensors` (every tensor that is not a frozen backbone weight: trainable parameters including
- * the head, and plugin buffers such as SHIP's prototype bank).
- */
-export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
-/**
- * File name of the adapter's tensors inside an adapter directory (safetensors, every tensor stored as F32).
- */
-export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
-/** Value of `AdapterConfig.format`: marks a JSON file as a PEFT.js adapter config. */
-export const ADAPTER_FORMAT = 'peftjs-adapter';
-/** Version of the adapter file layout this PEFT.js writes and the only one `loadAdapter` accepts. */
-export const ADAPTER_FORMAT_VERSION = 1;
-
-/**
- * How one plugin is rebuilt when an adapter is loaded (an entry of `AdapterConfig.plugins`, in run order).
- */
-export interface AdapterPluginRecord {
-  /**
-   * Factory key (`PeftPlugin.type`, or its `name` when no type is set) looked up in
-   * `LoadAdapterOptions.factories`.
-   */
-  type: string;
-  /** The plugin's `name`; the rebuilt plugin must report the same one. */
-  name: string;
-  /** The plugin's own version when the adapter was saved (recorded, not checked on load). */
-  version: string;
-  /** The plugin's tensor namespace (`<prefix>.<name>`); the rebuilt plugin must report the same one. */
-  prefix: string;
-  /** The plugin's run tier (`'normal'` when the plugin did not set one). */
-  tier: PluginTier;
-  /**
-   * A deep copy of `PeftPlugin.options`, passed to the factory to rebuild the plugin (`{}` when it had none).
-   */
-  options: JsonObject;
-  /** The JSON artifacts the plugin recorded in `prepare`, handed back to its `restore` (`{}` when none). */
-  artifacts: JsonObject;
-}
-
-/** Registry metadata of one saved tensor (an entry of `AdapterConfig.tensors`, keyed by parameter name). */
-export interface AdapterTensorRecord {
-  /** Tensor shape; on load it must equal the shape of the same-named tensor of the rebuilt model. */
-  shape: number[];
-  /**
-   * Registry owner: `'head'`, a plugin name, or `'backbone'` for a backbone weight left trainable (full
-   * fine-tuning, BitFit).
-   */
-  owner: string;
-  /** `'weight'`, `'bias'` or `'buffer'` (non-trainable plugin state). */
-  kind: ParameterKind;
-  /** Whether the tensor was trainable when saved; restored on load for every kind except buffers. */
-  trainable: boolean;
-}
-
-/**
- * Contents of `adapter_config.json`: everything besides the weights needed to rebuild a saved PEFT model on
- * its base.
- */
-export interface AdapterConfig {
-  /** Always `ADAPTER_FORMAT` (`'peftjs-adapter'`); any other value is rejected as `INVALID_CONFIG`. */
-  format: typeof ADAPTER_FORMAT;
-  /** `ADAPTER_FORMAT_VERSION` at save time; a different version is rejected as `INVALID_CONFIG`. */
-  formatVersion: number;
-  /** The library that wrote the file. */
-  library: {
-    /** Always `'peftjs'`. */
-    name: 'peftjs';
-    /** `PEFTJS_VERSION` of the writer. */
-    version: string;
-  };
-  /**
-   * Hook API version (`HOOK_SPEC_VERSION`) of the saved plugins, taken from the first one (1 without
-   * plugins).
-   */
-  hookSpecVersion: number;
-  /** The base backbone the adapter was trained on; `loadAdapter` refuses any other. */
-  base: {
-    /** Backbone geometry (the head's class count is `numClasses` below). */
-    config: Omit<VitConfig, 'numClasses' | 'dropPathRate'>;
-    /** sha256 over the frozen backbone weights, in name order. */
-    fingerprint: string;
-    /** Number of scalar values in the frozen backbone weights (head excluded); informational. */
-    parameters: number;
-  };
-  /** Number of classes of the saved head; the rebuilt model gets a head of this size. */
-  numClasses: number;
-  /**
-   * Root seed of the saved model (`PeftModel.rng.seed`), reused so the rebuilt model derives the same
-   * streams.
-   */
-  seed: string;
-  /** The plugins in resolved run order. */
-  plugins: AdapterPluginRecord[];
-  /** Every tensor in `adapter_model.safetensors` (all but frozen backbone weights), by parameter name. */
-  tensors: Record<string, AdapterTensorRecord>;
-}
-
-/** A plugin factory: rebuilds a plugin from the JSON options it was saved with. */
-export type PluginFactory = (options: JsonObject) => PeftPlugin;
 
 /** Hash of every frozen backbone weight (not the head), so an adapter is only ever loaded onto its own base. */
 export function backboneFingerprint(backbone: PeftBackbone): string {
@@ -271,36 +186,6 @@ export interface LoadAdapterOptions {
   verifyFingerprint?: boolean;
 }
 
-function readJson(text: string, path: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new PeftError('INVALID_CONFIG', `${path} is not valid JSON: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-}
-
-function checkConfigShape(value: unknown, path: string): AdapterConfig {
-  const c = value as AdapterConfig;
-  if (typeof value !== 'object' || value === null || c.format !== ADAPTER_FORMAT) {
-    throw new PeftError(
-      'INVALID_CONFIG',
-      `${path}: not a PEFT.js adapter config (format must be "${ADAPTER_FORMAT}")`,
-    );
-  }
-  if (c.formatVersion !== ADAPTER_FORMAT_VERSION) {
-    throw new PeftError(
-      'INVALID_CONFIG',
-      `${path}: adapter format version ${String(c.formatVersion)} is not supported (this PEFT.js reads ${ADAPTER_FORMAT_VERSION})`,
-    );
-  }
-  if (!Array.isArray(c.plugins) || typeof c.tensors !== 'object' || typeof c.base !== 'object') {
-    throw new PeftError('INVALID_CONFIG', `${path}: "plugins", "tensors" and "base" are required`);
-  }
-  return c;
-}
-
 /**
  * Rebuilds a PEFT model on `base` from an adapter directory: the plugins come from their saved options and
  * artifacts (never from defaults), the base must match the saved geometry and fingerprint, and every saved tensor
@@ -396,85 +281,6 @@ function checkBase(base: PeftBackbone, config: AdapterConfig, configPath: string
   }
 }
 
-/**
- * An adapter file holds exactly its own tensors: the head (`head.weight`, `head.bias`) and names inside one of its
- * plugins' namespaces (`<prefix>.…`). Anything else — above all a backbone tensor's name — is refused, all names
- * in one error, before anything is built.
- */
-function checkNamespace(
-  base: PeftBackbone,
-  config: AdapterConfig,
-  file: SafetensorsFile,
-  weightsPath: string,
-): void {
-  const prefixes = config.plugins.map((p) => `${p.prefix}.`);
-  const outside = file
-    .names()
-    .filter((name) => name !== 'head.weight' && name !== 'head.bias')
-    .filter((name) => !prefixes.some((prefix) => name.startsWith(prefix)));
-  if (outside.length === 0) return;
-  const baseNames = outside.filter((name) => base.registry.has(name));
-  const others = outside.filter((name) => !base.registry.has(name));
-  const parts = [
-    baseNames.length > 0
-      ? `backbone tensor name(s) ${baseNames.join(', ')} (an adapter never changes the base)`
-      : '',
-    others.length > 0 ? `unknown name(s) ${others.join(', ')}` : '',
-  ].filter(Boolean);
-  throw new PeftError(
-    'WEIGHTS_MISMATCH',
-    `${weightsPath}: refused: holds ${parts.join(' and ')}; an adapter may hold only the head and tensors in its ` +
-      `plugins' namespaces (${prefixes.map((p) => `${p}*`).join(', ') || 'none'})`,
-  );
-}
-
-/** The head the config declares must be the head the file holds, checked before a head is allocated. */
-function checkHead(
-  base: PeftBackbone,
-  config: AdapterConfig,
-  file: SafetensorsFile,
-  configPath: string,
-): void {
-  const classes = config.numClasses;
-  if (typeof classes !== 'number' || !Number.isInteger(classes) || classes <= 0) {
-    throw new PeftError(
-      'INVALID_CONFIG',
-      `${configPath}: numClasses must be a positive integer; got ${String(classes)}`,
-    );
-  }
-  const expected: Record<string, string> = {
-    'head.weight': `${base.config.dim},${classes}`,
-    'head.bias': `${classes}`,
-  };
-  for (const [name, shape] of Object.entries(expected)) {
-    const saved = file.names().includes(name) ? file.entry(name).shape.join(',') : null;
-    if (saved !== shape) {
-      throw new PeftError(
-        'INVALID_CONFIG',
-        `${configPath}: numClasses ${classes} needs ${name} [${shape}] in the weights file; ` +
-          `found ${saved === null ? 'none' : `[${saved}]`}`,
-      );
-    }
-  }
-}
-
-/** NaN or infinite values in an adapter would silently give wrong predictions: refuse them, naming the tensors. */
-function checkFinite(file: SafetensorsFile, weightsPath: string): void {
-  const bad: string[] = [];
-  for (const name of file.names()) {
-    const { data } = file.getHost(name);
-    let count = 0;
-    for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i] as number)) count++;
-    if (count > 0) bad.push(`${name} (${count} of ${data.length} values)`);
-  }
-  if (bad.length > 0) {
-    throw new PeftError(
-      'WEIGHTS_MISMATCH',
-      `${weightsPath}: non-finite values (NaN or ±Inf) in ${bad.join(', ')}`,
-    );
-  }
-}
-
 /** Rebuilds every plugin from its saved options through the factory of its type. */
 function rebuildPlugins(
   config: AdapterConfig,
@@ -500,38 +306,4 @@ function rebuildPlugins(
     }
     return plugin;
   });
-}
-
-/** The file's tensors must be exactly the rebuilt model's adapter tensors, with the same shapes. */
-function checkFits(
-  expected: ReadonlyMap<string, ParameterEntry>,
-  config: AdapterConfig,
-  file: SafetensorsFile,
-  dir: string,
-): void {
-  const problems: string[] = [];
-  const saved = new Set(file.names());
-  for (const name of Object.keys(config.tensors)) {
-    if (!saved.has(name)) problems.push(`${name}: listed in the config but missing from the weights`);
-  }
-  for (const name of file.names()) {
-    const entry = expected.get(name);
-    if (!entry) {
-      problems.push(`${name}: no such tensor in the rebuilt model`);
-      continue;
-    }
-    const savedShape = file.entry(name).shape;
-    if (entry.variable.shape.join(',') !== savedShape.join(',')) {
-      problems.push(`${name}: saved [${savedShape}] vs model [${entry.variable.shape}]`);
-    }
-  }
-  for (const name of expected.keys()) {
-    if (!saved.has(name)) problems.push(`${name}: the rebuilt model has it but the adapter does not`);
-  }
-  if (problems.length > 0) {
-    throw new PeftError(
-      'WEIGHTS_MISMATCH',
-      `${dir}: adapter does not fit the rebuilt model: ${problems.join('; ')}`,
-    );
-  }
 }

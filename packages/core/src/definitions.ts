@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { PluginFactory } from './adapter-files.js';
+import type { PluginFactory } from './adapter-format.js';
 import type { VitConfig } from './config.js';
 import { PeftError } from './errors.js';
 import type { PeftModel } from './model.js';

@@ -39,10 +39,12 @@ export {
   ADAPTER_WEIGHTS_FILE,
   type AdapterConfig,
   type AdapterPluginRecord,
-  type AdapterFileOptions,
   type AdapterTensorRecord,
-  type LoadAdapterOptions,
   type PluginFactory,
+} from './adapter-format.js';
+export {
+  type AdapterFileOptions,
+  type LoadAdapterOptions,
   type SerializedAdapter,
   backboneFingerprint,
   loadAdapter,

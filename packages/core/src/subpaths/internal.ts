@@ -6,7 +6,7 @@
 export { writeFileAtomic } from '../atomic-write.js';
 export { Sha256 } from '../sha256.js';
 export { FileRefused, kindOf, readRegularFile } from '../regular-file.js';
-export { ADAPTER_FORMAT, ADAPTER_FORMAT_VERSION } from '../adapter-files.js';
+export { ADAPTER_FORMAT, ADAPTER_FORMAT_VERSION } from '../adapter-format.js';
 export {
   type FileSetOptions,
   type SetFile,
