@@ -30,6 +30,7 @@ import {
   mergeHeads,
   repeatBatch,
   requirePositiveInt,
+  softmax,
   tf,
   matMulT,
   validateVitConfig,
@@ -214,7 +215,7 @@ export class VisionTransformer implements PeftBackbone {
     const { q, k, v, scale } = args;
     // timm scales q before the product; matMulT picks flags or an explicit key transpose, whichever is fast here.
     const logits = matMulT<Tensor4D>(tf.mul(q, scale), k, false, true);
-    const probs = tf.softmax(logits);
+    const probs = softmax(logits);
     return { output: mergeHeads(tf.matMul(probs, v) as Tensor4D), logits };
   }
 
