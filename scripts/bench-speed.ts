@@ -13,11 +13,13 @@
  * PEFT.js routes: wasm-native (the default: native kernels, best instruction set, every core), wasm-native-1t (one
  * thread), wasm-native-avx2 / wasm-native-avx2-1t (AVX2 kernels forced with PEFTJS_NATIVE_ISA=avx2: what an
  * AVX2-only CPU runs), wasm-stock (PEFTJS_NATIVE=off), cpu-native.
- * PyTorch: torch intra-op threads × OpenBLAS threads in {1×1, 1×2, 2×1} (no oversubscription), on the OpenBLAS core
- * it detects for this CPU and, where that is a generic fallback (an older OpenBLAS on a newer CPU), also on the
- * core matching the CPU's vector ISA (OPENBLAS_CORETYPE). Ratios divide by the best PyTorch configuration of the
- * same method and measurement; the table keeps every configuration tried. Every record carries the CPU model and the
- * ISA path (PEFT.js: native kernel table; PyTorch: OpenBLAS core and ATen's ISA).
+ * PyTorch: torch intra-op threads × OpenBLAS threads in {1×1, 1×2, 2×1} (no oversubscription), with ATen's default
+ * kernels and, on AVX-512 CPUs, its opt-in AVX-512 ones (ATEN_CPU_CAPABILITY=avx512); on the OpenBLAS core it
+ * detects, or — where that is a generic fallback (an older OpenBLAS on a newer CPU) — on the core matching the CPU's
+ * vector ISA (OPENBLAS_CORETYPE), the detected core keeping one configuration to show what a default install gets.
+ * Ratios divide by the best PyTorch configuration of the same method and measurement; the table keeps every
+ * configuration tried. Every record carries the CPU model and the ISA path (PEFT.js: native kernel table; PyTorch:
+ * OpenBLAS core and ATen's ISA).
  *
  * Geometry: ViT-Tiny-like, depth 12, dim 192, 3 heads, 32² px, patch 4 (65 tokens), 10 classes, batch 64,
  * random weights. Methods: VPT-shallow with 10 prompt tokens and SHIP with K = 10 SIP at block 0, 10 SSP, decoupled
@@ -139,6 +141,8 @@ interface PyConfig {
   blasThreads: number;
   /** OPENBLAS_CORETYPE, or 'auto' for OpenBLAS's own detection. */
   core: string;
+  /** ATEN_CPU_CAPABILITY, or 'default' for ATen's own choice (AVX2 in torch 1.13 even on AVX-512 CPUs). */
+  aten: string;
 }
 
 function pyWorker(c: PyConfig): Worker {
@@ -147,9 +151,14 @@ function pyWorker(c: PyConfig): Worker {
     OMP_NUM_THREADS: String(c.torchThreads),
     OPENBLAS_NUM_THREADS: String(c.blasThreads),
   };
-  if (c.core === 'auto') delete env.OPENBLAS_CORETYPE;
-  else env.OPENBLAS_CORETYPE = c.core;
-  const label = `torch ${c.torchThreads}t × BLAS ${c.blasThreads}t${c.core === 'auto' ? '' : ` (${c.core})`}`;
+  delete env.OPENBLAS_CORETYPE;
+  delete env.ATEN_CPU_CAPABILITY;
+  if (c.core !== 'auto') env.OPENBLAS_CORETYPE = c.core;
+  if (c.aten !== 'default') env.ATEN_CPU_CAPABILITY = c.aten;
+  const forced = [c.core !== 'auto' ? `OpenBLAS ${c.core}` : '', c.aten !== 'default' ? `ATen ${c.aten}` : '']
+    .filter(Boolean)
+    .join(', ');
+  const label = `torch ${c.torchThreads}t × BLAS ${c.blasThreads}t${forced ? ` (${forced})` : ''}`;
   const args = ['tools/reference/speed_reference.py', '--serve', '--threads', String(c.torchThreads)];
   return new Worker('pytorch', label, values.python, [...args, '--warmup', values.warmup], env);
 }
@@ -163,16 +172,45 @@ function cpuFlags(): Set<string> {
   return new Set(line?.split(':')[1]?.trim().split(/\s+/) ?? []);
 }
 
-/** OpenBLAS cores whose SGEMM uses the CPU's widest vectors, and the one to force when detection falls short. */
-function matchingCores(): { ok: string[]; force: string | null } {
+/**
+ * What PyTorch can use on this CPU: the OpenBLAS cores whose SGEMM uses its widest vectors, the one to force when
+ * OpenBLAS's detection falls short, and whether ATen's AVX-512 kernels (opt-in in torch 1.13) can run.
+ */
+function cpuOptions(): { okCores: string[]; forceCore: string | null; avx512: boolean } {
   const flags = cpuFlags();
   if (['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.has(f)))
-    return { ok: ['SkylakeX', 'Cooperlake', 'SapphireRapids'], force: 'SkylakeX' };
-  if (flags.has('avx2') && flags.has('fma')) return { ok: ['Haswell', 'Zen', 'SkylakeX'], force: 'Haswell' };
-  return { ok: [], force: null };
+    return { okCores: ['SkylakeX', 'Cooperlake', 'SapphireRapids'], forceCore: 'SkylakeX', avx512: true };
+  if (flags.has('avx2') && flags.has('fma'))
+    return { okCores: ['Haswell', 'Zen', 'SkylakeX'], forceCore: 'Haswell', avx512: false };
+  return { okCores: [], forceCore: null, avx512: false };
 }
 
-/** PyTorch workers: the thread grid on the detected core, plus the matching core where detection fell back. */
+/** The torch-threads × BLAS-threads grid: --py-configs, or every pair that does not oversubscribe the cores. */
+function threadGrid(): [number, number][] {
+  if (values['py-configs'] === 'auto')
+    return (
+      [
+        [1, 1],
+        [1, 2],
+        [2, 1],
+      ] as [number, number][]
+    ).filter(([t, b]) => t * b <= Math.max(1, cpus().length));
+  return values['py-configs'].split(',').map((spec) => {
+    const m = /^t(\d+)b(\d+)$/.exec(spec.trim());
+    if (!m) {
+      console.error(`--py-configs: "${spec}" is not tNbM (torch threads N, BLAS threads M)`);
+      process.exit(2);
+    }
+    return [Number(m[1]), Number(m[2])];
+  });
+}
+
+/**
+ * PyTorch workers: the thread grid on OpenBLAS's own core choice and ATen's default ISA, and again with ATen's
+ * AVX-512 kernels where the CPU has them; where OpenBLAS's detection falls back to a generic core, the detected
+ * core keeps only its first configuration (what a default install gets) and the grid runs on the core matching the
+ * CPU's vector ISA instead.
+ */
 async function pytorchWorkers(): Promise<Worker[]> {
   const probe = spawnSync(values.python, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) {
@@ -183,34 +221,23 @@ async function pytorchWorkers(): Promise<Worker[]> {
     );
     return [];
   }
-  const grid =
-    values['py-configs'] === 'auto'
-      ? [
-          [1, 1],
-          [1, 2],
-          [2, 1],
-        ].filter(([t, b]) => (t as number) * (b as number) <= Math.max(1, cpus().length))
-      : values['py-configs'].split(',').map((spec) => {
-          const m = /^t(\d+)b(\d+)$/.exec(spec.trim());
-          if (!m) {
-            console.error(`--py-configs: "${spec}" is not tNbM (torch threads N, BLAS threads M)`);
-            process.exit(2);
-          }
-          return [Number(m[1]), Number(m[2])];
-        });
-  const first = pyWorker({ torchThreads: grid[0]?.[0] ?? 1, blasThreads: grid[0]?.[1] ?? 1, core: 'auto' });
+  const grid = threadGrid();
+  const [t0, b0] = grid[0] ?? [1, 1];
+  const first = pyWorker({ torchThreads: t0, blasThreads: b0, core: 'auto', aten: 'default' });
   const detected = String((await first.info).blas_core ?? 'unknown');
-  const { ok, force } = matchingCores();
-  const workers = [first];
-  for (const [t, b] of grid.slice(1))
-    workers.push(pyWorker({ torchThreads: t!, blasThreads: b!, core: 'auto' }));
-  if (force && !ok.includes(detected)) {
+  const { okCores, forceCore, avx512 } = cpuOptions();
+  const generic = forceCore !== null && !okCores.includes(detected);
+  const core = generic ? (forceCore as string) : 'auto';
+  if (generic)
     console.log(
-      `pytorch: OpenBLAS detected core "${detected}" on this CPU, a generic fallback; the grid runs again with ` +
-        `OPENBLAS_CORETYPE=${force} (the core for the CPU's vector ISA)`,
+      `pytorch: OpenBLAS detected core "${detected}" on this CPU, a generic fallback; the grid runs on ` +
+        `OPENBLAS_CORETYPE=${core} (the core for the CPU's vector ISA)`,
     );
-    for (const [t, b] of grid) workers.push(pyWorker({ torchThreads: t!, blasThreads: b!, core: force }));
-  }
+  const workers = [first];
+  for (const aten of avx512 ? ['default', 'avx512'] : ['default'])
+    for (const [t, b] of grid)
+      if (generic || aten !== 'default' || t !== t0 || b !== b0)
+        workers.push(pyWorker({ torchThreads: t, blasThreads: b, core, aten }));
   return workers;
 }
 

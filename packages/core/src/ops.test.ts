@@ -13,6 +13,7 @@ import {
   layerNorm,
   linear,
   matMulT,
+  repeatBatch,
   segmentSoftmax,
   softmax,
   softmaxCrossEntropy,
@@ -85,6 +86,19 @@ await describeBackends('ops', () => {
         atol: 0,
       },
     );
+  });
+
+  it('repeatBatch: copies along the batch, and its gradient is one sum over the batch (no chain of adds)', async () => {
+    const x = tf.tensor3d([1, 2, 3, 4, 5, 6], [1, 2, 3]);
+    const probe = tf.randomNormal([16, 2, 3], 0, 1, 'float32', 9);
+    expectTensorClose(repeatBatch(x, 16), tf.tile(x, [16, 1, 1]), { atol: 0 });
+    const grad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(repeatBatch(t, 16), probe)));
+    expectTensorClose(grad(x), tf.sum(probe, 0, true), { atol: 1e-5 });
+    const info = await tf.profile(() => tf.tidy(() => void grad(x)));
+    expect(info.kernelNames.filter((n) => n === 'Add')).toEqual([]);
+    expect(repeatBatch(x, 1)).toBe(x);
+    expect(() => repeatBatch(probe, 2)).toThrow(/needs a batch-1 tensor; got \[16,2,3\]/);
+    tf.dispose([x, probe]);
   });
 
   it('cross-entropy equals −mean log softmax at the label', () => {
