@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { VisionTransformer, customVit } from '@peftjs/backbone';
 import { vpt } from '@peftjs/baselines';
 import { type Tensor1D, type Tensor4D, createPeftModel, initBackend, tf } from '@peftjs/core';
-import { measureNativePeak } from '@peftjs/native';
+import { loadNativeKernels, measureNativePeak } from '@peftjs/native';
 import { ship } from '@peftjs/ship';
 import { AdamW, accumulateGradients } from '@peftjs/train';
 
@@ -44,10 +44,10 @@ emit({
   isa: native.installed ? native.isa : 'off',
   isaReason: native.installed ? native.isaReason : native.reason,
   cpu: native.installed ? native.cpu : undefined,
-  threads: process.env.PEFTJS_NATIVE_THREADS === '1' ? 1 : 2,
+  threads: native.installed ? (loadNativeKernels() as { threads?: number }).threads : undefined,
   // The measured peak of the kernels' instruction set (an FMA loop), for GFLOP/s-vs-peak statements.
-  peak1: native.installed ? measureNativePeak(1, 0.3) : undefined,
-  peak2: native.installed ? measureNativePeak(2, 0.3) : undefined,
+  peak1: native.installed ? measureNativePeak(1, 1) : undefined,
+  peak2: native.installed ? measureNativePeak(2, 1) : undefined,
   tfjs: tf.version.tfjs,
 });
 

@@ -25,10 +25,11 @@
  * random weights. Methods: VPT-shallow with 10 prompt tokens and SHIP with K = 10 SIP at block 0, 10 SSP, decoupled
  * attention and PML, no attribute prompts.
  */
-import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcessByStdio, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median } from './stats.js';
@@ -61,12 +62,13 @@ const ROUTE_ENV: Record<string, Record<string, string>> = {
 type Reply = Record<string, unknown>;
 
 /** Every configuration process started, so a failure of one stops the others. */
-const live: ChildProcessWithoutNullStreams[] = [];
+type Child = ChildProcessByStdio<Writable, Readable, null>;
+const live: Child[] = [];
 
 /** A long-lived configuration process speaking JSON lines (see the worker scripts). */
 class Worker {
   readonly info: Promise<Reply>;
-  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly child: Child;
   private readonly pending: ((reply: Reply) => void)[] = [];
   private infoResolve: ((reply: Reply) => void) | undefined;
 

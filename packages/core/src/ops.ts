@@ -215,8 +215,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
 export function repeatBatch<T extends Tensor>(x: T, batch: number): T {
   if (x.shape[0] !== 1) throw new Error(`repeatBatch needs a batch-1 tensor; got [${x.shape}]`);
   if (batch === 1) return x;
-  const repeat = tf.customGrad((input: Tensor) => ({
-    value: tf.concat(new Array<Tensor>(batch).fill(input), 0),
+  const repeat = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => ({
+    value: tf.concat(new Array<Tensor>(batch).fill(args[0] as Tensor), 0),
     gradFunc: (dy: Tensor) => tf.sum(dy, 0, true),
   }));
   return repeat(x) as T;
