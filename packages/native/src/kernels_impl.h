@@ -187,6 +187,7 @@ void layer_norm_forward(const float* x, const float* weight, const float* bias, 
 template <class V>
 void layer_norm_backward(const float* dy, const float* x, const float* weight, float* dx, float* dweight,
                          float* dbias, i64 rows, i64 dim, float eps, int threads) {
+  using R = typename V::R;
   // Per half: its own dweight/dbias partial sums, added at the end (no shared writes).
   std::vector<float> partial(static_cast<std::size_t>(4 * dim), 0.0f);
   struct Half {
@@ -199,31 +200,61 @@ void layer_norm_backward(const float* dy, const float* x, const float* weight, f
   auto body = [&](i64 lo, i64 hi) {
     const Half& h = halves[two && lo > 0 ? 1 : 0];
     const float inv_dim = 1.0f / static_cast<float>(dim);
-    float* normed = static_cast<float*>(std::malloc(sizeof(float) * static_cast<std::size_t>(dim + 1)));
-    if (normed == nullptr) std::abort();
+    const i64 full = dim / V::W * V::W;
+    const i64 rest = dim - full;
     for (i64 r = lo; r < hi; ++r) {
       const float* xr = x + r * dim;
       const float* dyr = dy + r * dim;
       float* dxr = dx + r * dim;
       const float mean = row_sum<V>(xr, dim) * inv_dim;
-      float ss = 0;
-      for (i64 i = 0; i < dim; ++i) ss += (xr[i] - mean) * (xr[i] - mean);
-      const float rstd = 1.0f / std::sqrt(ss * inv_dim + eps);
-      // g = dy·w; dx = rstd·(g − mean(g) − x̂·mean(g·x̂)); dw += dy·x̂; db += dy
-      float sum_g = 0, sum_gx = 0;
-      for (i64 i = 0; i < dim; ++i) {
-        const float xh = (xr[i] - mean) * rstd;
-        normed[i] = xh;
-        const float g = dyr[i] * weight[i];
-        sum_g += g;
-        sum_gx += g * xh;
-        h.dw[i] += dyr[i] * xh;
-        h.db[i] += dyr[i];
+      const R vm = V::set1(mean);
+      // Tails load x padded with the mean (so x̂ = 0 there) and dy padded with 0: every lane sees the same
+      // arithmetic and the padding adds nothing to the sums.
+      R acc = V::zero();
+      for (i64 i = 0; i < full; i += V::W) {
+        const R d = V::sub(V::loadu(xr + i), vm);
+        acc = V::fmadd(d, d, acc);
       }
-      const float mg = sum_g * inv_dim, mgx = sum_gx * inv_dim;
-      for (i64 i = 0; i < dim; ++i) dxr[i] = rstd * (dyr[i] * weight[i] - mg - normed[i] * mgx);
+      if (rest > 0) {
+        const R d = V::sub(V::load_first(xr + full, rest, mean), vm);
+        acc = V::fmadd(d, d, acc);
+      }
+      const float rstd = 1.0f / std::sqrt(V::hsum(acc) * inv_dim + eps);
+      const R vr = V::set1(rstd);
+      // g = dy·w; dx = rstd·(g − mean(g) − x̂·mean(g·x̂)); dw += dy·x̂; db += dy
+      R sum_g = V::zero(), sum_gx = V::zero();
+      auto accumulate = [&](R xh, R dyv, R w, float* dw, float* db, i64 count) {
+        const R g = V::mul(dyv, w);
+        sum_g = V::add(sum_g, g);
+        sum_gx = V::fmadd(g, xh, sum_gx);
+        if (count == V::W) {
+          V::storeu(dw, V::fmadd(dyv, xh, V::loadu(dw)));
+          V::storeu(db, V::add(V::loadu(db), dyv));
+        } else {
+          V::store_first(dw, V::fmadd(dyv, xh, V::load_first(dw, count, 0.0f)), count);
+          V::store_first(db, V::add(V::load_first(db, count, 0.0f), dyv), count);
+        }
+      };
+      for (i64 i = 0; i < full; i += V::W)
+        accumulate(V::mul(V::sub(V::loadu(xr + i), vm), vr), V::loadu(dyr + i), V::loadu(weight + i), h.dw + i,
+                   h.db + i, V::W);
+      if (rest > 0)
+        accumulate(V::mul(V::sub(V::load_first(xr + full, rest, mean), vm), vr), V::load_first(dyr + full, rest, 0.0f),
+                   V::load_first(weight + full, rest, 0.0f), h.dw + full, h.db + full, rest);
+      const R mg = V::set1(V::hsum(sum_g) * inv_dim);
+      const R mgx = V::set1(V::hsum(sum_gx) * inv_dim);
+      auto dx_of = [&](R xv, R dyv, R w) {
+        const R xh = V::mul(V::sub(xv, vm), vr);
+        return V::mul(vr, V::fnmadd(xh, mgx, V::sub(V::mul(dyv, w), mg)));
+      };
+      for (i64 i = 0; i < full; i += V::W)
+        V::storeu(dxr + i, dx_of(V::loadu(xr + i), V::loadu(dyr + i), V::loadu(weight + i)));
+      if (rest > 0)
+        V::store_first(dxr + full,
+                       dx_of(V::load_first(xr + full, rest, mean), V::load_first(dyr + full, rest, 0.0f),
+                             V::load_first(weight + full, rest, 0.0f)),
+                       rest);
     }
-    std::free(normed);
   };
   if (two)
     split_range(rows, dim, threads, body);
