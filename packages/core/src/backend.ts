@@ -98,10 +98,12 @@ interface NativeModule {
   ): { ok: true; isa: string; isaReason: string; cpu: string } | { ok: false; reason: string };
   installNativeMatMul(backend: 'wasm' | 'cpu'): boolean;
   installFusedKernels(backend: 'wasm' | 'cpu'): boolean;
+  installNativeElementwise(backend: 'wasm' | 'cpu'): boolean;
 }
 
 /**
- * Puts the native matmul and the fused GELU/LayerNorm kernels under the wasm or cpu backend when they load.
+ * Puts the native matmul, the fused kernels (linear, GELU, LayerNorm, softmax) and the native element-wise and
+ * transpose kernels under the wasm or cpu backend when they load.
  * Imported lazily: browsers and machines where the addon did not build simply keep tfjs's kernels, and the reason
  * is reported.
  */
@@ -120,7 +122,11 @@ async function installNative(
   }
   const status = native.loadNativeKernels(env);
   if (!status.ok) return { installed: false, reason: status.reason };
-  if (!native.installNativeMatMul(backend) || !native.installFusedKernels(backend))
+  if (
+    !native.installNativeMatMul(backend) ||
+    !native.installFusedKernels(backend) ||
+    !native.installNativeElementwise(backend)
+  )
     return { installed: false, reason: `could not register the kernels on ${backend}` };
   return { installed: true, isa: status.isa, isaReason: status.isaReason, cpu: status.cpu };
 }

@@ -17,8 +17,8 @@
 //        floats. C[i] = op(A[i])·op(B[i]) is written at c[cOffset + i·m·n ...]. Throws on bad arguments.
 //   linear(x, xOffset, weight, weightOffset, bias, biasOffset, y, yOffset, rows, inFeatures, outFeatures, gelu,
 //          threads)  y = act(x·weight + bias), weight stored [in, out]; bias may be null; act = GELU when gelu.
-//   gelu, geluGrad, layerNorm, layerNormGrad, softmax, softmaxGrad: the element-wise kernels of kernel_table.h,
-//        same array/offset conventions.
+//   gelu, geluGrad, layerNorm, layerNormGrad, softmax, softmaxGrad, binary, transpose: the element-wise and
+//        data-movement kernels of kernel_table.h, same array/offset conventions.
 //   peakGflops(threads, seconds): GFLOP/s of the chosen table's register-only FMA loop (its measured peak).
 
 #include <cpuid.h>
@@ -477,6 +477,84 @@ napi_value Linear(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// binary(op, a, aOffset, b, bOffset, y, yOffset, n, period, threads): y = a op b, b repeating every `period`
+// floats (n: same shapes; 1: a scalar; else a trailing vector). op 0: +, 1: −, 2: ×.
+napi_value Binary(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  if (!check_cpu_or_throw(env) || !get_argv(env, info, argv, 10, "binary")) return nullptr;
+  std::int64_t op = 0, n = 0, period = 0, threads = 1;
+  if (!get_count(env, argv[0], "op", &op)) return nullptr;
+  static const char* const names[] = {"a", "b", "y"};
+  FloatArg a[3];
+  if (!get_float_args(env, argv + 1, names, a, 3) || !get_count(env, argv[7], "n", &n) ||
+      !get_count(env, argv[8], "period", &period) || !get_count(env, argv[9], "threads", &threads))
+    return nullptr;
+  if (op > 2) {
+    throw_range(env, "op must be 0 (+), 1 (−) or 2 (×)");
+    return nullptr;
+  }
+  if (n > 0 && (period == 0 || n % period != 0))
+    {
+    throw_range(env, "period must divide n");
+    return nullptr;
+  }
+  const std::int64_t spans[] = {n, period, n};
+  if (!require_spans(env, a, names, spans, 3)) return nullptr;
+  table().binary(static_cast<int>(op), a[0].data + a[0].offset, a[1].data + a[1].offset, a[2].data + a[2].offset, n,
+                 period, static_cast<int>(threads));
+  return nullptr;
+}
+
+// transpose(x, xOffset, y, yOffset, shape, perm, threads): shape and perm are arrays of the same length ≤ 8.
+napi_value Transpose(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!check_cpu_or_throw(env) || !get_argv(env, info, argv, 7, "transpose")) return nullptr;
+  static const char* const names[] = {"x", "y"};
+  FloatArg a[2];
+  std::int64_t threads = 1;
+  if (!get_float_args(env, argv, names, a, 2) || !get_count(env, argv[6], "threads", &threads)) return nullptr;
+  std::uint32_t rank = 0, perm_rank = 0;
+  if (napi_get_array_length(env, argv[4], &rank) != napi_ok ||
+      napi_get_array_length(env, argv[5], &perm_rank) != napi_ok)
+    {
+    throw_type(env, "shape and perm must be arrays");
+    return nullptr;
+  }
+  if (rank == 0 || rank > 8 || perm_rank != rank)
+    {
+    throw_range(env, "shape and perm must have the same length, 1 to 8");
+    return nullptr;
+  }
+  std::int64_t shape[8];
+  int perm[8];
+  bool seen[8] = {};
+  double total = 1;
+  for (std::uint32_t d = 0; d < rank; ++d) {
+    napi_value v = nullptr;
+    std::int64_t p = 0;
+    if (napi_get_element(env, argv[4], d, &v) != napi_ok || !get_count(env, v, "shape[i]", &shape[d]) ||
+        napi_get_element(env, argv[5], d, &v) != napi_ok || !get_count(env, v, "perm[i]", &p))
+      return nullptr;
+    if (p >= rank || seen[p]) {
+    throw_range(env, "perm must be a permutation of 0..rank-1");
+    return nullptr;
+  }
+    seen[p] = true;
+    perm[d] = static_cast<int>(p);
+    total *= static_cast<double>(shape[d]);
+  }
+  if (total > 4.0e18) {
+    throw_range(env, "transpose dimensions are too large");
+    return nullptr;
+  }
+  const std::int64_t size = static_cast<std::int64_t>(total);
+  const std::int64_t spans[] = {size, size};
+  if (!require_spans(env, a, names, spans, 2)) return nullptr;
+  table().transpose(a[0].data + a[0].offset, a[1].data + a[1].offset, shape, perm, static_cast<int>(rank),
+                    static_cast<int>(threads));
+  return nullptr;
+}
+
 napi_value make_string(napi_env env, const std::string& text) {
   napi_value value = nullptr;
   napi_create_string_utf8(env, text.c_str(), text.size(), &value);
@@ -574,6 +652,8 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "layerNormGrad", LayerNormGrad);
   export_function(env, exports, "softmax", Softmax);
   export_function(env, exports, "softmaxGrad", SoftmaxGrad);
+  export_function(env, exports, "binary", Binary);
+  export_function(env, exports, "transpose", Transpose);
   export_function(env, exports, "peakGflops", PeakGflops);
   return exports;
 }

@@ -77,6 +77,27 @@ export interface NativeAddon {
     weight1: number,
     threads: number,
   ): void;
+  binary(
+    op: number,
+    a: Float32Array,
+    aOffset: number,
+    b: Float32Array,
+    bOffset: number,
+    y: Float32Array,
+    yOffset: number,
+    n: number,
+    period: number,
+    threads: number,
+  ): void;
+  transpose(
+    x: Float32Array,
+    xOffset: number,
+    y: Float32Array,
+    yOffset: number,
+    shape: readonly number[],
+    perm: readonly number[],
+    threads: number,
+  ): void;
   gelu(x: Float32Array, xOffset: number, y: Float32Array, yOffset: number, n: number, threads: number): void;
   geluGrad(
     dy: Float32Array,

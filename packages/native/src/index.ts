@@ -20,6 +20,11 @@ export {
   nativeIsaRequest,
   setNativeThreads,
 } from './gemm.js';
+export {
+  installNativeElementwise,
+  isNativeElementwiseInstalled,
+  uninstallNativeElementwise,
+} from './elementwise.js';
 export { FUSED_KERNELS } from './kernel-names.js';
 export {
   type NativeBackendName,

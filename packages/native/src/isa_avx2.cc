@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "kernel_table.h"
@@ -136,6 +137,8 @@ const KernelTable& avx2_kernels() {
       layer_norm_backward<VecAvx2>,
       softmax_forward<VecAvx2>,
       softmax_backward<VecAvx2>,
+      binary<VecAvx2>,
+      transpose<VecAvx2>,
       peak_gflops<VecAvx2>,
   };
   return table;

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "kernel_table.h"
@@ -121,6 +122,8 @@ const KernelTable& avx512_kernels() {
       layer_norm_backward<VecAvx512>,
       softmax_forward<VecAvx512>,
       softmax_backward<VecAvx512>,
+      binary<VecAvx512>,
+      transpose<VecAvx512>,
       peak_gflops<VecAvx512>,
   };
   return table;

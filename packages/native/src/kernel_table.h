@@ -53,6 +53,14 @@ struct KernelTable {
   void (*softmax_backward)(const float* dy, const float* y, float* dx, std::int64_t rows, std::int64_t n,
                            std::int64_t split, float weight0, float weight1, int threads);
 
+  // y[i] = a[i] op b[i mod period] for i < n, op 0: +, 1: −, 2: ×. period = n (same shapes), 1 (b a scalar) or the
+  // length of a trailing vector b repeated over a (a bias); n is a multiple of period.
+  void (*binary)(int op, const float* a, const float* b, float* y, std::int64_t n, std::int64_t period, int threads);
+
+  // y = x transposed by perm (rank ≤ 8): y's axis i is x's axis perm[i]. Trailing axes that stay in place are
+  // copied as contiguous runs.
+  void (*transpose)(const float* x, float* y, const std::int64_t* shape, const int* perm, int rank, int threads);
+
   // GFLOP/s of a register-only FMA loop on `threads` threads for about `seconds`: this ISA's measured peak.
   double (*peak_gflops)(int threads, double seconds);
 };

@@ -15,16 +15,16 @@ export type NativeBackendName = 'wasm' | 'cpu';
 
 const KERNEL = 'BatchMatMul';
 
-/** What the kernels need from tfjs-backend-wasm's `BackendWasm` (tensor data lives in WebAssembly memory). */
-interface WasmBackendLike {
+/** @internal What the kernels need from tfjs-backend-wasm's `BackendWasm` (tensor data in WebAssembly memory). */
+export interface WasmBackendLike {
   wasm: { HEAPF32: Float32Array };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
 }
 
-/** What the kernels need from tfjs-backend-cpu's `MathBackendCPU` (tensor data in JS typed arrays). */
-interface CpuBackendLike {
+/** @internal What the kernels need from tfjs-backend-cpu's `MathBackendCPU` (tensor data in JS typed arrays). */
+export interface CpuBackendLike {
   data: { get(dataId: object): { values?: unknown } | undefined };
   makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
 }
@@ -40,18 +40,18 @@ function unpack(args: Parameters<KernelFunc>[0]): MatMulArgs {
   return { inputs: { a, b }, attrs };
 }
 
-/** A float32 tensor's storage as the addon sees it: an array and the float offset where the tensor starts. */
-interface Slot {
+/** @internal A float32 tensor's storage as the addon sees it: an array and the float offset where it starts. */
+export interface Slot {
   data: Float32Array;
   offset: number;
 }
 
 /**
- * Runs `compute` on the in-place storage of `inputs` and of freshly allocated float32 outputs of `outShapes`, for
- * the wasm backend (WebAssembly memory) or the cpu backend (JS typed arrays). Returns null, allocating nothing,
- * when some input is not float32 or not addressable in place (the caller then falls back).
+ * @internal Runs `compute` on the in-place storage of `inputs` and of freshly allocated float32 outputs of
+ * `outShapes`, for the wasm backend (WebAssembly memory) or the cpu backend (JS typed arrays). Returns null,
+ * allocating nothing, when some input is not float32 or not addressable in place (the caller then falls back).
  */
-function runInPlace(
+export function runInPlace(
   backendName: NativeBackendName,
   backend: unknown,
   inputs: TensorInfo[],

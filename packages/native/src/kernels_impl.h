@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "kernel_table.h"
@@ -340,6 +341,116 @@ void softmax_backward(const float* dy, const float* y, float* dx, i64 rows, i64 
       const i64 o = r * n;
       softmax_segment_grad<V>(dy + o, y + o, dx + o, split, w0);
       softmax_segment_grad<V>(dy + o + split, y + o + split, dx + o + split, n - split, w1);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Element-wise binary ops and transposes (data movement the JS backends run on one thread)
+
+template <class V, int Op>
+inline typename V::R apply_op(typename V::R a, typename V::R b) {
+  if constexpr (Op == 0) return V::add(a, b);
+  if constexpr (Op == 1) return V::sub(a, b);
+  return V::mul(a, b);
+}
+
+template <class V, int Op>
+void binary_op(const float* a, const float* b, float* y, i64 n, i64 period, int threads) {
+  using R = typename V::R;
+  if (period == n || period == 1) {
+    split_range(n, 1, threads, [&](i64 lo, i64 hi) {
+      const bool scalar = period == 1 && n != 1;
+      const R bs = V::set1(b[0]);
+      i64 i = lo;
+      for (; i + V::W <= hi; i += V::W) V::storeu(y + i, apply_op<V, Op>(V::loadu(a + i), scalar ? bs : V::loadu(b + i)));
+      if (i < hi) {
+        const R bv = scalar ? bs : V::load_first(b + i, hi - i, 0.0f);
+        V::store_first(y + i, apply_op<V, Op>(V::load_first(a + i, hi - i, 0.0f), bv), hi - i);
+      }
+    });
+    return;
+  }
+  // b repeats every `period` floats: rows of a.
+  split_range(n / period, period, threads, [&](i64 lo, i64 hi) {
+    for (i64 r = lo; r < hi; ++r) {
+      const float* ar = a + r * period;
+      float* yr = y + r * period;
+      i64 j = 0;
+      for (; j + V::W <= period; j += V::W) V::storeu(yr + j, apply_op<V, Op>(V::loadu(ar + j), V::loadu(b + j)));
+      if (j < period)
+        V::store_first(yr + j,
+                       apply_op<V, Op>(V::load_first(ar + j, period - j, 0.0f), V::load_first(b + j, period - j, 0.0f)),
+                       period - j);
+    }
+  });
+}
+
+template <class V>
+void binary(int op, const float* a, const float* b, float* y, i64 n, i64 period, int threads) {
+  if (n <= 0) return;
+  if (op == 0)
+    binary_op<V, 0>(a, b, y, n, period, threads);
+  else if (op == 1)
+    binary_op<V, 1>(a, b, y, n, period, threads);
+  else
+    binary_op<V, 2>(a, b, y, n, period, threads);
+}
+
+// Copies n floats W at a time (short runs: cheaper than a memcpy call each).
+template <class V>
+inline void copy_run(const float* src, float* dst, i64 n) {
+  i64 i = 0;
+  for (; i + V::W <= n; i += V::W) V::storeu(dst + i, V::loadu(src + i));
+  if (i < n) V::store_first(dst + i, V::load_first(src + i, n - i, 0.0f), n - i);
+}
+
+template <class V>
+void transpose(const float* x, float* y, const i64* shape, const int* perm, int rank, int threads) {
+  constexpr int kMaxRank = 8;
+  i64 in_stride[kMaxRank];
+  i64 total = 1;
+  for (int d = rank - 1; d >= 0; --d) {
+    in_stride[d] = total;
+    total *= shape[d];
+  }
+  if (total <= 0) return;
+  // Trailing output axes that are x's trailing axes in order form one contiguous run.
+  int kept = rank;
+  i64 run = 1;
+  while (kept > 0 && perm[kept - 1] == kept - 1) {
+    run *= shape[kept - 1];
+    --kept;
+  }
+  // Output axes [0, kept) are walked; the source offset of each output row follows their strides.
+  i64 out_dims[kMaxRank], src_stride[kMaxRank];
+  for (int d = 0; d < kept; ++d) {
+    out_dims[d] = shape[perm[d]];
+    src_stride[d] = in_stride[perm[d]];
+  }
+  const i64 rows = total / run;
+  // When the last axis moves, copy one element at a time; the innermost walked axis then steps through x.
+  split_range(rows, run, threads, [&](i64 lo, i64 hi) {
+    i64 index[kMaxRank] = {};
+    i64 rest = lo, src = 0;
+    for (int d = kept - 1; d >= 0; --d) {
+      index[d] = rest % out_dims[d];
+      rest /= out_dims[d];
+      src += index[d] * src_stride[d];
+    }
+    for (i64 r = lo; r < hi; ++r) {
+      if (run == 1)
+        y[r] = x[src];
+      else if (run <= 1024)
+        copy_run<V>(x + src, y + r * run, run);
+      else
+        std::memcpy(y + r * run, x + src, sizeof(float) * static_cast<std::size_t>(run));
+      for (int d = kept - 1; d >= 0; --d) {
+        src += src_stride[d];
+        if (++index[d] < out_dims[d]) break;
+        src -= out_dims[d] * src_stride[d];
+        index[d] = 0;
+      }
     }
   });
 }
