@@ -103,7 +103,7 @@ describe.skipIf(!status.ok || inChild)('native kernel dispatch (AVX-512 / AVX2)'
       expect(report.status.isaReason).toMatch(
         /PEFTJS_NATIVE_ISA=avx512 asked for AVX-512, but this CPU lacks/,
       );
-      expect(Object.keys(report.errors).length).toBeGreaterThanOrEqual(5);
+      expect(Object.keys(report.errors).length).toBeGreaterThanOrEqual(7);
       for (const [kernel, error] of Object.entries(report.errors)) expect(error, kernel).toBeLessThan(1e-5);
     },
   );

@@ -82,5 +82,19 @@ if (status.ok) {
     });
   }
   errors.layerNorm = relativeMaxDiff(ln, lnRef);
+
+  // y = x + bias (a trailing vector), then a head-split transpose [m, n] → [n, m] of it.
+  const sum = new Float32Array(m * n);
+  addon.binary(0, x, 0, bias, 0, sum, 0, m * n, n, 2);
+  errors['add (bias)'] = relativeMaxDiff(
+    sum,
+    Float64Array.from(x, (v, i) => v + (bias[i % n] as number)),
+  );
+  const t = new Float32Array(m * n);
+  addon.transpose(sum, 0, t, 0, [m, n], [1, 0], 2);
+  errors.transpose = relativeMaxDiff(
+    t,
+    Float64Array.from(t, (_, i) => sum[(i % m) * n + Math.floor(i / m)] as number),
+  );
 }
 process.stdout.write(`${JSON.stringify({ status, errors })}\n`);
