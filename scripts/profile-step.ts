@@ -2,7 +2,8 @@
  * Where the kernel time goes (a diagnostic, not a test): `tf.profile` grouped by kernel name and input shapes,
  * largest first.
  *
- *   pnpm profile:step [--method vpt|ship] [--batch 16] [--top 30]     one training step, bench:speed geometry
+ *   pnpm profile:step [--method vpt|ship|vpt,ship] [--batch 16] [--top 30] [--repeats 1]
+ *                                                                     one training step, bench:speed geometry
  *   pnpm profile:step --inference [--batch 8] [--top 30] [--repeats 5]  frozen ViT vs cached SHIP, bench:inference
  *                                                                       geometry, side by side, with matmul FLOPs
  *
@@ -26,8 +27,9 @@ const { values } = parseArgs({
     repeats: { type: 'string' },
   },
 });
-if (values.method !== 'vpt' && values.method !== 'ship')
-  throw new Error(`--method must be vpt or ship, got "${values.method}"`);
+const methods = values.method.split(',');
+if (!methods.every((m) => m === 'vpt' || m === 'ship'))
+  throw new Error(`--method must be vpt, ship or both (vpt,ship), got "${values.method}"`);
 const batch = Number(values.batch ?? (values.inference ? 8 : 16));
 if (!(Number.isInteger(batch) && batch >= 1))
   throw new Error(`--batch must be a positive integer, got "${values.batch}"`);
@@ -102,30 +104,34 @@ if (!values.inference) {
     Array.from({ length: batch }, (_, i) => i % 10),
     'int32',
   ) as Tensor1D;
-  const model = createPeftModel(
-    vit,
-    values.method === 'vpt'
-      ? [vpt({ mode: 'shallow', tokens: 10 })]
-      : ship({ starts: [0], promptLength: 10, prompts: { ap: false } }),
+  const models = methods.map((method) =>
+    createPeftModel(
+      vit,
+      method === 'vpt'
+        ? [vpt({ mode: 'shallow', tokens: 10 })]
+        : ship({ starts: [0], promptLength: 10, prompts: { ap: false } }),
+    ),
   );
-  const [{ groups, calls }] = (await profileFastest([
-    () => {
-      const out = model.lossAndGradients(images, labels, { training: true });
-      out.loss.dataSync();
-      tf.dispose([out.loss, ...Object.values(out.grads)]);
-    },
-  ])) as [{ groups: Map<string, Group>; calls: number }];
-  const total = totals(groups);
-  console.log(
-    `${values.method} step, batch ${batch}: ${calls} kernel calls, ${total.ms.toFixed(0)} ms kernel time, ` +
-      `${(total.flops / 1e9).toFixed(2)} GFLOP in products (${(total.flops / 1e6 / total.ms).toFixed(1)} GFLOP/s over all kernel time)`,
-  );
-  console.log('share %  calls  kernel [input shapes]');
-  for (const [key, g] of [...groups].sort((a, b) => b[1].ms - a[1].ms).slice(0, top))
+  const steps = models.map((model) => () => {
+    const out = model.lossAndGradients(images, labels, { training: true });
+    out.loss.dataSync();
+    tf.dispose([out.loss, ...Object.values(out.grads)]);
+  });
+  const profiles = await profileFastest(steps);
+  for (const [i, { groups, calls }] of profiles.entries()) {
+    const total = totals(groups);
     console.log(
-      `${((100 * g.ms) / total.ms).toFixed(1).padStart(7)}  ${String(g.calls).padStart(5)}  ${key}`,
+      `${methods[i]} step, batch ${batch}${repeats > 1 ? ` (fastest of ${repeats} alternating profiles per kernel group)` : ''}: ` +
+        `${calls} kernel calls, ${total.ms.toFixed(0)} ms kernel time, ` +
+        `${(total.flops / 1e9).toFixed(2)} GFLOP in products (${(total.flops / 1e6 / total.ms).toFixed(1)} GFLOP/s over all kernel time)`,
     );
-  model.dispose();
+    console.log('share %  calls  kernel [input shapes]');
+    for (const [key, g] of [...groups].sort((a, b) => b[1].ms - a[1].ms).slice(0, top))
+      console.log(
+        `${((100 * g.ms) / total.ms).toFixed(1).padStart(7)}  ${String(g.calls).padStart(5)}  ${key}`,
+      );
+  }
+  for (const model of models) model.dispose();
   tf.dispose([images, labels]);
 } else {
   // bench:inference geometry: ViT-Tiny/16 at 224², SHIP's cifar100 setting, prompt cache on.
