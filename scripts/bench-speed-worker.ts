@@ -5,7 +5,8 @@
  *
  *   worker → {"kind":"info", backend, isa, isaReason, cpu, threads, peak1, peak2, tfjs}   once, at start
  *   {"cmd":"setup","method":"vpt"|"ship"}            → {"kind":"ready"}     build, one untimed step, warm-up
- *   {"cmd":"time","method":m,"what":"train_step"|"forward"} → {"kind":"sample","seconds":s}
+ *   {"cmd":"time","method":m,"what":"train_step"|"forward"} → {"kind":"sample","seconds":s,"cpu":c}
+ *                                                    (wall time, and CPU time of all the process's threads)
  *   {"cmd":"profile","method":m}                      → {"kind":"profile", matmulShare, totalKernelMs, top}
  *   {"cmd":"quit"}
  *
@@ -133,10 +134,13 @@ for await (const line of createInterface({ input: process.stdin })) {
   const entry = models.get(method);
   if (!entry) throw new Error(`method "${method}" was not set up`);
   if (cmd.cmd === 'time') {
+    const cpu = process.cpuUsage();
     const start = performance.now();
     if (cmd.what === 'train_step') trainStep(entry);
     else await forward(entry);
-    emit({ kind: 'sample', seconds: (performance.now() - start) / 1000 });
+    const seconds = (performance.now() - start) / 1000;
+    const used = process.cpuUsage(cpu);
+    emit({ kind: 'sample', seconds, cpu: (used.user + used.system) / 1e6 });
   } else if (cmd.cmd === 'profile') emit(await profile(entry));
   else throw new Error(`unknown command ${line}`);
 }

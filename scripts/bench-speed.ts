@@ -8,7 +8,9 @@
  * Every configuration runs in its own long-lived process (scripts/bench-speed-worker.ts for PEFT.js,
  * tools/reference/speed_reference.py --serve for PyTorch), set up and warmed up first; then each round times one
  * training step and one forward of every method on every configuration, in an order rotated per round, so load
- * drift hits all of them alike. Reported: median, min–max and count per configuration.
+ * drift hits all of them alike. Reported: median, min–max and count per configuration, and the median CPU time
+ * (all threads of the process): for one-thread configurations it is what the step costs on an idle core, so the
+ * like-for-like comparison is also given in CPU time, which a shared machine's load barely moves.
  *
  * PEFT.js routes: wasm-native (the default: native kernels, best instruction set, every core), wasm-native-1t (one
  * thread), wasm-native-avx2 / wasm-native-avx2-1t (AVX2 kernels forced with PEFTJS_NATIVE_ISA=avx2: what an
@@ -249,6 +251,7 @@ interface Row {
   method: string;
   what: string;
   samples: number[];
+  cpu: number[];
   info: Reply;
 }
 
@@ -301,7 +304,7 @@ async function main(): Promise<void> {
       for (const what of WHATS)
         for (const w of order) {
           await sleep(150); // let the previous configuration's spinning threads go to sleep
-          const { seconds } = await w.request({ cmd: 'time', method, what });
+          const { seconds, cpu } = await w.request({ cmd: 'time', method, what });
           const key = `${w.label}|${method}|${what}`;
           const row = rows.get(key) ?? {
             impl: w.impl,
@@ -309,9 +312,11 @@ async function main(): Promise<void> {
             method,
             what,
             samples: [],
+            cpu: [],
             info: infos.get(w) ?? {},
           };
           row.samples.push(seconds as number);
+          row.cpu.push(cpu as number);
           rows.set(key, row);
         }
     console.log(`round ${round + 1}/${rounds} done; load average ${loadavg()[0]?.toFixed(2)}`);
@@ -344,9 +349,9 @@ function report(
       .reduce<Row | undefined>((a, b) => (a && med(a) <= med(b) ? a : b), undefined);
   console.log('');
   console.log(
-    '| impl | configuration | method | what | median s | min–max s | n | ratio vs PyTorch best | ISA path |',
+    '| impl | configuration | method | what | median s | min–max s | n | ratio vs PyTorch best | CPU s (median) | ISA path |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   const records: object[] = [];
   for (const r of rows) {
     const base = best(r.method, r.what);
@@ -355,12 +360,14 @@ function report(
     const isa = isaOf(worker, infos.get(worker) ?? {});
     const spread = `${Math.min(...r.samples).toFixed(3)}–${Math.max(...r.samples).toFixed(3)}`;
     console.log(
-      `| ${r.impl} | ${r.config}${r.info.note ? ` (${r.info.note})` : ''} | ${r.method} | ${r.what} | ${med(r).toFixed(3)} | ${spread} | ${r.samples.length} | ${ratio === null ? '—' : ratio.toFixed(3)} | ${isa} |`,
+      `| ${r.impl} | ${r.config}${r.info.note ? ` (${r.info.note})` : ''} | ${r.method} | ${r.what} | ${med(r).toFixed(3)} | ${spread} | ${r.samples.length} | ${ratio === null ? '—' : ratio.toFixed(3)} | ${median(r.cpu).toFixed(3)} | ${isa} |`,
     );
     records.push({
       ...r,
       median: med(r),
       ratioVsPytorchBest: ratio,
+      cpuSeconds: r.cpu, // CPU time per sample; `cpu` below is the CPU model
+      cpuSecondsMedian: median(r.cpu),
       cpu,
       isa,
       date: new Date().toISOString(),
@@ -398,6 +405,26 @@ function summarize(
     if (r && ref)
       console.log(
         `${label}: ${config} ${med(r).toFixed(3)} s / ${med(ref).toFixed(3)} s = ${(med(r) / med(ref)).toFixed(3)}`,
+      );
+  }
+  // In CPU time (all threads of the process): one-thread configurations, nearly independent of the machine's load.
+  const cpuOf = (r: Row) => median(r.cpu);
+  const oneThreadRows = rows.filter(
+    (r) =>
+      r.impl === 'pytorch' &&
+      r.method === 'vpt' &&
+      r.what === 'train_step' &&
+      r.config.startsWith('torch 1t × BLAS 1t'),
+  );
+  const cpuBase = oneThreadRows.reduce<Row | undefined>(
+    (a, b) => (a && cpuOf(a) <= cpuOf(b) ? a : b),
+    undefined,
+  );
+  for (const config of ['wasm-native-1t', 'wasm-native-avx2-1t']) {
+    const r = find(config);
+    if (r && cpuBase)
+      console.log(
+        `like for like in CPU time (1 thread each): ${config} ${cpuOf(r).toFixed(3)} s / ${cpuBase.config} ${cpuOf(cpuBase).toFixed(3)} s = ${(cpuOf(r) / cpuOf(cpuBase)).toFixed(3)}`,
       );
   }
   for (const [avx2, native] of [

@@ -20,7 +20,8 @@ Weights are random (speed does not depend on them). Prints one JSON line per mea
 ``--serve`` keeps the process alive for ``scripts/bench-speed.ts``, which interleaves it with other configurations:
 it prints one ``{"kind": "info", ...}`` line, then answers JSON commands on stdin, one line each:
 ``{"cmd": "setup", "method": m}`` (build, warm up) -> ``{"kind": "ready", "method": m}``;
-``{"cmd": "time", "method": m, "what": "train_step"|"forward"}`` -> ``{"kind": "sample", "seconds": s}``;
+``{"cmd": "time", "method": m, "what": "train_step"|"forward"}`` -> ``{"kind": "sample", "seconds": s, "cpu": c}``
+(wall time and the CPU time of all the process's threads);
 ``{"cmd": "quit"}``. Torch intra-op threads come from ``--threads``, OpenBLAS threads from ``OPENBLAS_NUM_THREADS``
 (the info line reports both as the libraries see them, and the OpenBLAS core, i.e. its ISA path, for this CPU).
 """
@@ -220,9 +221,11 @@ def serve(args) -> None:
                   flush=True)
         elif cmd["cmd"] == "time":
             fn = models[method][cmd["what"]]
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
-            print(json.dumps({"kind": "sample", "seconds": time.perf_counter() - t0}), flush=True)
+            t1, c1 = time.perf_counter(), time.process_time()
+            # cpu: CPU time of every thread of this process; with one thread, what the step costs on an idle core.
+            print(json.dumps({"kind": "sample", "seconds": t1 - t0, "cpu": c1 - c0}), flush=True)
         else:
             raise SystemExit(f"unknown command {cmd!r}")
 
