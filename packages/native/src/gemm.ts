@@ -45,9 +45,15 @@ function readThreadsFromEnv(env: Record<string, string | undefined>, maxThreads:
 }
 
 /** `PEFTJS_NATIVE_ISA` read from `env`: one of {@link NATIVE_ISA_CHOICES}, or an error message. */
-export function nativeIsaRequest(
-  env: Record<string, string | undefined>,
-): { request: string } | { error: string } {
+export function nativeIsaRequest(env: Record<string, string | undefined>):
+  | {
+      /** The requested choice, normalised: `'auto'` when unset or empty. */
+      request: string;
+    }
+  | {
+      /** Why the value is not accepted (it names the variable and the valid choices). */
+      error: string;
+    } {
   const raw = env.PEFTJS_NATIVE_ISA;
   const request = raw === undefined || raw.trim() === '' ? 'auto' : raw.trim().toLowerCase();
   if ((NATIVE_ISA_CHOICES as readonly string[]).includes(request)) return { request };
