@@ -3,14 +3,18 @@
  * number of prompt tokens (a benchmark, not a test).
  *
  *   pnpm bench:inference [--backend wasm] [--batch 16] [--iters 5] [--image 224] [--patch 16] [--dim 192]
+ *                        [--json out.jsonl]
  *
- * `--iters` is the number of interleaved rounds (every model once per round); the report gives medians.
+ * `--iters` is the number of interleaved rounds (every model once per round); the report gives medians and the
+ * spread (min–max). The header and every `--json` record name the CPU model and the native kernels' instruction
+ * set (`PEFTJS_NATIVE_ISA=avx2` forces the AVX2 kernels on an AVX-512 machine).
  *
  * Geometry defaults to ViT-Tiny/16 at 224² (197 image tokens) with SHIP's cifar100 setting (K = 50, starts
  * 0,2,4,6,8,11 → 60–70 prompt tokens per block); VPT-deep gets 60 tokens per block. Weights are random: speed
  * does not depend on them.
  */
-import { cpus, totalmem } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { VisionTransformer, customVit } from '@peftjs/backbone';
 import { vpt } from '@peftjs/baselines';
@@ -33,6 +37,7 @@ const { values } = parseArgs({
     image: { type: 'string', default: '224' },
     patch: { type: 'string', default: '16' },
     dim: { type: 'string', default: '192' },
+    json: { type: 'string' },
   },
 });
 const choice = await initBackend({ prefer: values.backend as BackendPreference, log: false });
@@ -73,10 +78,14 @@ async function shipModel(): Promise<PeftModel> {
   return model;
 }
 
+const cpu = cpus()[0]?.model ?? 'unknown CPU';
+const isa = choice.native.installed ? choice.native.isa : `off (${choice.native.reason})`;
+const loadBefore = loadavg();
 console.log(`# inference benchmark — ${new Date().toISOString()}`);
 console.log(
-  `machine: ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ` +
-    `node ${process.version}; tfjs ${tf.version.tfjs}; backend ${choice.backend}; batch ${batch}; ${iterations} interleaved rounds`,
+  `machine: ${cpu} × ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ` +
+    `node ${process.version}; tfjs ${tf.version.tfjs}; backend ${choice.backend}, native ${isa}; batch ${batch}; ` +
+    `${iterations} interleaved rounds; load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
 );
 console.log(
   `geometry: ${config.imageSize.join('×')} px, patch ${config.patchSize}, dim ${config.dim}, depth 12; ` +
@@ -101,11 +110,23 @@ for (let round = 0; round < iterations; round++) {
 }
 const medians = samples.map(median);
 const [frozen, noCache, cached, vptTime] = medians as [number, number, number, number];
+const records: object[] = [];
 for (const [i, [label]] of models.entries()) {
   const ms = medians[i] as number;
+  const sample = samples[i] as number[];
+  const spread = `${Math.min(...sample).toFixed(0)}–${Math.max(...sample).toFixed(0)}`;
   console.log(
-    `${label.padEnd(34)} ${((batch * 1000) / ms).toFixed(1).padStart(8)} images/s  ${ms.toFixed(0).padStart(6)} ms/batch (median)`,
+    `${label.padEnd(34)} ${((batch * 1000) / ms).toFixed(1).padStart(8)} images/s  ${ms.toFixed(0).padStart(6)} ms/batch (median; ${spread})`,
   );
+  records.push({
+    model: label,
+    medianMs: ms,
+    samplesMs: sample,
+    ratioVsFrozen: ms / frozen,
+    batch,
+    cpu,
+    isa,
+  });
 }
 shipUncached.dispose();
 shipCached.dispose();
@@ -114,4 +135,10 @@ console.log(
   `ratios vs frozen ViT (medians): SHIP cached ${(cached / frozen).toFixed(3)}×, SHIP uncached ${(noCache / frozen).toFixed(3)}×, ` +
     `VPT-deep ${(vptTime / frozen).toFixed(3)}×`,
 );
+console.log(
+  `load average after ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
 console.log(`ship_cached_over_frozen=${(cached / frozen).toFixed(3)}`);
+if (values.json) writeFileSync(values.json, records.map((r) => `${JSON.stringify(r)}\n`).join(''));

@@ -44,3 +44,23 @@ def blas_in_use() -> str:
     if os.environ.get("PEFTJS_BLAS_DIR"):
         return "OpenBLAS 0.3.21 (Debian libopenblas0-pthread, unpacked in .cache/openblas)"
     return "system libblas.so.3"
+
+
+def openblas_runtime() -> dict:
+    """OpenBLAS's own report, when it is the BLAS in use: the kernel core it picked for this CPU (its ISA path, e.g.
+    "SkylakeX" = AVX-512) and the thread count in effect. Empty for other BLAS libraries."""
+    import ctypes
+
+    lib_dir = os.environ.get("PEFTJS_BLAS_DIR")
+    candidates = [os.path.join(lib_dir, "libblas.so.3")] if lib_dir else []
+    candidates += ["libopenblas.so.0", "libblas.so.3"]
+    for name in candidates:
+        try:
+            lib = ctypes.CDLL(name)
+            core = lib.openblas_get_corename
+            threads = lib.openblas_get_num_threads
+        except (OSError, AttributeError):
+            continue
+        core.restype = ctypes.c_char_p
+        return {"blas_core": core().decode(), "blas_threads": threads()}
+    return {}

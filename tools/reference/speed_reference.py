@@ -15,7 +15,15 @@ with one thread, for two methods:
 Weights are random (speed does not depend on them). Prints one JSON line per measurement:
 ``{"impl":"pytorch","method":...,"what":"train_step"|"forward","seconds":...,"batch":64,...}``.
 
-    /usr/bin/python3 tools/reference/speed_reference.py [--steps 5] [--warmup 2] [--method vpt,ship]
+    /usr/bin/python3 tools/reference/speed_reference.py [--steps 5] [--warmup 2] [--method vpt,ship] [--threads 1]
+
+``--serve`` keeps the process alive for ``scripts/bench-speed.ts``, which interleaves it with other configurations:
+it prints one ``{"kind": "info", ...}`` line, then answers JSON commands on stdin, one line each:
+``{"cmd": "setup", "method": m}`` (build, warm up) -> ``{"kind": "ready", "method": m}``;
+``{"cmd": "time", "method": m, "what": "train_step"|"forward"}`` -> ``{"kind": "sample", "seconds": s, "cpu": c}``
+(wall time and the CPU time of all the process's threads);
+``{"cmd": "quit"}``. Torch intra-op threads come from ``--threads``, OpenBLAS threads from ``OPENBLAS_NUM_THREADS``
+(the info line reports both as the libraries see them, and the OpenBLAS core, i.e. its ISA path, for this CPU).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fast_blas import blas_in_use, ensure_openblas  # noqa: E402
+from fast_blas import blas_in_use, ensure_openblas, openblas_runtime  # noqa: E402
 
 if __name__ == "__main__":
     ensure_openblas("speed_reference")
@@ -138,62 +146,115 @@ def timed(fn, warmup: int, steps: int) -> float:
     return statistics.median(times)
 
 
+def build(method: str, images: torch.Tensor, labels: torch.Tensor):
+    """The model of `method` and its two timed actions: one training step (AdamW) and one no-grad forward."""
+    vit = build_backbone(10)
+    if method == "vpt":
+        model = VptShallow(vit, 10)
+        loss_fn = lambda: F.cross_entropy(model(images), labels)  # noqa: E731
+        fwd = lambda: model(images)  # noqa: E731
+    elif method == "ship":
+        model = ShipLike(vit, 10, 10)
+
+        def loss_fn():
+            out, pml = model(images, with_pml=True)
+            return F.cross_entropy(out, labels) + PML_WEIGHT * pml
+
+        fwd = lambda: model(images, with_pml=False)[0]  # noqa: E731
+    else:
+        raise SystemExit(f"unknown method {method!r} (known: vpt, ship)")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=1e-3, weight_decay=0.0)
+
+    def train_step():
+        model.train()  # drop-path rate is 0: train and eval compute the same thing
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+
+    def forward():
+        model.eval()
+        with torch.no_grad():
+            fwd()
+
+    return {"train_step": train_step, "forward": forward, "trainable": sum(p.numel() for p in trainable)}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def runtime_meta() -> dict:
+    """What this process runs on: torch version and threads, the BLAS, its core (ISA path) and threads, ATen's ISA."""
+    capability = next(
+        (line.split(":", 1)[1].strip() for line in torch.__config__.show().splitlines()
+         if "CPU capability usage" in line), "unknown")
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_in_use(),
+            "aten_isa": capability, "cpu": cpu_model(), **openblas_runtime()}
+
+
+def serve(args) -> None:
+    torch.manual_seed(0)
+    images = torch.randn(args.batch, 3, 32, 32)
+    labels = torch.randint(0, 10, (args.batch,))
+    print(json.dumps({"kind": "info", **runtime_meta()}), flush=True)
+    models = {}
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["cmd"] == "quit":
+            break
+        method = cmd["method"]
+        if cmd["cmd"] == "setup":
+            models[method] = build(method, images, labels)
+            for _ in range(args.warmup):
+                models[method]["train_step"]()
+                models[method]["forward"]()
+            print(json.dumps({"kind": "ready", "method": method, "trainable": models[method]["trainable"]}),
+                  flush=True)
+        elif cmd["cmd"] == "time":
+            fn = models[method][cmd["what"]]
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            t1, c1 = time.perf_counter(), time.process_time()
+            # cpu: CPU time of every thread of this process; with one thread, what the step costs on an idle core.
+            print(json.dumps({"kind": "sample", "seconds": t1 - t0, "cpu": c1 - c0}), flush=True)
+        else:
+            raise SystemExit(f"unknown command {cmd!r}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--method", default="vpt,ship")
-    ap.add_argument("--threads", type=int, default=1, help="intra-op threads (set OMP/OPENBLAS_NUM_THREADS to match)")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (OpenBLAS: OPENBLAS_NUM_THREADS)")
+    ap.add_argument("--serve", action="store_true", help="answer timing commands on stdin (bench-speed.ts)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    if args.serve:
+        serve(args)
+        return
     torch.manual_seed(0)
     images = torch.randn(args.batch, 3, 32, 32)
     labels = torch.randint(0, 10, (args.batch,))
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_in_use(),
-            "warmup": args.warmup, "steps": args.steps}
-
+    meta = {**runtime_meta(), "warmup": args.warmup, "steps": args.steps}
     for method in args.method.split(","):
-        vit = build_backbone(10)
-        if method == "vpt":
-            model = VptShallow(vit, 10)
-            loss_fn = lambda: F.cross_entropy(model(images), labels)  # noqa: E731
-            fwd = lambda: model(images)  # noqa: E731
-        elif method == "ship":
-            model = ShipLike(vit, 10, 10)
-
-            def loss_fn():
-                out, pml = model(images, with_pml=True)
-                return F.cross_entropy(out, labels) + PML_WEIGHT * pml
-
-            fwd = lambda: model(images, with_pml=False)[0]  # noqa: E731
-        else:
-            raise SystemExit(f"unknown method {method!r} (known: vpt, ship)")
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(trainable, lr=1e-3, weight_decay=0.0)
-
-        def train_step():
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn()
-            loss.backward()
-            opt.step()
-
-        model.train()  # drop-path rate is 0: train and eval compute the same thing
-        seconds = timed(train_step, args.warmup, args.steps)
-        n_train = sum(p.numel() for p in trainable)
-        print(json.dumps({"impl": "pytorch", "method": method, "what": "train_step", "seconds": seconds,
-                          "batch": args.batch, "trainable": n_train, **meta}), flush=True)
-
-        model.eval()
-
-        def forward():
-            with torch.no_grad():
-                fwd()
-
-        seconds = timed(forward, args.warmup, args.steps)
-        print(json.dumps({"impl": "pytorch", "method": method, "what": "forward", "seconds": seconds,
-                          "batch": args.batch, **meta}), flush=True)
+        actions = build(method, images, labels)
+        for what in ("train_step", "forward"):
+            seconds = timed(actions[what], args.warmup, args.steps)
+            extra = {"trainable": actions["trainable"]} if what == "train_step" else {}
+            print(json.dumps({"impl": "pytorch", "method": method, "what": what, "seconds": seconds,
+                              "batch": args.batch, **extra, **meta}), flush=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import {
   tf,
   vitGeometry,
 } from '@peftjs/core';
-import { gelu, layerNorm, linear, mergeHeads, repeatBatch, matMulT } from '@peftjs/core/ops';
+import { gelu, layerNorm, linear, matMulT, mergeHeads, repeatBatch, softmax } from '@peftjs/core/ops';
 import type { HostTensor } from '@peftjs/core/safetensors';
 import {
   type BackboneForwardOptions,
@@ -203,7 +203,7 @@ export class VisionTransformer implements PeftBackbone {
     const { q, k, v, scale } = args;
     // timm scales q before the product; matMulT picks flags or an explicit key transpose, whichever is fast here.
     const logits = matMulT<Tensor4D>(tf.mul(q, scale), k, false, true);
-    const probs = tf.softmax(logits);
+    const probs = softmax(logits);
     return { output: mergeHeads(tf.matMul(probs, v) as Tensor4D), logits };
   }
 

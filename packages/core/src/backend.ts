@@ -44,15 +44,23 @@ export interface BackendChoice {
   /** Where the choice came from. */
   readonly source: 'option' | 'env' | 'default';
   /**
-   * The native AVX2/FMA matmul (`@peftjs/native`) replacing tfjs's on the wasm and cpu backends: `isa` when
-   * installed, otherwise the reason it is not (not built, CPU without AVX2, `PEFTJS_NATIVE=off`, other backend).
+   * The native kernels (`@peftjs/native`: matmul, linear layers, GELU, LayerNorm, softmax) replacing tfjs's on the
+   * wasm and cpu backends: the instruction set they run when installed, otherwise the reason they are not (not
+   * built, CPU without AVX2, `PEFTJS_NATIVE=off`, other backend).
    */
   readonly native:
     | {
-        /** The native matmul is in use. */
+        /** The native kernels are in use. */
         readonly installed: true;
-        /** Instruction set of the loaded kernels (`avx2+fma`). */
+        /**
+         * Instruction set of the kernels, chosen once per process: `avx512` (AVX-512F/BW/VL/DQ) where the CPU and
+         * OS support it, else `avx2` (AVX2 + FMA); `PEFTJS_NATIVE_ISA=avx2` forces the AVX2 kernels.
+         */
         readonly isa: string;
+        /** Why that instruction set (the best the CPU runs, forced, or why a request was not honoured). */
+        readonly isaReason: string;
+        /** The CPU's model name as CPUID reports it. */
+        readonly cpu: string;
       }
     | {
         /** tfjs's own matmul is in use. */
@@ -87,13 +95,15 @@ const defaultImport = (specifier: string): Promise<unknown> => import(/* @vite-i
 interface NativeModule {
   loadNativeKernels(
     env?: Record<string, string | undefined>,
-  ): { ok: true; isa: string } | { ok: false; reason: string };
+  ): { ok: true; isa: string; isaReason: string; cpu: string } | { ok: false; reason: string };
   installNativeMatMul(backend: 'wasm' | 'cpu'): boolean;
   installFusedKernels(backend: 'wasm' | 'cpu'): boolean;
+  installNativeElementwise(backend: 'wasm' | 'cpu'): boolean;
 }
 
 /**
- * Puts the native matmul and the fused GELU/LayerNorm kernels under the wasm or cpu backend when they load.
+ * Puts the native matmul, the fused kernels (linear, GELU, LayerNorm, softmax) and the native element-wise and
+ * transpose kernels under the wasm or cpu backend when they load.
  * Imported lazily: browsers and machines where the addon did not build simply keep tfjs's kernels, and the reason
  * is reported.
  */
@@ -112,10 +122,17 @@ async function installNative(
   }
   const status = native.loadNativeKernels(env);
   if (!status.ok) return { installed: false, reason: status.reason };
-  if (!native.installNativeMatMul(backend) || !native.installFusedKernels(backend))
+  if (
+    !native.installNativeMatMul(backend) ||
+    !native.installFusedKernels(backend) ||
+    !native.installNativeElementwise(backend)
+  )
     return { installed: false, reason: `could not register the kernels on ${backend}` };
-  return { installed: true, isa: status.isa };
+  return { installed: true, isa: status.isa, isaReason: status.isaReason, cpu: status.cpu };
 }
+
+/** Accepted values of `PEFTJS_NATIVE_ISA` (the native kernels' instruction set). */
+const NATIVE_ISA_VALUES = ['auto', 'avx2', 'avx512'];
 
 function messageOf(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
@@ -279,6 +296,14 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     source = 'env';
   }
 
+  const isaRequest = env.PEFTJS_NATIVE_ISA?.trim().toLowerCase();
+  if (isaRequest && !NATIVE_ISA_VALUES.includes(isaRequest))
+    invalidOption(
+      'PEFTJS_NATIVE_ISA (environment variable)',
+      env.PEFTJS_NATIVE_ISA,
+      `one of ${NATIVE_ISA_VALUES.join(', ')}`,
+    );
+
   // PROD skips tfjs's per-op debug checks and its "install tfjs-node" console notice.
   tf.env().set('PROD', !options.debug);
   const candidates = requested === 'auto' ? AUTO_ORDER : [requested];
@@ -331,7 +356,7 @@ export function currentBackend(): BackendChoice | null {
 export function describeChoice(choice: BackendChoice): string {
   const skipped = choice.skipped.map((s) => `${s.backend} skipped: ${s.reason}`).join('; ');
   const native = choice.native.installed
-    ? ` + native ${choice.native.isa} matmul`
+    ? ` + native ${choice.native.isa} kernels (${choice.native.isaReason}; ${choice.native.cpu})`
     : choice.backend === 'wasm' || choice.backend === 'cpu'
       ? ` (native matmul unavailable: ${choice.native.reason})`
       : '';

@@ -8,7 +8,17 @@ import {
 import { FUSED_KERNELS } from '@peftjs/native/kernel-names';
 import { expect, it } from 'vitest';
 import { describeBackends, expectTensorClose } from './testing/index.js';
-import { gelu, layerNorm, linear, matMulT, softmaxCrossEntropy, transposedMatMulIsFast } from './ops.js';
+import {
+  gelu,
+  layerNorm,
+  linear,
+  matMulT,
+  repeatBatch,
+  segmentSoftmax,
+  softmax,
+  softmaxCrossEntropy,
+  transposedMatMulIsFast,
+} from './ops.js';
 import { clsSaliency, selectTokens, topKSelection } from './saliency.js';
 import { tf } from './tf.js';
 
@@ -76,6 +86,19 @@ await describeBackends('ops', () => {
         atol: 0,
       },
     );
+  });
+
+  it('repeatBatch: copies along the batch, and its gradient is one sum over the batch (no chain of adds)', async () => {
+    const x = tf.tensor3d([1, 2, 3, 4, 5, 6], [1, 2, 3]);
+    const probe = tf.randomNormal([16, 2, 3], 0, 1, 'float32', 9);
+    expectTensorClose(repeatBatch(x, 16), tf.tile(x, [16, 1, 1]), { atol: 0 });
+    const grad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(repeatBatch(t, 16), probe)));
+    expectTensorClose(grad(x), tf.sum(probe, 0, true), { atol: 1e-5 });
+    const info = await tf.profile(() => tf.tidy(() => void grad(x)));
+    expect(info.kernelNames.filter((n) => n === 'Add')).toEqual([]);
+    expect(repeatBatch(x, 1)).toBe(x);
+    expect(() => repeatBatch(probe, 2)).toThrow(/needs a batch-1 tensor; got \[16,2,3\]/);
+    tf.dispose([x, probe]);
   });
 
   it('cross-entropy equals −mean log softmax at the label', () => {
@@ -278,4 +301,66 @@ await describeBackends('fused GELU and LayerNorm (@peftjs/native)', (backend) =>
       tf.dispose([x, weight, bias, probe]);
     },
   );
+});
+
+await describeBackends('native linear (bias epilogue) and segment softmax', (backend) => {
+  const native = loadNativeKernels();
+  const fusable = native.ok && (backend === 'wasm' || backend === 'cpu');
+
+  /** Values and gradients of a loss through linear → segmentSoftmax, with respect to x, W, b. */
+  function run(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, probe: tf.Tensor): Float32Array[] {
+    return tf.tidy(() => {
+      const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) =>
+        tf.sum(tf.mul(segmentSoftmax(linear(xi, wi, bi), 7, 0.9, 0.1), probe));
+      const { value, grads } = tf.valueAndGrads(f)([x, w, b]);
+      const plain = softmax(linear(x, w, b));
+      return [value, ...grads, plain].map((t) => t.dataSync() as Float32Array);
+    });
+  }
+
+  it('segmentSoftmax is two softmaxes weighted per segment; softmax equals tf.softmax', () => {
+    const x = tf.tensor2d([
+      [1, 2, 3, 0, 5],
+      [-1, 0, 4, 4, -2],
+    ]);
+    const y = segmentSoftmax(x, 3, 0.9, 0.1);
+    const [a, b] = tf.split(x, [3, 2], 1) as [tf.Tensor, tf.Tensor];
+    const want = tf.concat([tf.mul(tf.softmax(a), 0.9), tf.mul(tf.softmax(b), 0.1)], 1);
+    expectTensorClose(y, want, { atol: 1e-7 });
+    expectTensorClose(softmax(x), tf.softmax(x), { atol: 1e-7 });
+    expectTensorClose(segmentSoftmax(x, 0, 1, 0.5), tf.mul(tf.softmax(x), 0.5), { atol: 1e-7 });
+    expect(() => segmentSoftmax(x, 6, 1, 1)).toThrow(/split must be an integer in \[0, 5\], got 6/);
+    expect(() => segmentSoftmax(x, 2, -1, 1)).toThrow(/weights must be ≥ 0, got -1 and 1/);
+  });
+
+  it.skipIf(!fusable)('linear runs one PeftjsLinear kernel (no BatchMatMul, no Add)', async () => {
+    const x = tf.randomNormal([2, 3, 8], 0, 1, 'float32', 1);
+    const w = tf.randomNormal([8, 5], 0, 1, 'float32', 2);
+    const b = tf.randomNormal([5], 0, 1, 'float32', 3);
+    const info = await tf.profile(() => tf.tidy(() => void linear(x, w, b)));
+    expect(info.kernelNames).toEqual([FUSED_KERNELS.linear]);
+    tf.dispose([x, w, b]);
+  });
+
+  it.skipIf(!fusable)('values and gradients equal the composite tfjs ops; repeated runs leak nothing', () => {
+    const x = tf.randomNormal([3, 5, 24], 0, 1, 'float32', 1);
+    const w = tf.randomNormal([24, 19], 0, 0.3, 'float32', 2);
+    const b = tf.randomNormal([19], 0, 0.3, 'float32', 3);
+    const probe = tf.randomNormal([3, 5, 19], 0, 1, 'float32', 4);
+    const fused = run(x, w, b, probe);
+    uninstallFusedKernels(backend as 'wasm' | 'cpu');
+    let composite: Float32Array[];
+    try {
+      composite = run(x, w, b, probe);
+    } finally {
+      installFusedKernels(backend as 'wasm' | 'cpu');
+    }
+    ['loss', 'dx', 'dW', 'db', 'softmax(linear)'].forEach((name, i) => {
+      expectTensorClose(fused[i] as Float32Array, composite[i] as Float32Array, { atol: 2e-5, label: name });
+    });
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) run(x, w, b, probe);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, w, b, probe]);
+  });
 });

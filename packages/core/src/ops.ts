@@ -1,4 +1,5 @@
 import { FUSED_KERNELS, NATIVE_MATMUL_MARK } from '@peftjs/native/kernel-names';
+import { PeftError } from './errors.js';
 import { tf } from './tf.js';
 import type { Tensor, Tensor1D } from './tf.js';
 
@@ -38,6 +39,40 @@ tf.registerGradient({
   },
 });
 
+tf.registerGradient({
+  kernelName: FUSED_KERNELS.linear,
+  inputsToSave: ['x', 'weight'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x, weight] = saved as [Tensor, Tensor];
+    if ((attrs as { activation?: string }).activation === 'gelu')
+      throw new Error(
+        `${FUSED_KERNELS.linear} with activation "gelu" has no gradient: use linear, then gelu`,
+      );
+    const grad = Array.isArray(dy) ? (dy[0] as Tensor) : dy;
+    const [inFeatures, outFeatures] = weight.shape as [number, number];
+    const dy2 = () => tf.reshape(grad, [-1, outFeatures]) as tf.Tensor2D;
+    return {
+      x: () => tf.reshape(matMulT(dy2(), weight, false, true), x.shape),
+      weight: () => matMulT(tf.reshape(x, [-1, inFeatures]), dy2(), true, false),
+      bias: () => tf.sum(dy2(), 0),
+    };
+  },
+});
+tf.registerGradient({
+  kernelName: FUSED_KERNELS.softmax,
+  outputsToSave: [true],
+  gradFunc: (dy, saved, attrs) => ({
+    x: () =>
+      tf
+        .engine()
+        .runKernel(
+          FUSED_KERNELS.softmaxGrad,
+          { dy: dy as Tensor, y: saved[0] as Tensor },
+          attrs as unknown as tf.NamedAttrMap,
+        ) as Tensor,
+  }),
+});
+
 /**
  * Exact (erf) GELU, as `torch.nn.GELU()` by default: 0.5·x·(1 + erf(x/√2)). One fused native kernel (and one
  * for its gradient) where `@peftjs/native` is installed on the active backend; tfjs ops elsewhere.
@@ -64,6 +99,43 @@ export function layerNorm<T extends Tensor>(x: T, weight: Tensor1D, bias: Tensor
     const { mean, variance } = tf.moments(x, -1, true);
     const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
     return tf.add(tf.mul(normed, weight), bias);
+  }) as T;
+}
+
+/**
+ * Softmax over the last axis, as `tf.softmax`: one native pass (and one for its gradient) where `@peftjs/native`
+ * is installed on the active backend.
+ */
+export function softmax<T extends Tensor>(x: T): T {
+  const n = x.shape[x.rank - 1] as number;
+  return segmentSoftmax(x, n, 1, 1);
+}
+
+/**
+ * Softmax over the last axis in two segments: columns `[0, split)` and `[split, n)` are normalised separately and
+ * scaled by `weight0` and `weight1` (`split = n`: the plain softmax times `weight0`). Decoupled attention mixes two
+ * attention paths this way: `[w0·softmax(image keys) | w1·softmax(prompt keys)] · V` is the weighted sum of the two
+ * paths' outputs, in one product. One native pass where `@peftjs/native` is installed, composite tfjs ops elsewhere.
+ */
+export function segmentSoftmax<T extends Tensor>(x: T, split: number, weight0: number, weight1: number): T {
+  const n = x.shape[x.rank - 1] as number;
+  if (!Number.isInteger(split) || split < 0 || split > n)
+    throw new PeftError(
+      'SHAPE_MISMATCH',
+      `segmentSoftmax: split must be an integer in [0, ${n}], got ${split}`,
+    );
+  if (!(weight0 >= 0 && weight1 >= 0))
+    throw new PeftError(
+      'INVALID_OPTION',
+      `segmentSoftmax: weights must be ≥ 0, got ${weight0} and ${weight1}`,
+    );
+  if (x.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.softmax))
+    return tf.engine().runKernel(FUSED_KERNELS.softmax, { x }, { split, weight0, weight1 }) as T;
+  return tf.tidy(() => {
+    const weighted = (t: Tensor, w: number) => (w === 1 ? tf.softmax(t) : tf.mul(tf.softmax(t), w));
+    if (split === n || split === 0) return weighted(x, split === n ? weight0 : weight1);
+    const [a, b] = tf.split(x, [split, n - split], -1) as [Tensor, Tensor];
+    return tf.concat([weighted(a, weight0), weighted(b, weight1)], -1);
   }) as T;
 }
 
@@ -110,10 +182,20 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor3D {
 }
 
 /**
- * `x · W + b` for x of any rank ≥ 2 with W stored `[in, out]`: the input is folded to 2-D so the backend sees one
- * large GEMM with no transposes (the fast path of the wasm backend).
+ * `x · W + b` for x of any rank ≥ 2 with W stored `[in, out]`: one native GEMM with the bias added in its epilogue
+ * where `@peftjs/native` is installed on the active backend; elsewhere the input is folded to 2-D so the backend
+ * sees one large GEMM with no transposes (the fast path of the wasm backend), then the bias is added.
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+  if (
+    x.dtype === 'float32' &&
+    weight.dtype === 'float32' &&
+    (bias === undefined || bias.dtype === 'float32') &&
+    hasFusedKernel(FUSED_KERNELS.linear)
+  ) {
+    const inputs: tf.NamedTensorMap = bias ? { x, weight, bias } : { x, weight };
+    return tf.engine().runKernel(FUSED_KERNELS.linear, inputs, { activation: 'linear' }) as Tensor;
+  }
   return tf.tidy(() => {
     const inFeatures = x.shape[x.rank - 1] as number;
     const outFeatures = weight.shape[1] as number;
@@ -126,12 +208,18 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
 
 /**
  * Repeats a batch-1 tensor `batch` times along axis 0. Same values as `tf.broadcastTo`, but built by
- * concatenation: tfjs-wasm's Tile kernel (behind broadcastTo) is an order of magnitude slower than Concat.
+ * concatenation: tfjs-wasm's Tile kernel (behind broadcastTo) is an order of magnitude slower than Concat. The
+ * gradient is one sum over the batch axis: left to tfjs, the gradient of a tensor used `batch` times in one concat
+ * is `batch` slices added one by one (measured in a SHIP step at batch 16: ~1,000 of its ~3,800 kernel calls).
  */
 export function repeatBatch<T extends Tensor>(x: T, batch: number): T {
   if (x.shape[0] !== 1) throw new Error(`repeatBatch needs a batch-1 tensor; got [${x.shape}]`);
   if (batch === 1) return x;
-  return tf.concat(new Array<Tensor>(batch).fill(x), 0) as T;
+  const repeat = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => ({
+    value: tf.concat(new Array<Tensor>(batch).fill(args[0] as Tensor), 0),
+    gradFunc: (dy: Tensor) => tf.sum(dy, 0, true),
+  }));
+  return repeat(x) as T;
 }
 
 /** Cross-entropy with integer labels, mean over the batch, from raw logits (log-softmax form, stable). */

@@ -17,6 +17,7 @@ export function kindOf(info: import('node:fs').Stats): string {
 export class FileRefused extends Error {
   constructor(
     message: string,
+    /** True when the file does not exist (as opposed to being refused). */
     readonly missing: boolean,
     options?: { cause?: unknown },
   ) {

@@ -13,6 +13,7 @@ const K = new Uint32Array([
   0xc67178f2,
 ]);
 
+/** Incremental SHA-256 (FIPS 180-4) that runs the same in Node and browsers: `update` in pieces, then `digest`. */
 export class Sha256 {
   private readonly state = new Uint32Array([
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
@@ -22,6 +23,7 @@ export class Sha256 {
   private blockLength = 0;
   private totalBytes = 0;
 
+  /** Hashes more bytes (a string as its UTF-8 bytes); returns this hash for chaining. */
   update(data: Uint8Array | string): this {
     const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
     this.totalBytes += bytes.length;

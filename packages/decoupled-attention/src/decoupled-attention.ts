@@ -10,7 +10,14 @@ import {
   tf,
   z,
 } from '@peftjs/core';
-import { mergeHeads, matMulT, transposeLast2, transposedMatMulIsFast } from '@peftjs/core/ops';
+import {
+  matMulT,
+  mergeHeads,
+  segmentSoftmax,
+  softmax,
+  transposeLast2,
+  transposedMatMulIsFast,
+} from '@peftjs/core/ops';
 
 /** Version of the decoupled-attention plugin (`PeftPlugin.version`). */
 export const DECOUPLED_ATTENTION_VERSION = '0.1.0';
@@ -67,20 +74,20 @@ export function decoupledAttentionCore(
   const flags = transposedMatMulIsFast();
   const keys = flags ? k : transposeLast2(k);
   const logitsOf = (queries: Tensor4D) => matMulT<Tensor4D>(tf.mul(queries, scale), keys, false, flags);
-  // One product gives both the image→image and image→prompt logits; they are split by key columns.
+  // One product gives both the image→image and image→prompt logits. One two-segment softmax normalises the image
+  // and prompt key columns separately, already weighted (1 − λ | λ), so ONE product with all values is the mix
+  // (1 − λ)·I2I + λ·I2P: no split of the logits, no value slices, no second product, no weighted sum.
   const imageLogits = logitsOf(sliceTokens(q, 0, nImg));
-  const [imageToImage, imageToPrompt] = tf.split(imageLogits, [nImg, nPrompt], 3) as [Tensor4D, Tensor4D];
-  const i2i = tf.matMul(tf.softmax(imageToImage), sliceTokens(v, 0, nImg));
-  const i2p = tf.matMul(tf.softmax(imageToPrompt), sliceTokens(v, nImg, nPrompt));
   const imageWeight = options.mix === 'convex' ? 1 - options.lambda : 1;
-  const imageOut = mergeHeads(tf.add(tf.mul(i2i, imageWeight), tf.mul(i2p, options.lambda)) as Tensor4D);
+  const mixed = tf.matMul(segmentSoftmax(imageLogits, nImg, imageWeight, options.lambda), v) as Tensor4D;
+  const imageOut = mergeHeads(mixed);
   if (!options.promptsAttend) {
     const dim = input.shape[2];
     const promptOut = tf.slice(input, [0, nImg, 0], [batch, nPrompt, dim]);
     return { output: tf.concat([imageOut, promptOut], 1) as Tensor3D, logits: imageLogits };
   }
   const promptLogits = logitsOf(sliceTokens(q, nImg, nPrompt));
-  const promptOut = mergeHeads(tf.matMul(tf.softmax(promptLogits), v) as Tensor4D);
+  const promptOut = mergeHeads(tf.matMul(softmax(promptLogits), v) as Tensor4D);
   return {
     output: tf.concat([imageOut, promptOut], 1) as Tensor3D,
     logits: tf.concat([imageLogits, promptLogits], 2) as Tensor4D,
@@ -94,7 +101,7 @@ export function decoupledAttentionCore(
  * - Image tokens attend to image keys and to prompt keys through two separate softmaxes, mixed as
  *   Z' = (1 − λ)·I2I + λ·I2P (the official code; `mix: 'additive'` gives I2I + λ·I2P, the paper figure's form).
  *   The image-to-image softmax is never renormalised by prompt keys, so with λ = 0 image tokens equal the frozen
- *   prompt-free ViT's exactly.
+ *   prompt-free ViT's (to float rounding).
  * - Prompt tokens issue no queries before the last block: their attention output is their own LayerNorm-1 output
  *   (no value projection). From block `fullAttentionFrom` on (default: the last block) prompt rows use one joint
  *   softmax over all keys.

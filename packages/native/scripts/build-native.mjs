@@ -25,10 +25,14 @@ function sourceFingerprint() {
   hash.update(`${process.version} ${process.platform}-${process.arch}\n`);
   for (const file of [
     'binding.gyp',
-    'src/gemm.h',
-    'src/gemm.cc',
-    'src/fused.h',
-    'src/fused.cc',
+    'src/kernel_table.h',
+    'src/kernels_impl.h',
+    'src/vec_avx2.h',
+    'src/vec_avx512.h',
+    'src/threads.h',
+    'src/threads.cc',
+    'src/isa_avx2.cc',
+    'src/isa_avx512.cc',
     'src/addon.cc',
     'scripts/build-native.mjs',
   ]) {
@@ -156,7 +160,7 @@ const probe = spawnSync(
   process.execPath,
   [
     '-e',
-    `const m = require(${JSON.stringify(addonPath)}); process.stdout.write(JSON.stringify({ supported: m.supported, reason: m.reason, isa: m.isa }))`,
+    `const m = require(${JSON.stringify(addonPath)}); process.stdout.write(JSON.stringify({ supported: m.supported, reason: m.reason, isas: m.isas }))`,
   ],
   { encoding: 'utf8' },
 );
@@ -181,5 +185,5 @@ if (!info.supported) {
 }
 record(true, '', output);
 console.log(
-  `@peftjs/native: native ${info.isa} kernels built in ${seconds} s${headers ? ` (headers from ${headers})` : ''}`,
+  `@peftjs/native: native kernels (${info.isas.join(', ')} usable here) built in ${seconds} s${headers ? ` (headers from ${headers})` : ''}`,
 );

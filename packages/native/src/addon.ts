@@ -6,8 +6,19 @@ import { fileURLToPath } from 'node:url';
 export interface NativeAddon {
   readonly supported: boolean;
   readonly reason: string;
+  /** The CPU's brand string (CPUID). */
+  readonly cpu: string;
+  /** Kernel tables this CPU can run, best last: `avx2`, then `avx512` where available. */
+  readonly isas: readonly string[];
+  /** Why `avx512` is not in `isas` (empty when it is). */
+  readonly avx512Reason: string;
+  /** The kernel table in use ('' before `selectIsa` or the first kernel call). */
   readonly isa: string;
   readonly maxThreads: number;
+  /** Chooses the kernel table once per process (`auto` or one of `isas`); returns its name. */
+  selectIsa(name: string): string;
+  /** GFLOP/s of the chosen table's register-only FMA loop. */
+  peakGflops(threads: number, seconds: number): number;
   gemm(
     a: Float32Array,
     aOffset: number,
@@ -23,6 +34,68 @@ export interface NativeAddon {
     transB: boolean,
     strideA: number,
     strideB: number,
+    threads: number,
+  ): void;
+  linear(
+    x: Float32Array,
+    xOffset: number,
+    weight: Float32Array,
+    weightOffset: number,
+    bias: Float32Array | null,
+    biasOffset: number,
+    y: Float32Array,
+    yOffset: number,
+    rows: number,
+    inFeatures: number,
+    outFeatures: number,
+    gelu: boolean,
+    threads: number,
+  ): void;
+  softmax(
+    x: Float32Array,
+    xOffset: number,
+    y: Float32Array,
+    yOffset: number,
+    rows: number,
+    n: number,
+    split: number,
+    weight0: number,
+    weight1: number,
+    threads: number,
+  ): void;
+  softmaxGrad(
+    dy: Float32Array,
+    dyOffset: number,
+    y: Float32Array,
+    yOffset: number,
+    dx: Float32Array,
+    dxOffset: number,
+    rows: number,
+    n: number,
+    split: number,
+    weight0: number,
+    weight1: number,
+    threads: number,
+  ): void;
+  binary(
+    op: number,
+    a: Float32Array,
+    aOffset: number,
+    b: Float32Array,
+    bOffset: number,
+    y: Float32Array,
+    yOffset: number,
+    n: number,
+    period: number,
+    threads: number,
+  ): void;
+  transpose(
+    x: Float32Array,
+    xOffset: number,
+    y: Float32Array,
+    yOffset: number,
+    shape: readonly number[],
+    perm: readonly number[],
     threads: number,
   ): void;
   gelu(x: Float32Array, xOffset: number, y: Float32Array, yOffset: number, n: number, threads: number): void;

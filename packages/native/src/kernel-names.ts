@@ -12,6 +12,18 @@ export const FUSED_KERNELS = {
   layerNorm: 'PeftjsLayerNorm',
   /** `{ dy, x, weight }`, attr `eps` → `[dx, dweight, dbias]`. */
   layerNormGrad: 'PeftjsLayerNormGrad',
+  /**
+   * `{ x, weight, bias? }` with weight `[in, out]` and x `[..., in]`, attr `activation` (`'linear'` or `'gelu'`) →
+   * `act(x·weight + bias)` `[..., out]`: one GEMM with the bias (and GELU) applied in its epilogue.
+   */
+  linear: 'PeftjsLinear',
+  /**
+   * `{ x }`, attrs `split`, `weight0`, `weight1` → softmax over the last axis in two segments: columns `[0, split)`
+   * and `[split, n)` each normalised on their own and scaled by their weight (`split = n`, `weight0 = 1`: softmax).
+   */
+  softmax: 'PeftjsSoftmax',
+  /** `{ dy, y }` (y the softmax output), same attrs → dx. */
+  softmaxGrad: 'PeftjsSoftmaxGrad',
 } as const;
 
 /**

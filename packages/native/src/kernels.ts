@@ -15,16 +15,16 @@ export type NativeBackendName = 'wasm' | 'cpu';
 
 const KERNEL = 'BatchMatMul';
 
-/** What the kernels need from tfjs-backend-wasm's `BackendWasm` (tensor data lives in WebAssembly memory). */
-interface WasmBackendLike {
+/** @internal What the kernels need from tfjs-backend-wasm's `BackendWasm` (tensor data in WebAssembly memory). */
+export interface WasmBackendLike {
   wasm: { HEAPF32: Float32Array };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
 }
 
-/** What the kernels need from tfjs-backend-cpu's `MathBackendCPU` (tensor data in JS typed arrays). */
-interface CpuBackendLike {
+/** @internal What the kernels need from tfjs-backend-cpu's `MathBackendCPU` (tensor data in JS typed arrays). */
+export interface CpuBackendLike {
   data: { get(dataId: object): { values?: unknown } | undefined };
   makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
 }
@@ -40,18 +40,18 @@ function unpack(args: Parameters<KernelFunc>[0]): MatMulArgs {
   return { inputs: { a, b }, attrs };
 }
 
-/** A float32 tensor's storage as the addon sees it: an array and the float offset where the tensor starts. */
-interface Slot {
+/** @internal A float32 tensor's storage as the addon sees it: an array and the float offset where it starts. */
+export interface Slot {
   data: Float32Array;
   offset: number;
 }
 
 /**
- * Runs `compute` on the in-place storage of `inputs` and of freshly allocated float32 outputs of `outShapes`, for
- * the wasm backend (WebAssembly memory) or the cpu backend (JS typed arrays). Returns null, allocating nothing,
- * when some input is not float32 or not addressable in place (the caller then falls back).
+ * @internal Runs `compute` on the in-place storage of `inputs` and of freshly allocated float32 outputs of
+ * `outShapes`, for the wasm backend (WebAssembly memory) or the cpu backend (JS typed arrays). Returns null,
+ * allocating nothing, when some input is not float32 or not addressable in place (the caller then falls back).
  */
-function runInPlace(
+export function runInPlace(
   backendName: NativeBackendName,
   backend: unknown,
   inputs: TensorInfo[],
@@ -164,7 +164,96 @@ function fusedKernels(backendName: NativeBackendName): Record<string, KernelFunc
       const outShapes = [[...x.shape], [dim], [dim]];
       return run(FUSED_KERNELS.layerNormGrad, args, [dy, x, weight], outShapes, call, [rows, dim, eps]);
     },
+    [FUSED_KERNELS.linear]: (args) => linearKernel(backendName, addon, args),
+    [FUSED_KERNELS.softmax]: (args) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      const { rows, n, split, weight0, weight1 } = softmaxArgs(FUSED_KERNELS.softmax, x, args.attrs);
+      const call = addon.softmax as FlatAddonCall;
+      return run(FUSED_KERNELS.softmax, args, [x], [[...x.shape]], call, [
+        rows,
+        n,
+        split,
+        weight0,
+        weight1,
+      ])[0] as TensorInfo;
+    },
+    [FUSED_KERNELS.softmaxGrad]: (args) => {
+      const { dy, y } = args.inputs as { dy: TensorInfo; y: TensorInfo };
+      if (!sameShape(dy.shape, y.shape))
+        throw new Error(`${FUSED_KERNELS.softmaxGrad}: dy [${dy.shape}] and y [${y.shape}] differ in shape`);
+      const { rows, n, split, weight0, weight1 } = softmaxArgs(FUSED_KERNELS.softmaxGrad, y, args.attrs);
+      const call = addon.softmaxGrad as FlatAddonCall;
+      return run(FUSED_KERNELS.softmaxGrad, args, [dy, y], [[...y.shape]], call, [
+        rows,
+        n,
+        split,
+        weight0,
+        weight1,
+      ])[0] as TensorInfo;
+    },
   };
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** The row count, row length and segment attributes of a softmax kernel call, checked. */
+function softmaxArgs(
+  name: string,
+  x: TensorInfo,
+  attrs: unknown,
+): { rows: number; n: number; split: number; weight0: number; weight1: number } {
+  const n = x.shape[x.shape.length - 1] ?? 1;
+  const given = (attrs ?? {}) as { split?: number; weight0?: number; weight1?: number };
+  const split = given.split ?? n;
+  if (!Number.isInteger(split) || split < 0 || split > n)
+    throw new Error(`${name}: split must be an integer in [0, ${n}] (the last axis), got ${split}`);
+  const rows = n === 0 ? 0 : x.shape.reduce((a, b) => a * b, 1) / n;
+  return { rows, n, split, weight0: given.weight0 ?? 1, weight1: given.weight1 ?? 1 };
+}
+
+/** `act(x·weight + bias)` for x `[..., in]` and weight `[in, out]`, one native GEMM with its epilogue. */
+function linearKernel(
+  backendName: NativeBackendName,
+  addon: ReturnType<typeof requireAddon>,
+  args: Parameters<KernelFunc>[0],
+): TensorInfo {
+  const name = FUSED_KERNELS.linear;
+  const { x, weight, bias } = args.inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
+  const { activation = 'linear' } = (args.attrs ?? {}) as { activation?: string };
+  if (activation !== 'linear' && activation !== 'gelu')
+    throw new Error(`${name}: activation must be "linear" or "gelu", got "${activation}"`);
+  const inFeatures = x.shape[x.shape.length - 1] ?? 0;
+  if (x.shape.length < 1 || weight.shape.length !== 2 || weight.shape[0] !== inFeatures)
+    throw new Error(`${name}: weight must be [${inFeatures}, out] for x [${x.shape}], got [${weight.shape}]`);
+  const outFeatures = weight.shape[1] as number;
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== outFeatures))
+    throw new Error(`${name}: bias must be [${outFeatures}], got [${bias.shape}]`);
+  const rows = inFeatures === 0 ? 0 : x.shape.reduce((a, b) => a * b, 1) / inFeatures;
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  const outShape = [...x.shape.slice(0, -1), outFeatures];
+  const outs = runInPlace(backendName, args.backend, inputs, [outShape], (ins, [out]) => {
+    const [sx, sw, sb] = ins as [Slot, Slot, Slot | undefined];
+    const o = out as Slot;
+    addon.linear(
+      sx.data,
+      sx.offset,
+      sw.data,
+      sw.offset,
+      sb ? sb.data : null,
+      sb ? sb.offset : 0,
+      o.data,
+      o.offset,
+      rows,
+      inFeatures,
+      outFeatures,
+      activation === 'gelu',
+      nativeThreads(),
+    );
+  });
+  if (!outs) throw new Error(`${name}: inputs must be float32 tensors of the wasm or cpu backend`);
+  return outs[0] as TensorInfo;
 }
 
 const stockKernels = new Map<NativeBackendName, KernelConfig>();

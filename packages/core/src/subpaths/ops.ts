@@ -1,6 +1,6 @@
 /**
  * `@peftjs/core/ops`: tensor helpers for writing hooks — the numerics the ViT itself uses (PyTorch-exact GELU and
- * LayerNorm, `linear`, head merging, fast transposed matmuls) and the saliency helpers SHIP's prompts and loss
+ * LayerNorm, `linear`, softmax and the two-segment softmax, head merging, fast transposed matmuls) and the saliency helpers SHIP's prompts and loss
  * build on.
  */
 export {
@@ -10,6 +10,8 @@ export {
   matMulT,
   mergeHeads,
   repeatBatch,
+  segmentSoftmax,
+  softmax,
   softmaxCrossEntropy,
   transposeLast2,
   transposedMatMulIsFast,
