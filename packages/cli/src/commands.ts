@@ -27,6 +27,7 @@ import { adapterFactories } from './methods.js';
 import type { RunConfig } from './options.js';
 import { TOP_CLASSES } from './predictions.js';
 import type { Output, Progress } from './progress.js';
+import { fitReference } from './fit-reference.js';
 import { type RunData, fitModel, formatTop1, methodPlugins, preparing } from './protocols.js';
 import { RunFolder, manifest } from './run-folder.js';
 import { describeKernels, writeResults } from './run-results.js';
@@ -247,7 +248,9 @@ async function trainInFolder(
   });
   // The precondition every number rests on: the base is the one loaded (and the pinned one, when pinned).
   const fingerprint = baseFingerprint(vit, config);
-  const fitted = await fitModel(run, data, folder, progress);
+  const fitted = await (run.method.fit
+    ? fitReference(run, data, progress)
+    : fitModel(run, data, folder, progress));
   const { model, result } = fitted;
   try {
     // The selection protocol never reads the test split.

@@ -11,7 +11,6 @@ import {
 } from '@peftjs/train';
 import type { ResolvedRun } from './config.js';
 import type { RunData as SplitData } from './data-source.js';
-import { fitReference } from './fit-reference.js';
 import type { Progress } from './progress.js';
 import type { RunFolder } from './run-folder.js';
 
@@ -57,7 +56,8 @@ interface ProtocolContext {
 }
 
 /**
- * Trains by the configured protocol. Every model is built fresh with the same seed and runs the method's data
+ * Trains by the configured protocol (a method that fits without gradient steps goes to `fitReference` instead).
+ * Every model is built fresh with the same seed and runs the method's data
  * pass on the split it trains on (train800 for selection, train+val for the final fit).
  */
 export async function fitModel(
@@ -66,7 +66,6 @@ export async function fitModel(
   folder: RunFolder,
   progress: Progress,
 ): Promise<Fitted> {
-  if (run.method.fit) return fitReference(run, data, progress);
   const { config } = run;
   const prepareOn = { split: data.select };
   const makeModel = async (): Promise<PeftModel> => {

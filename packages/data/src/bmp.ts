@@ -1,4 +1,4 @@
-import type { RawImage } from './decode.js';
+import type { RawImage } from './raw-image.js';
 
 /** The fields of a BMP header that decoding needs, validated against the file's length. */
 interface BmpHeader {

@@ -1,3 +1,4 @@
+import type { RawImage } from './raw-image.js';
 import { PeftError, invalidOption } from '@peftjs/core';
 import sharp from 'sharp';
 import { decodeBmp, readBmpHeader } from './bmp.js';
@@ -21,18 +22,6 @@ export interface DecodeOptions {
 
 /** Anything that turns an image file into HWC float32 pixels in [0, 1] (`decodeImage`, or a test double). */
 export type ImageDecoder = (path: string, options: DecodeOptions) => Promise<Float32Array>;
-
-/** 8-bit interleaved pixels. */
-export interface RawImage {
-  /** Pixels row by row, `channels` values each (`height · width · channels` bytes). */
-  readonly data: Uint8Array;
-  /** Width in pixels. */
-  readonly width: number;
-  /** Height in pixels. */
-  readonly height: number;
-  /** Values per pixel: 1 (grey), 3 (RGB) or 4 (RGBA). */
-  readonly channels: number;
-}
 
 /** Pixels decoded at once by this process, across all parallel decodes (see `InputLimits.maxImagePixels`). */
 const decodeBudget = new PixelBudget(DEFAULT_INPUT_LIMITS.maxImagePixels);

@@ -35,7 +35,6 @@ export {
 export {
   type DecodeOptions,
   type ImageDecoder,
-  type RawImage,
   decodeImage,
   readRawImage,
   resizeCubic,
@@ -67,3 +66,4 @@ export {
   dataProblemsError,
   listProblems,
 } from './check.js';
+export type { RawImage } from './raw-image.js';

@@ -9,7 +9,7 @@ import type {
 } from '@peftjs/core';
 import { serializeSafetensors } from '@peftjs/core/safetensors';
 import { affinityHeatmapSvg } from '@peftjs/hierarchy';
-import type { ResolvedShipOptions } from './ship.js';
+import type { ResolvedShipOptions } from './options.js';
 
 /** The hierarchy plugin's artifacts (affinity, starts …), when it ran. */
 function hierarchyArtifacts(model: PeftModel, o: ResolvedShipOptions) {

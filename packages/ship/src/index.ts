@@ -1,3 +1,4 @@
+export * from './options.js';
 export * from './ship.js';
 export * from './vtab-presets.js';
 export { decoupledAttention, decoupledAttentionCore } from '@peftjs/decoupled-attention';

@@ -10,7 +10,8 @@ import {
 } from '@peftjs/core';
 import { describeBackends, expectNoLeakedTensors, expectTensorClose } from '@peftjs/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SHIP_METHOD, SHIP_OPTIONS, type ShipOptions, ship } from './ship.js';
+import { SHIP_OPTIONS, type ShipOptions } from './options.js';
+import { SHIP_METHOD, ship } from './ship.js';
 import { GeometryOnlyBackbone, mnistDigits, tinyMnistVit, prepareDataOf } from '@peftjs/test-fixtures';
 
 const CIFAR100_STARTS = [0, 2, 4, 6, 8, 11];

@@ -44,7 +44,12 @@ export {
   readCheckpoint,
 } from './checkpoint.js';
 export type { RunIdentity } from './identity.js';
-export { type ResolvedTrainOptions, TRAIN_OPTIONS } from './options.js';
+export {
+  type ResolvedTrainOptions,
+  SCHEDULE_KINDS,
+  SELECTIONS,
+  TRAIN_OPTIONS,
+} from './options.js';
 export {
   type TrainOptions,
   type TrainResult,
@@ -66,8 +71,6 @@ export {
   type EvalSplit,
   FINGERPRINT_KEYS,
   type RunFingerprint,
-  SCHEDULE_KINDS,
-  SELECTIONS,
   type ScheduleKind,
   type Selection,
   TEST_SELECTION_WARNING,

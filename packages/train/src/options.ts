@@ -1,6 +1,18 @@
 import { z } from '@peftjs/core';
 import { OPTIMIZER_KINDS } from './optimizers.js';
-import { SCHEDULE_KINDS, SELECTIONS } from './types.js';
+
+/**
+ * How the reported epoch can be chosen. `'val'` selects on the validation split (the test split is evaluated once,
+ * at the end). `'max-test-over-epochs'` reports the best test accuracy over the evaluated epochs, as the official
+ * SHIP/NOAH code does: optimistic, allowed only when named explicitly.
+ */
+export const SELECTIONS = ['val', 'max-test-over-epochs'] as const;
+
+/**
+ * Every learning-rate schedule `train` knows: `cosine-epoch` (timm's cosine, updated once per epoch),
+ * `cosine-step` (cosine updated every step) and `constant` (the base rate throughout).
+ */
+export const SCHEDULE_KINDS = ['cosine-epoch', 'cosine-step', 'constant'] as const;
 
 const nonNegative = () => z.number().finite().min(0);
 

@@ -1,23 +1,12 @@
 import type { MetricSummary } from './evaluate.js';
-import type { ResolvedTrainOptions } from './options.js';
+import type { ResolvedTrainOptions, SCHEDULE_KINDS, SELECTIONS } from './options.js';
 
-/**
- * How the reported epoch can be chosen. `'val'` selects on the validation split (the test split is evaluated once,
- * at the end). `'max-test-over-epochs'` reports the best test accuracy over the evaluated epochs, as the official
- * SHIP/NOAH code does: optimistic, allowed only when named explicitly.
- */
-export const SELECTIONS = ['val', 'max-test-over-epochs'] as const;
 /** One of `SELECTIONS`. */
 export type Selection = (typeof SELECTIONS)[number];
 
 /** `TrainResult.selectionWarning` of a run that selected on the test split (`'max-test-over-epochs'`). */
 export const TEST_SELECTION_WARNING = 'selected on the test split (optimistic; as the official SHIP code)';
 
-/**
- * Every learning-rate schedule `train` knows: `cosine-epoch` (timm's cosine, updated once per epoch),
- * `cosine-step` (cosine updated every step) and `constant` (the base rate throughout).
- */
-export const SCHEDULE_KINDS = ['cosine-epoch', 'cosine-step', 'constant'] as const;
 /** One of `SCHEDULE_KINDS`. */
 export type ScheduleKind = (typeof SCHEDULE_KINDS)[number];
 
