@@ -242,20 +242,21 @@ export function reportChart(spec: SweepSpec, report: SweepReport): TopLevelSpec 
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: `${spec.report.title}: test top-1 (%)`,
     background: 'white',
-    width: { step: 14 },
-    height: 220,
+    // One panel per group, one horizontal bar per method: labels stay readable with one method or twenty.
+    width: 360,
+    height: { step: 14 },
     data: { values: values.filter((d) => Number.isFinite(d.top1)) },
     mark: 'bar',
     encoding: {
-      column: { field: 'group', type: 'nominal', title: null },
-      x: {
-        field: 'method',
+      row: {
+        field: 'group',
         type: 'nominal',
         title: null,
-        sort: null,
-        axis: { labelAngle: -60, labelLimit: 220 },
+        sort: ['group mean', ...report.groups.map(([g]) => g)],
+        header: { labelAngle: 0, labelAlign: 'left', labelAnchor: 'start', labelFontWeight: 'bold' },
       },
-      y: { field: 'top1', type: 'quantitative', title: 'top-1 %' },
+      y: { field: 'method', type: 'nominal', title: null, sort: null, axis: { labelLimit: 220 } },
+      x: { field: 'top1', type: 'quantitative', title: 'test top-1 %', scale: { domain: [0, 100] } },
       color: { field: 'method', type: 'nominal', legend: null, sort: null, scale: { scheme: 'category20' } },
     },
   };
